@@ -1,0 +1,3 @@
+from archadvisor.cli import main
+
+main()

@@ -1,0 +1,126 @@
+"""The architecture catalog as typed values: zoo variants (buildable) and external models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from archadvisor.errors import InputError
+from archadvisor.rules import RuleSet, load_rules
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One model of the zoo, with the reference facts from shared/reference/architectures.csv."""
+
+    name: str
+    family: str
+    module: str
+    kind: str  # cnn | transformer | hybrid
+    depth: str  # shallow | medium | deep
+    params: int
+    gmacs: float
+    input_size: int
+    imagenet_top1: float | None
+    top1_source: str
+    cpu_latency_ms: float | None
+    reference_library: str
+    reference_name: str
+    small_input: bool  # the family supports small_input=True
+    scaffold: bool
+    paper: str
+    structure: str
+
+    @property
+    def params_m(self) -> float:
+        return self.params / 1e6
+
+    @property
+    def reference(self) -> str:
+        return f"{self.reference_library} {self.reference_name}" if self.reference_library != "none" else "none"
+
+    def gmacs_at(self, image_size: int, small_input: bool = False) -> float:
+        """GMACs at another resolution: compute scales with the number of pixels for these models.
+
+        A small-input stem (total stride 8 instead of 32) sees a 4x larger map at every stage, so it
+        costs what the ImageNet stem costs on a 4x larger image (16x the pixels).
+        """
+        scale = (image_size / self.input_size) ** 2
+        if small_input and self.family != "SimpleCNN":
+            scale *= 16
+        return self.gmacs * scale
+
+
+@dataclass(frozen=True)
+class External:
+    """A model outside the zoo (detection, language, speech ...): advice only, no scaffold."""
+
+    name: str
+    task: str
+    provider: str
+    params_m: float | None
+    metric: str
+    source: str
+
+
+class Catalog:
+    """Lookup by name or alias; unknown names fail with the closest match."""
+
+    def __init__(self, rules: RuleSet):
+        data = rules.catalog
+        families = {f["name"]: f for f in data["families"]}
+        self.families: dict[str, dict[str, Any]] = families
+        self.variants: list[Variant] = []
+        for v in data["variants"]:
+            fam = families[v["family"]]
+            self.variants.append(
+                Variant(
+                    name=v["name"],
+                    family=v["family"],
+                    module=fam["module"],
+                    kind=fam["kind"],
+                    depth=v["depth"],
+                    params=v["params"],
+                    gmacs=float(v["gmacs"]),
+                    input_size=v["input_size"],
+                    imagenet_top1=v["imagenet_top1"],
+                    top1_source=v["top1_source"],
+                    cpu_latency_ms=v["cpu_latency_ms"],
+                    reference_library=v["reference"]["library"],
+                    reference_name=v["reference"]["name"],
+                    small_input=fam["small_input"],
+                    scaffold=fam["scaffold"],
+                    paper=fam["paper"],
+                    structure=fam["structure"],
+                )
+            )
+        self.external: list[External] = [External(**e) for e in data["external"]]
+        self.aliases: dict[str, str] = dict(data["aliases"])
+        self._by_name = {v.name: v for v in self.variants}
+        self._ext_by_name = {e.name: e for e in self.external}
+
+    def names(self) -> list[str]:
+        return [v.name for v in self.variants]
+
+    def get(self, name: str) -> Variant | None:
+        return self._by_name.get(self.aliases.get(name, name))
+
+    def external_model(self, name: str) -> External | None:
+        return self._ext_by_name.get(name)
+
+    def resolve(self, name: str, flag: str = "--arch") -> Variant:
+        """The variant called ``name`` (or an alias of it); InputError with a suggestion otherwise."""
+        found = self.get(name)
+        if found is None:
+            raise InputError(flag, name, self.names() + sorted(self.aliases))
+        return found
+
+    def in_family(self, family: str) -> list[Variant]:
+        return [v for v in self.variants if v.family == family]
+
+
+def load_catalog(extra_rules: Iterable[Path] = ()) -> Catalog:
+    """The catalog from the built-in rules plus any ``--rules`` directories."""
+    return Catalog(load_rules(extra_rules))

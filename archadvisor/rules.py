@@ -1,0 +1,556 @@
+"""Loading and validating rule files (untrusted YAML) into one merged, checked RuleSet.
+
+Every file declares ``kind:`` (catalog, tasks, selection, deployment, recipes, devices). Built-in rules
+come from ``rules/``; ``--rules DIR`` adds files whose entries replace built-in entries with the same
+id (or name/task/target) and add new ones. Errors name the file, line, rule id and the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from archadvisor import conditions
+from archadvisor.errors import RuleError, closest
+from archadvisor.resources import rules_dir
+
+KINDS = ("catalog", "tasks", "selection", "deployment", "recipes", "devices")
+
+
+class _LineDict(dict):
+    """A mapping that remembers the line it started on (for error messages)."""
+
+    line: int | None = None
+
+
+class _Loader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
+    """safe_load semantics (no object construction) plus line numbers on mappings."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> _LineDict:
+    keys = [loader.construct_object(k, deep=True) for k, _ in node.value]
+    dupes = {k for k in keys if keys.count(k) > 1}
+    if dupes:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"duplicate key(s) {sorted(map(str, dupes))}", node.start_mark
+        )
+    d = _LineDict(loader.construct_mapping(node, deep=True))
+    d.line = node.start_mark.line + 1
+    return d
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def line_of(node: Any) -> int | None:
+    return getattr(node, "line", None)
+
+
+# ---------------------------------------------------------------------------------------------------
+# A tiny declarative schema: key -> (type, required). Types: str, int, number, bool, list[str],
+# list[number], cond, map, list[map], any, and "T|null".
+_T = tuple[str, bool]
+
+RULE_SCHEMA: dict[str, _T] = {
+    "id": ("str", True),
+    "axis": ("str", True),
+    "when": ("cond", True),
+    "prefer": ("list[str]", True),
+    "because": ("str", True),
+    "guide": ("str", False),
+}
+CONSTRAINT_SCHEMA: dict[str, _T] = {
+    "id": ("str", True),
+    "when": ("cond", True),
+    "because": ("str", True),
+    "guide": ("str", False),
+    "max_params_m": ("number", False),
+    "require_small_input": ("bool", False),
+    "exclude_kinds": ("list[str]", False),
+    "exclude_families": ("list[str]", False),
+}
+SELECTION_SCHEMA: dict[str, _T] = {
+    "kind": ("str", True),
+    "schema": ("int", True),
+    "task": ("str", True),
+    "family_credit": ("number", False),
+    "axes": ("map", True),
+    "constraints": ("list[map]", False),
+    "rules": ("list[map]", True),
+}
+TARGET_SCHEMA: dict[str, _T] = {
+    "id": ("str", True),
+    "target": ("str", True),
+    "prefer": ("list[str]", True),
+    "export": ("str", True),
+    "runtime": ("str", True),
+    "precision": ("str", True),
+    "quantize": ("str", True),
+    "max_params_m": ("number", True),
+    "guide_top1": ("str", False),
+    "guide_latency_ms": ("number", False),
+    "because": ("str", True),
+}
+ROW_SCHEMA: dict[str, _T] = {
+    "id": ("str", True),
+    "when": ("cond", False),
+    "set": ("map", True),
+    "because": ("str", True),
+    "guide": ("str", False),
+}
+TABLE_SCHEMA: dict[str, _T] = {"name": ("str", True), "doc": ("str", False), "rows": ("list[map]", True)}
+TASK_SCHEMA: dict[str, _T] = {
+    "task": ("str", True),
+    "selector": ("str", True),
+    "scaffold": ("bool", True),
+    "default_classes": ("int", True),
+    "best": ("list[str]", True),
+    "alternative": ("list[str]", True),
+    "mobile": ("list[str]", True),
+    "rationale": ("str", True),
+}
+FAMILY_SCHEMA: dict[str, _T] = {
+    "name": ("str", True),
+    "module": ("str", True),
+    "kind": ("str", True),
+    "small_input": ("bool", True),
+    "scaffold": ("bool", True),
+    "paper": ("str", True),
+    "structure": ("str", True),
+}
+VARIANT_SCHEMA: dict[str, _T] = {
+    "name": ("str", True),
+    "family": ("str", True),
+    "reference": ("map", True),
+    "params": ("int", True),
+    "gmacs": ("number", True),
+    "input_size": ("int", True),
+    "imagenet_top1": ("number|null", True),
+    "top1_source": ("str", True),
+    "cpu_latency_ms": ("number|null", True),
+    "depth": ("str", True),
+}
+EXTERNAL_SCHEMA: dict[str, _T] = {
+    "name": ("str", True),
+    "task": ("str", True),
+    "provider": ("str", True),
+    "params_m": ("number|null", True),
+    "metric": ("str", True),
+    "source": ("str", True),
+}
+
+# Fields a recipe table may set, with their types (archadvisor/recipe.py reads them).
+RECIPE_FIELDS: dict[str, str] = {
+    "optimizer": "enum:adamw,sgd",
+    "momentum": "number",
+    "nesterov": "bool",
+    "base_lr": "number",
+    "lr_scaling": "enum:linear,none",
+    "effective_batch": "int",
+    "weight_decay": "number",
+    "batch_per_device": "int",
+    "batch_memory_gb": "number",
+    "max_grad_accum": "int",
+    "dropout": "number",
+    "drop_path": "number",
+    "label_smoothing": "number",
+    "aug_level": "enum:light,moderate,heavy,very-heavy",
+    "mixup_alpha": "number",
+    "cutmix_alpha": "number",
+    "policy": "enum:none,rand_augment,trivial_augment",
+    "rand_augment_magnitude": "int",
+    "random_erasing": "number",
+    "mosaic": "bool",
+    "epochs": "int",
+    "progressive_epochs": "int",
+    "progressive_resizing": "bool",
+    "progressive_start": "number",
+    "warmup_epochs": "int",
+    "early_stopping_patience": "int",
+    "ema_decay": "number|null",
+    "freeze_mode": "enum:none,head-only,progressive",
+    "freeze_epochs_ratio": "number",
+    "grad_clip_norm": "number|null",
+    "train_image_size": "int",
+}
+
+
+def _type_ok(value: Any, typ: str) -> bool:
+    if typ.endswith("|null"):
+        return value is None or _type_ok(value, typ[: -len("|null")])
+    if typ.startswith("enum:"):
+        return isinstance(value, str) and value in typ[5:].split(",")
+    return {
+        "str": lambda v: isinstance(v, str) and v.strip() != "",
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "bool": lambda v: isinstance(v, bool),
+        "list[str]": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        "map": lambda v: isinstance(v, dict),
+        "list[map]": lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v),
+        "cond": lambda v: isinstance(v, dict),
+        "any": lambda v: True,
+    }[typ](value)
+
+
+@dataclass
+class _Ctx:
+    file: str
+
+    def fail(self, node: Any, rule: str | None, problem: str, line: int | None = None) -> RuleError:
+        return RuleError(self.file, line or line_of(node), rule, problem)
+
+
+def _check(ctx: _Ctx, node: Any, schema: dict[str, _T], what: str, rule_id: str | None = None) -> None:
+    if not isinstance(node, dict):
+        raise ctx.fail(node, rule_id, f"{what} must be a mapping, got {type(node).__name__}")
+    rid = rule_id or (node.get("id") if isinstance(node.get("id"), str) else None)
+    for key in node:
+        if key not in schema:
+            hint = closest(str(key), schema)
+            extra = f" (did you mean {hint!r}?)" if hint else ""
+            raise ctx.fail(node, rid, f"unknown key {key!r} in {what}{extra}; allowed: {', '.join(schema)}")
+    for key, (typ, required) in schema.items():
+        if key not in node:
+            if required:
+                raise ctx.fail(node, rid, f"{what} is missing required key {key!r}")
+            continue
+        if not _type_ok(node[key], typ):
+            raise ctx.fail(node, rid, f"{key!r} must be {typ}, got {node[key]!r}")
+
+
+def _check_cond(ctx: _Ctx, node: dict, rule_id: str, phase: str) -> None:
+    try:
+        conditions.validate(node["when"], phase=phase, line=line_of(node))
+    except conditions.ConditionError as exc:
+        raise ctx.fail(node, rule_id, str(exc), exc.line) from None
+    if not satisfiable(node["when"]):
+        raise ctx.fail(node, rule_id, "condition can never hold (unreachable rule): contradictory bounds")
+
+
+def satisfiable(cond: dict) -> bool:
+    """False when an ``all`` of numeric leaves on the same variable leaves an empty interval,
+    or equality leaves on one variable disagree (the cheap, exact part of unreachability)."""
+    if "all" not in cond:
+        return True
+    lo: dict[str, float] = {}
+    hi: dict[str, float] = {}
+    eq: dict[str, set] = {}
+    for leaf in cond["all"]:
+        if "var" not in leaf:
+            continue
+        var, op, value = leaf["var"], leaf["op"], leaf["value"]
+        if op in ("gt", "ge"):
+            lo[var] = max(lo.get(var, float("-inf")), value + (1e-9 if op == "gt" else 0))
+        elif op in ("lt", "le"):
+            hi[var] = min(hi.get(var, float("inf")), value - (1e-9 if op == "lt" else 0))
+        elif op == "between":
+            lo[var] = max(lo.get(var, float("-inf")), value[0])
+            hi[var] = min(hi.get(var, float("inf")), value[1] - 1e-9)
+        elif op == "eq":
+            eq.setdefault(var, set()).add(value if not isinstance(value, list) else tuple(value))
+        elif op == "in":
+            pass
+    if any(lo.get(v, float("-inf")) > hi.get(v, float("inf")) for v in set(lo) | set(hi)):
+        return False
+    return all(len(vals) <= 1 for vals in eq.values())
+
+
+# ---------------------------------------------------------------------------------------------------
+@dataclass
+class RuleSet:
+    """All rules, merged and validated. Plain data: the engine only reads it."""
+
+    catalog: dict[str, Any] = field(default_factory=dict)
+    tasks: dict[str, dict] = field(default_factory=dict)
+    selections: dict[str, dict] = field(default_factory=dict)  # task -> selection file (merged)
+    targets: dict[str, dict] = field(default_factory=dict)  # target -> deployment row
+    tables: list[dict] = field(default_factory=list)  # recipe tables in order
+    devices: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # rule id -> file it came from
+    sources: list[Path] = field(default_factory=list)
+    digest: str = ""
+
+
+def _read(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise RuleError(str(path), line, None, f"YAML syntax error: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise RuleError(str(path), None, None, f"YAML error: {exc}") from None
+    if data is None:
+        raise RuleError(str(path), None, None, "empty rule file")
+    if not isinstance(data, dict):
+        raise RuleError(str(path), 1, None, f"a rule file must be a mapping, got {type(data).__name__}")
+    kind = data.get("kind")
+    if kind is None and "variants" in data and "families" in data:
+        kind = "catalog"  # the catalog predates the kind key; accept it without
+        data["kind"] = kind
+    if kind not in KINDS:
+        hint = closest(str(kind), KINDS)
+        extra = f" (did you mean {hint!r}?)" if hint else ""
+        raise RuleError(str(path), line_of(data), None, f"unknown kind {kind!r}{extra}; expected one of {', '.join(KINDS)}")
+    if data.get("schema", 1) != 1:
+        raise RuleError(str(path), line_of(data), None, f"unsupported schema {data.get('schema')!r}; this version reads 1")
+    return data
+
+
+def _merge_by(base: list[dict], new: list[dict], key: str) -> list[dict]:
+    out = list(base)
+    index = {item[key]: i for i, item in enumerate(out)}
+    for item in new:
+        if item[key] in index:
+            out[index[item[key]]] = item
+        else:
+            index[item[key]] = len(out)
+            out.append(item)
+    return out
+
+
+def display_name(path: Path) -> str:
+    """``rules/recipes.yaml`` for built-in files, the path as given for user files."""
+    try:
+        return f"rules/{path.relative_to(rules_dir())}"
+    except ValueError:
+        return str(path)
+
+
+def _rule_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        raise RuleError(str(directory), None, None, "rules directory does not exist")
+    files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    if not files:
+        raise RuleError(str(directory), None, None, "no .yaml rule files in this directory")
+    return files
+
+
+def load_rules(extra_dirs: Iterable[Path] = ()) -> RuleSet:
+    """Built-in rules plus overrides from ``extra_dirs`` (later wins), validated as one set."""
+    return _load(tuple(Path(d).resolve() for d in extra_dirs))
+
+
+@cache
+def _load(extra_dirs: tuple[Path, ...]) -> RuleSet:
+    rs = RuleSet()
+    paths = _rule_files(rules_dir()) + [p for d in extra_dirs for p in _rule_files(d)]
+    digest = hashlib.sha256()
+    raw: list[tuple[Path, dict]] = []
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        raw.append((path, _read(path)))
+    rs.sources = paths
+    rs.digest = digest.hexdigest()[:16]
+    # catalog first: everything else refers to its names
+    for path, data in raw:
+        if data["kind"] == "catalog":
+            _merge_catalog(rs, _Ctx(display_name(path)), data)
+    if not rs.catalog:
+        raise RuleError(str(rules_dir()), None, None, "no catalog (kind: catalog) found")
+    for path, data in raw:
+        ctx = _Ctx(display_name(path))
+        kind = data["kind"]
+        if kind == "tasks":
+            _merge_tasks(rs, ctx, data)
+        elif kind == "selection":
+            _merge_selection(rs, ctx, data)
+        elif kind == "deployment":
+            _merge_deployment(rs, ctx, data)
+        elif kind == "recipes":
+            _merge_recipes(rs, ctx, data)
+        elif kind == "devices":
+            rs.devices = {**rs.devices, **{k: v for k, v in data.items() if k not in ("kind", "schema")}}
+            rs.devices.setdefault("_file", display_name(path))
+    _cross_check(rs)
+    return rs
+
+
+def _merge_catalog(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
+    allowed = {"kind", "schema", "aliases", "families", "variants", "external"}
+    for key in data:
+        if key not in allowed:
+            raise ctx.fail(data, None, f"unknown key {key!r} in catalog; allowed: {', '.join(sorted(allowed))}")
+    cat = rs.catalog or {"aliases": {}, "families": [], "variants": [], "external": []}
+    for fam in data.get("families", []):
+        _check(ctx, fam, FAMILY_SCHEMA, "family", fam.get("name") if isinstance(fam, dict) else None)
+        if fam["kind"] not in ("cnn", "transformer", "hybrid"):
+            raise ctx.fail(fam, fam["name"], f"kind must be cnn, transformer or hybrid, got {fam['kind']!r}")
+    for var in data.get("variants", []):
+        _check(ctx, var, VARIANT_SCHEMA, "variant", var.get("name") if isinstance(var, dict) else None)
+        if var["depth"] not in conditions.DEPTHS:
+            raise ctx.fail(var, var["name"], f"depth must be one of {', '.join(conditions.DEPTHS)}")
+        ref = var["reference"]
+        if set(ref) != {"library", "name"} or ref["library"] not in ("timm", "torchvision", "none"):
+            raise ctx.fail(var, var["name"], "reference must be {library: timm|torchvision|none, name: ...}")
+        if var["params"] <= 0 or var["gmacs"] <= 0:
+            raise ctx.fail(var, var["name"], "params and gmacs must be positive")
+    for ext in data.get("external", []):
+        _check(ctx, ext, EXTERNAL_SCHEMA, "external model", ext.get("name") if isinstance(ext, dict) else None)
+        if ext["task"] not in conditions.TASKS:
+            raise ctx.fail(ext, ext["name"], f"unknown task {ext['task']!r}; one of {', '.join(conditions.TASKS)}")
+    aliases = data.get("aliases", {})
+    if not isinstance(aliases, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()):
+        raise ctx.fail(data, None, "aliases must map names to catalog variant names")
+    cat["families"] = _merge_by(cat["families"], data.get("families", []), "name")
+    cat["variants"] = _merge_by(cat["variants"], data.get("variants", []), "name")
+    cat["external"] = _merge_by(cat["external"], data.get("external", []), "name")
+    cat["aliases"] = {**cat["aliases"], **aliases}
+    fams = {f["name"] for f in cat["families"]}
+    for var in data.get("variants", []):
+        if var["family"] not in fams:
+            hint = closest(var["family"], fams)
+            extra = f" (did you mean {hint!r}?)" if hint else ""
+            raise ctx.fail(var, var["name"], f"unknown family {var['family']!r}{extra}")
+    rs.catalog = cat
+    for item in data.get("variants", []) + data.get("external", []):
+        rs.files[item["name"]] = ctx.file
+
+
+def _merge_tasks(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
+    for key in data:
+        if key not in ("kind", "schema", "tasks"):
+            raise ctx.fail(data, None, f"unknown key {key!r} in tasks file; allowed: kind, schema, tasks")
+    for t in data.get("tasks", []):
+        _check(ctx, t, TASK_SCHEMA, "task", t.get("task") if isinstance(t, dict) else None)
+        if t["task"] not in conditions.TASKS:
+            raise ctx.fail(t, t["task"], f"unknown task {t['task']!r}; one of {', '.join(conditions.TASKS)}")
+        if t["selector"] not in ("catalog", "tree", "table"):
+            raise ctx.fail(t, t["task"], f"selector must be catalog, tree or table, got {t['selector']!r}")
+        rs.tasks[t["task"]] = t
+        rs.files[f"task.{t['task']}"] = ctx.file
+
+
+def _merge_selection(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
+    _check(ctx, data, SELECTION_SCHEMA, "selection file")
+    task = data["task"]
+    if task not in conditions.TASKS:
+        raise ctx.fail(data, None, f"unknown task {task!r}; one of {', '.join(conditions.TASKS)}")
+    for axis, weight in data["axes"].items():
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight <= 0:
+            raise ctx.fail(data, None, f"axis {axis!r} needs a positive weight, got {weight!r}")
+    for c in data.get("constraints", []):
+        _check(ctx, c, CONSTRAINT_SCHEMA, "constraint")
+        _check_cond(ctx, c, c["id"], phase="spec")
+        rs.files[c["id"]] = ctx.file
+    for r in data["rules"]:
+        _check(ctx, r, RULE_SCHEMA, "rule")
+        _check_cond(ctx, r, r["id"], phase="spec")
+        if r["axis"] not in data["axes"]:
+            hint = closest(r["axis"], data["axes"])
+            extra = f" (did you mean {hint!r}?)" if hint else ""
+            raise ctx.fail(r, r["id"], f"axis {r['axis']!r} is not declared in axes{extra}")
+        if not r["prefer"]:
+            raise ctx.fail(r, r["id"], "prefer needs at least one architecture")
+        rs.files[r["id"]] = ctx.file
+    base = rs.selections.get(task)
+    if base is None:
+        rs.selections[task] = {**data, "constraints": list(data.get("constraints", [])), "file": ctx.file}
+    else:
+        base["axes"] = {**base["axes"], **data["axes"]}
+        base["family_credit"] = data.get("family_credit", base.get("family_credit", 0.0))
+        base["constraints"] = _merge_by(base["constraints"], data.get("constraints", []), "id")
+        base["rules"] = _merge_by(base["rules"], data["rules"], "id")
+
+
+def _merge_deployment(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
+    for key in data:
+        if key not in ("kind", "schema", "targets"):
+            raise ctx.fail(data, None, f"unknown key {key!r} in deployment file; allowed: kind, schema, targets")
+    for t in data.get("targets", []):
+        _check(ctx, t, TARGET_SCHEMA, "deployment target")
+        if t["target"] not in conditions.TARGETS:
+            hint = closest(t["target"], conditions.TARGETS)
+            extra = f" (did you mean {hint!r}?)" if hint else ""
+            raise ctx.fail(t, t["id"], f"unknown target {t['target']!r}{extra}")
+        rs.targets[t["target"]] = t
+        rs.files[t["id"]] = ctx.file
+
+
+def _merge_recipes(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
+    for key in data:
+        if key not in ("kind", "schema", "tables"):
+            raise ctx.fail(data, None, f"unknown key {key!r} in recipes file; allowed: kind, schema, tables")
+    for table in data.get("tables", []):
+        _check(ctx, table, TABLE_SCHEMA, "recipe table", table.get("name") if isinstance(table, dict) else None)
+        catch_all: str | None = None
+        for row in table["rows"]:
+            _check(ctx, row, ROW_SCHEMA, "table row")
+            if catch_all is not None:
+                raise ctx.fail(row, row["id"], f"unreachable: it comes after the catch-all row {catch_all!r}")
+            if "when" in row:
+                _check_cond(ctx, row, row["id"], phase="model")
+            else:
+                catch_all = row["id"]
+            for fname, value in row["set"].items():
+                if fname not in RECIPE_FIELDS:
+                    hint = closest(str(fname), RECIPE_FIELDS)
+                    extra = f" (did you mean {hint!r}?)" if hint else ""
+                    raise ctx.fail(row, row["id"], f"unknown recipe field {fname!r}{extra}")
+                if not _type_ok(value, RECIPE_FIELDS[fname]):
+                    raise ctx.fail(row, row["id"], f"{fname!r} must be {RECIPE_FIELDS[fname]}, got {value!r}")
+            rs.files[row["id"]] = ctx.file
+        existing = next((t for t in rs.tables if t["name"] == table["name"]), None)
+        if existing is None:
+            rs.tables.append({**table, "rows": list(table["rows"])})
+        else:
+            rows = list(existing["rows"])
+            ids = {r["id"]: i for i, r in enumerate(rows)}
+            for row in table["rows"]:
+                if row["id"] in ids:
+                    rows[ids[row["id"]]] = row
+                else:  # new rows go before the catch-all so they can be reached
+                    at = len(rows) - 1 if rows and "when" not in rows[-1] and "when" in row else len(rows)
+                    rows.insert(at, row)
+            existing["rows"] = rows
+
+
+def _cross_check(rs: RuleSet) -> None:
+    cat = rs.catalog
+    variants = {v["name"] for v in cat["variants"]}
+    externals = {e["name"]: e for e in cat["external"]}
+    for alias, target in cat["aliases"].items():
+        if target not in variants:
+            raise RuleError(rs.files.get(target, "catalog"), None, alias, f"alias points at unknown variant {target!r}")
+
+    def known(name: str, file: str, node: Any, rid: str, *, zoo_only: bool) -> None:
+        pool = variants if zoo_only else variants | set(externals)
+        if name not in pool:
+            hint = closest(name, pool)
+            extra = f" (did you mean {hint!r}?)" if hint else ""
+            raise RuleError(file, line_of(node), rid, f"unknown architecture {name!r}{extra}")
+
+    for task, t in rs.tasks.items():
+        for key in ("best", "alternative", "mobile"):
+            for name in t[key]:
+                known(name, rs.files[f"task.{task}"], t, task, zoo_only=False)
+    for task, sel in rs.selections.items():
+        zoo_only = rs.tasks.get(task, {}).get("selector") == "catalog"
+        for r in sel["rules"]:
+            for name in r["prefer"]:
+                known(name, rs.files[r["id"]], r, r["id"], zoo_only=zoo_only)
+    for t in rs.targets.values():
+        for name in t["prefer"]:
+            known(name, rs.files[t["id"]], t, t["id"], zoo_only=True)
+    missing = [t for t in conditions.TASKS if t not in rs.tasks]
+    if missing:
+        raise RuleError(str(rules_dir()), None, None, f"the tasks table lacks {', '.join(missing)}")
+    missing = [t for t in conditions.TARGETS if t not in rs.targets]
+    if missing:
+        raise RuleError(str(rules_dir()), None, None, f"the deployment matrix lacks {', '.join(missing)}")
+    if rs.devices:
+        try:
+            from archadvisor.latency import validate_devices
+        except ImportError:  # pragma: no cover - latency.py ships with the package
+            return
+        problems = validate_devices({k: v for k, v in rs.devices.items() if k != "_file"})
+        if problems:
+            raise RuleError(rs.devices.get("_file", "devices.yaml"), None, None, problems[0])

@@ -1,0 +1,284 @@
+"""Table-driven engine scenarios: each encodes a line of the guide's trees, matrix or tables
+(shared/reference/architect-guide.md) or a documented resolution of a conflict between them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from archadvisor.catalog import Catalog
+from archadvisor.engine import flips, recommend
+from archadvisor.rules import load_rules
+from archadvisor.spec import build_spec
+
+RULES = load_rules()
+CATALOG = Catalog(RULES)
+
+
+def rec(**kw: Any) -> dict[str, Any]:
+    kw.setdefault("images", 8000)
+    return recommend(build_spec(**kw), RULES, CATALOG)
+
+
+# (guide line, inputs, expected architecture or set of acceptable ones, decided-by rule or None)
+SELECTION = [
+    ("Deployment matrix: Edge (Jetson) -> EfficientNet V2-S", dict(images=8000, target="jetson"), {"efficientnet_v2_s"}, "deploy.jetson"),
+    ("Deployment matrix: Mobile (iOS) -> MobileViT-XS", dict(images=50_000, target="ios"), {"mobilevit_xs"}, "deploy.ios"),
+    ("Deployment matrix: Mobile (Android) -> EfficientNet-Lite", dict(images=20_000, target="android"), {"efficientnet_lite0"}, "deploy.android"),
+    ("Deployment matrix: Browser -> MobileNet V3", dict(images=20_000, target="browser"), {"mobilenet_v3_large"}, "deploy.browser"),
+    ("Deployment matrix: Cloud (CPU) -> RegNet-Y-800MF", dict(images=5000, target="cloud-cpu"), {"regnety_008"}, "deploy.cloud_cpu"),
+    ("Deployment matrix: Cloud (GPU) + tree: High compute -> ConvNeXt-Large or ViT-Large",
+     dict(images=1_200_000, compute="multi-gpu", target="cloud-gpu"), {"convnext_large", "vit_large_patch16_224"}, None),
+    ("Tree 1 Latency: Real-time (<10ms) -> MobileNet V3 (the only one under 10 ms on the catalog's CPU)",
+     dict(images=5000, target="cloud-cpu", latency_ms=10), {"mobilenet_v3_small"}, None),
+    ("Tree 1 Compute: Moderate (single GPU) -> RegNet-Y-800MF or EfficientNet V2-S; Transfer: No -> RegNet",
+     dict(images=50_000, target="cloud-gpu", pretrained=False), {"regnety_008", "efficientnet_v2_s"}, None),
+    ("Tree 1 Dataset: > 100K -> ConvNeXt or ViT (memory rules out ConvNeXt-Large/ViT-Large at 8 GB)",
+     dict(images=1_200_000, compute="multi-gpu", gpu_memory_gb=8), {"convnext_small", "vit_base_patch16_224"}, None),
+    ("Small images (<= 64 px) on CPU: small plain CNN with a stride-1 stem (DESIGN inputs)",
+     dict(images=1437, classes=10, image_size=32, compute="cpu", target="cloud-cpu", pretrained=False, hflip=False),
+     {"simple_cnn"}, "cls.image_size.tiny_cpu"),
+    ("Small images (<= 64 px) on GPU: CIFAR-style residual networks", dict(images=50_000, image_size=32),
+     {"resnet18", "regnety_008", "convnext_atto"}, None),
+    ("Tree 1 Compute: Limited (mobile/edge) -> MobileViT-XS or EfficientNet-Lite",
+     dict(images=5000, compute="edge", target="android"), {"efficientnet_lite0", "mobilevit_xs"}, None),
+    ("Tree 1 Latency: Interactive (<100ms) on Jetson -> EfficientNet V2-S", dict(images=5000, target="jetson", latency_ms=50),
+     {"efficientnet_v2_s", "regnety_008"}, None),
+]
+
+
+@pytest.mark.parametrize("guide,inputs,expected,decider", SELECTION, ids=[s[0][:60] for s in SELECTION])
+def test_selection_follows_the_guide(guide, inputs, expected, decider):
+    r = rec(**inputs)
+    assert r["architecture"]["name"] in expected, f"{guide}: got {r['architecture']['name']} ({r['architecture']['why']})"
+    if decider:
+        assert r["decided_by"] == decider
+    decided = [t for t in r["trace"] if t.get("decided")]
+    assert len(decided) == 1 or r["decided_by"].startswith(("constraints", "tie-break"))
+
+
+def test_small_images_get_a_small_input_stem_and_never_a_32x_stem():
+    r = rec(images=50_000, image_size=32)
+    assert r["architecture"]["small_input"] is True
+    assert r["training"]["small_input"] is True
+    for alt in r["alternatives"]:
+        assert CATALOG.get(alt["name"]).small_input, alt["name"]
+
+
+def test_latency_budget_is_a_hard_constraint():
+    r = rec(images=5000, target="cloud-cpu", latency_ms=30)
+    assert r["deployment"]["expected_latency_ms"] <= 30
+    for alt in r["alternatives"]:
+        if alt["meets_constraints"]:
+            assert alt["expected_latency_ms"] <= 30
+
+
+def test_a_budget_nothing_meets_keeps_the_fastest_and_warns():
+    r = rec(images=5000, target="cloud-cpu", latency_ms=1)
+    assert r["architecture"]["name"] == "mobilenet_v3_small"
+    assert any("constraint.latency" in w for w in r["warnings"])
+
+
+def test_target_size_limit_excludes_big_models_on_phones():
+    r = rec(images=2_000_000, compute="multi-gpu", target="ios")
+    assert r["architecture"]["params_m"] <= 15
+
+
+def test_forced_arch_that_breaks_a_constraint_is_a_warning():
+    r = rec(images=800, target="ios", arch="vit_large_patch16_224")
+    assert r["architecture"]["name"] == "vit_large_patch16_224"
+    assert r["decided_by"] == "--arch"
+    assert any("breaks a hard constraint" in w and "ios" in w for w in r["warnings"])
+    assert any("304M parameters for 800 images" in w for w in r["warnings"])  # the guide's overfitting concern
+
+
+def test_forced_alias_is_accepted():
+    assert rec(arch="vit_b_16")["architecture"]["name"] == "vit_base_patch16_224"
+    assert rec(arch="regnet_y_800mf")["architecture"]["name"] == "regnety_008"
+
+
+def test_conflicting_axes_are_resolved_and_traced():
+    # dataset size says ConvNeXt/EfficientNetV2, the deployment matrix says MobileViT-XS: the target wins
+    r = rec(images=8000, target="ios")
+    fired = {t["rule"] for t in r["trace"] if t.get("fired")}
+    assert {"cls.dataset.small", "deploy.ios"} <= fired
+    assert r["decided_by"] == "deploy.ios"
+    assert len(r["alternatives"]) >= 2
+
+
+# --- detection and the selection table ------------------------------------------------------------
+def test_detection_realtime_is_yolov8_nano_or_small():
+    r = rec(task="detection", images=5000, latency_ms=20)  # tree 2: Real-time (<30ms) -> YOLOv8-n/s
+    assert r["architecture"]["name"] in {"yolov8n", "yolov8s"}
+    assert len(r["alternatives"]) >= 2
+
+
+def test_detection_small_objects_use_p2_head_and_1280px():
+    r = rec(task="detection", images=5000, object_size="small")  # tree 2: small objects -> FPN, 1280 px
+    assert r["architecture"]["name"] == "yolov8s_p2"
+    assert r["training"]["image_size"] == 1280
+
+
+def test_detection_large_objects_train_at_640():
+    r = rec(task="detection", images=5000, object_size="large")
+    assert r["training"]["image_size"] == 640
+    assert r["architecture"]["name"] in {"yolov8s", "fasterrcnn_resnet50_fpn_v2"}
+
+
+def test_detection_offline_is_large_model():
+    r = rec(task="detection", images=50_000, latency_ms=300, target="cloud-gpu")  # tree 2: Offline -> YOLOv8-L / FRCNN-101
+    assert r["architecture"]["name"] in {"yolov8l", "fasterrcnn_resnet101_fpn", "rtdetr_l"}
+
+
+@pytest.mark.parametrize(
+    "task,best",
+    [
+        ("semantic-segmentation", {"mask2former_swin_t", "segformer_b2"}),
+        ("instance-segmentation", {"maskrcnn_resnet50_fpn_v2", "mask2former_swin_t_coco"}),
+        ("text", {"gpt_4", "claude"}),
+        ("code", {"code_llama_7b", "starcoder2_7b"}),
+        ("time-series", {"temporal_fusion_transformer"}),
+        ("image-generation", {"stable_diffusion_1_5", "dall_e_3"}),
+        ("text-generation", {"gpt_4_text", "claude_text", "llama3_8b"}),
+        ("speech-recognition", {"whisper_small", "wav2vec2_base_960h"}),
+        ("video", {"timesformer_base", "videomae_base"}),
+    ],
+)
+def test_selection_table_best_choice(task, best):
+    r = rec(task=task, images=10_000)  # Quick Reference Table, "2024 Best Choice" column
+    assert r["architecture"]["name"] in best
+    assert r["architecture"]["scaffold"] is False
+    assert any("cannot scaffold" in w for w in r["warnings"])
+    assert r["training"]["lr"] > 0 and r["training"]["epochs"] >= 1
+
+
+def test_selection_table_mobile_column_on_edge():
+    assert rec(task="semantic-segmentation", target="ios")["architecture"]["name"] == "deeplabv3_mobilevit_s"
+
+
+# --- the recipe tables -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "inputs",
+    [dict(images=8000, target="jetson"), dict(images=1_200_000, compute="multi-gpu"), dict(images=300, target="ios"),
+     dict(images=50_000, pretrained=False), dict(images=5000, gpu_memory_gb=8, gpus=2, compute="multi-gpu")],
+)  # fmt: skip
+def test_lr_follows_the_batch_scaling_rule(inputs):
+    r = rec(**inputs)
+    t = r["training"]  # "Scaling Rule: LR = base_LR x (batch_size / 256)"
+    assert t["effective_batch_size"] == t["batch_size"] * max(1, r["inputs"]["gpus"]) * t["grad_accum_steps"]
+    assert t["lr"] == pytest.approx(t["base_lr"] * t["effective_batch_size"] / 256, rel=1e-3)
+
+
+def test_fine_tune_gets_lower_lr_shorter_schedule_lighter_regularization():
+    ft = rec(images=5000, arch="convnext_tiny")["training"]
+    sc = rec(images=5000, arch="convnext_tiny", pretrained=False)["training"]
+    assert ft["pretrained"] and not sc["pretrained"]
+    assert ft["base_lr"] == 1e-4  # tree 1: "< 10K: small learning rate (1e-4)"
+    assert ft["epochs"] == 30 and sc["epochs"] == 200  # Epochs table, 1K-10K: fine-tune 30-50, scratch 200-300
+    assert ft["drop_path"] < sc["drop_path"] and ft["weight_decay"] < sc["weight_decay"]
+    assert ft["freeze"]["mode"] == "progressive" and sc["freeze"]["mode"] == "none"
+
+
+@pytest.mark.parametrize(
+    "images,level,mix",
+    [(500, "very-heavy", True), (5000, "heavy", True), (50_000, "moderate", False), (500_000, "light", False)],
+)
+def test_augmentation_strength_by_dataset_size(images, level, mix):
+    a = rec(images=images)["augmentation"]  # Augmentation Strength table
+    assert a["level"] == level
+    assert (a["mixup_alpha"] > 0) == mix
+    names = [o["name"] for o in a["ops"]]
+    assert names[:3] == ["random_resized_crop", "horizontal_flip", "color_jitter"]  # basic, always
+
+
+def test_label_smoothing_small_data_zero_standard_point_one():
+    assert rec(images=5000)["training"]["label_smoothing"] == 0.0  # "Small datasets: 0.0 (can hurt)"
+    assert rec(images=500_000, pretrained=False)["training"]["label_smoothing"] == 0.1  # "Standard: 0.1"
+    assert rec(images=500_000)["training"]["label_smoothing"] == 0.05  # "Fine-tuning: 0.0-0.05"
+
+
+def test_optimizer_sgd_for_cnn_from_scratch_adamw_otherwise():
+    assert rec(images=500_000, arch="resnet50", pretrained=False)["training"]["optimizer"]["name"] == "sgd"
+    assert rec(images=500_000, arch="resnet50")["training"]["optimizer"]["name"] == "adamw"
+    # ConvNeXt's published recipe is AdamW (conflict resolved in rules/recipes.yaml)
+    assert rec(images=500_000, arch="convnext_tiny", pretrained=False)["training"]["optimizer"]["name"] == "adamw"
+    assert rec(images=500_000, arch="vit_small_patch16_224", pretrained=False)["training"]["optimizer"]["name"] == "adamw"
+
+
+def test_drop_path_by_depth():
+    assert rec(images=500_000, arch="resnet18", pretrained=False)["training"]["drop_path"] == 0.05  # shallow 0.0-0.1
+    assert rec(images=500_000, arch="resnet50", pretrained=False)["training"]["drop_path"] == 0.1  # medium 0.1-0.2
+    assert rec(images=500_000, arch="convnext_tiny", pretrained=False)["training"]["drop_path"] == 0.2  # deep 0.2-0.4
+
+
+def test_ema_decay_by_dataset_size():
+    assert rec(images=1_200_000, pretrained=False)["training"]["ema_decay"] == 0.9999  # ImageNet scale
+    assert rec(images=50_000, pretrained=False)["training"]["ema_decay"] == 0.999  # medium
+
+
+def test_progressive_resizing_for_10k_plus_from_scratch():
+    t = rec(images=50_000, image_size=224, pretrained=False, arch="resnet50")["training"]
+    prog = t["progressive_resizing"]
+    assert prog["enabled"]
+    assert prog["schedule"][0] == [0, 128] and prog["schedule"][-1][1] == 224
+    assert [e for e, _ in prog["schedule"]] == sorted(e for e, _ in prog["schedule"])
+    assert t["epochs"] == 50  # Epochs table, 10K-100K, Progressive Resizing column
+    assert not rec(images=5000)["training"]["progressive_resizing"]["enabled"]
+
+
+def test_batch_shrinks_with_gpu_memory_and_accumulates():
+    big = rec(images=500_000, arch="resnet50", gpu_memory_gb=40)["training"]
+    small = rec(images=500_000, arch="resnet50", gpu_memory_gb=8)["training"]
+    assert small["batch_size"] < big["batch_size"]
+    assert small["grad_accum_steps"] >= big["grad_accum_steps"]
+
+
+def test_freeze_policy_by_dataset_size():
+    assert rec(images=500, arch="convnext_tiny")["training"]["freeze"]["mode"] == "head-only"
+    assert rec(images=5000, arch="convnext_tiny")["training"]["freeze"]["mode"] == "progressive"
+    assert rec(images=50_000, arch="convnext_tiny")["training"]["freeze"]["mode"] == "none"
+
+
+def test_no_hflip_removes_the_flip_and_small_images_keep_a_third():
+    a = rec(images=1437, image_size=32, compute="cpu", hflip=False)["augmentation"]
+    names = [o["name"] for o in a["ops"]]
+    assert "horizontal_flip" not in names
+    crop = next(o for o in a["ops"] if o["name"] == "random_resized_crop")
+    assert crop["params"]["scale"][0] >= 0.3
+
+
+def test_short_runs_get_an_ema_horizon_that_fits():
+    t = rec(images=300, arch="resnet18")["training"]
+    steps = t["epochs"] * t["steps_per_epoch"]
+    assert 1 / (1 - t["ema_decay"]) <= steps / 10 + 1
+
+
+def test_scratch_on_tiny_data_warns():
+    assert any("use transfer learning" in w for w in rec(images=300, pretrained=False)["warnings"])
+
+
+def test_every_recipe_value_has_provenance():
+    r = rec(images=8000, target="jetson")
+    for key in ("training.lr", "training.optimizer", "training.weight_decay", "training.epochs", "training.label_smoothing",
+                "training.drop_path", "training.ema_decay", "augmentation.level"):  # fmt: skip
+        assert r["provenance"][key] and r["provenance"][key] != "(default)", key
+
+
+def test_flips_name_a_change_that_really_flips():
+    spec = build_spec(images=8000, target="jetson")
+    found = flips(spec, RULES, CATALOG)
+    assert found
+    from dataclasses import replace
+
+    for f in found:
+        flag, _, value = f["change"].partition(" ")
+        assert f["architecture"] != "efficientnet_v2_s"
+    # and re-running with the first change gives that architecture
+    first = found[0]
+    key = first["change"].split()[0].lstrip("-").replace("-", "_")
+    value = first["change"].split()[1] if " " in first["change"] else None
+    kwargs = {"target": value} if key == "target" else {}
+    if kwargs:
+        assert rec(**{**dict(images=8000, target="jetson"), **kwargs})["architecture"]["name"] == first["architecture"]
+    assert replace(spec) == spec
