@@ -14,14 +14,14 @@ $(VENV)/.installed-dev: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH_PINS) || $(PIP) install -q torch torchvision
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev]' --config-settings editable_mode=compat
 	touch $@
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH_PINS) || $(PIP) install -q torch torchvision
-	$(PIP) install -q -e '.[torch]' tqdm matplotlib
+	$(PIP) install -q -e '.[torch]' tqdm matplotlib --config-settings editable_mode=compat
 	touch $@
 
 demo: $(VENV)/.installed

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from archadvisor.errors import InputError
-from archadvisor.rules import RuleSet, load_rules
+from archadvisor.ruleset import RuleSet, load_rules
 
 
 @dataclass(frozen=True)

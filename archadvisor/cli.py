@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -28,22 +27,26 @@ def _fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
+# click's UsageError, whether typer vendors click (>= 0.26) or uses the click package
+_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
 class _OneLineErrors(TyperGroup):
     """Usage errors (unknown option, missing value) as one line, not a box; exit code 2."""
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         try:
             rv = super().main(*args, standalone_mode=False, **kwargs)
-        except click.exceptions.NoArgsIsHelp as exc:  # pragma: no cover - depends on click version
-            click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
-            rv = 0
-        except click.UsageError as exc:
+        except _UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
+                typer.echo(exc.ctx.get_help())  # bare `archadvisor` / `archadvisor rules`: the help
+                raise SystemExit(0) from None
             msg = exc.format_message().replace("\n", " ")
             cmd = exc.ctx.command_path if exc.ctx else "archadvisor"
             _fail(f"{cmd}: {msg} (see --help)")
         except ArchAdvisorError as exc:
             _fail(str(exc))
-        except click.exceptions.Abort:
+        except typer.Abort:
             _fail("aborted", 1)
         if standalone_mode:
             raise SystemExit(rv if isinstance(rv, int) else 0)
@@ -119,7 +122,7 @@ def problem_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _load(rules_dirs: list[Path] | None) -> tuple[Any, Any]:
     from archadvisor.catalog import Catalog
-    from archadvisor.rules import load_rules
+    from archadvisor.ruleset import load_rules
 
     for d in rules_dirs or []:
         if not d.is_dir():
@@ -283,7 +286,7 @@ def rules_validate(
     directory: Annotated[Path | None, typer.Argument(help="A directory of rule files to check on top of the built-in rules.")] = None,
 ) -> None:  # fmt: skip
     """Check rule files: YAML, keys, types, operators, variables, architecture names, reachability."""
-    from archadvisor.rules import load_rules
+    from archadvisor.ruleset import load_rules
 
     if directory is not None and not directory.is_dir():
         raise InputError("DIR", str(directory), "an existing directory of .yaml rule files")
@@ -303,7 +306,7 @@ def rules_show(
 ) -> None:
     """Print every rule: id, condition and reason."""
     from archadvisor import conditions
-    from archadvisor.rules import load_rules
+    from archadvisor.ruleset import load_rules
 
     kinds = ("selection", "deployment", "recipes", "tasks")
     if kind is not None and kind not in kinds:

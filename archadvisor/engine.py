@@ -15,7 +15,7 @@ from archadvisor import __version__, conditions
 from archadvisor.catalog import Catalog, External, Variant
 from archadvisor.errors import InputError
 from archadvisor.recipe import apply_tables, derive
-from archadvisor.rules import RuleSet
+from archadvisor.ruleset import RuleSet
 from archadvisor.spec import ProblemSpec
 
 EDGE_TARGETS = ("jetson", "ios", "android", "browser")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
 def closest(value: str, choices: Iterable[str]) -> str | None:
     """The closest valid choice to a mistyped value, or None when nothing is close."""
+    import difflib  # only on the error path
+
     matches = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.6)
     return matches[0] if matches else None
 

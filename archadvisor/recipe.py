@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archadvisor import conditions
-from archadvisor.rules import RuleSet
+from archadvisor.ruleset import RuleSet
 
 # Default ImageNet statistics: the pretrained weights expect them; harmless from scratch.
 MEAN = (0.485, 0.456, 0.406)

@@ -9,7 +9,7 @@ import pytest
 
 from archadvisor.catalog import Catalog
 from archadvisor.engine import flips, recommend
-from archadvisor.rules import load_rules
+from archadvisor.ruleset import load_rules
 from archadvisor.spec import build_spec
 
 RULES = load_rules()

@@ -7,19 +7,21 @@ id (or name/task/target) and add new ones. Errors name the file, line, rule id a
 
 from __future__ import annotations
 
-import hashlib
+import json
+import os
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from archadvisor import conditions
 from archadvisor.errors import RuleError, closest
 from archadvisor.resources import rules_dir
 
+# bump when validation or the RuleSet layout changes: it keys the validated-rules cache
+_SCHEMA_VERSION = "rules-1"
 KINDS = ("catalog", "tasks", "selection", "deployment", "recipes", "devices")
 
 
@@ -29,23 +31,30 @@ class _LineDict(dict):
     line: int | None = None
 
 
-class _Loader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
-    """safe_load semantics (no object construction) plus line numbers on mappings."""
+@cache
+def _loader() -> type:
+    """safe_load semantics (no object construction) plus line numbers on mappings and duplicate-key
+    errors. Built on first use: importing yaml costs more than a cached `recommend` does."""
+    import yaml
 
+    base = yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader
 
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> _LineDict:
-    keys = [loader.construct_object(k, deep=True) for k, _ in node.value]
-    dupes = {k for k in keys if keys.count(k) > 1}
-    if dupes:
-        raise yaml.constructor.ConstructorError(
-            None, None, f"duplicate key(s) {sorted(map(str, dupes))}", node.start_mark
-        )
-    d = _LineDict(loader.construct_mapping(node, deep=True))
-    d.line = node.start_mark.line + 1
-    return d
+    class Loader(base):  # type: ignore[misc, valid-type]
+        pass
 
+    def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> _LineDict:
+        keys = [loader.construct_object(k, deep=True) for k, _ in node.value]
+        dupes = {k for k in keys if keys.count(k) > 1}
+        if dupes:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key(s) {sorted(map(str, dupes))}", node.start_mark
+            )
+        d = _LineDict(loader.construct_mapping(node, deep=True))
+        d.line = node.start_mark.line + 1
+        return d
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return Loader
 
 
 def line_of(node: Any) -> int | None:
@@ -279,9 +288,11 @@ class RuleSet:
 
 
 def _read(path: Path) -> Any:
+    import yaml
+
     text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader subclass
+        data = yaml.load(text, Loader=_loader())  # noqa: S506 - a SafeLoader subclass: safe_load semantics
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -339,17 +350,66 @@ def load_rules(extra_dirs: Iterable[Path] = ()) -> RuleSet:
     return _load(tuple(Path(d).resolve() for d in extra_dirs))
 
 
+def _cache_file(digest: str) -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "archadvisor" / f"rules-{digest}.json"
+
+
+def _from_cache(digest: str) -> RuleSet | None:
+    """A RuleSet validated earlier from byte-identical files (the digest covers every file's bytes and
+    this module's version), or None. Parsing and validating the YAML costs more than the whole rest of
+    `recommend`; the cache is only ever a copy of a validated result."""
+    try:
+        data = json.loads(_cache_file(digest).read_text(encoding="utf-8"))
+        data["sources"] = [Path(p) for p in data["sources"]]
+        return RuleSet(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _to_cache(rs: RuleSet, key: str) -> None:
+    path = _cache_file(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        body = {k: getattr(rs, k) for k in RuleSet.__dataclass_fields__}
+        body["sources"] = [str(p) for p in rs.sources]
+        tmp.write_text(json.dumps(body), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home only costs speed
+
+
 @cache
 def _load(extra_dirs: tuple[Path, ...]) -> RuleSet:
-    rs = RuleSet()
     paths = _rule_files(rules_dir()) + [p for d in extra_dirs for p in _rule_files(d)]
-    digest = hashlib.sha256()
+    blobs = [(p, p.read_bytes()) for p in paths]
+    # cache key: the validator version, every file's path and bytes (crc32 + length: zlib is already
+    # loaded, hashlib's OpenSSL import is not); a stale key only means validating again
+    key = f"{zlib.crc32(_SCHEMA_VERSION.encode()):08x}"
+    for path, blob in blobs:
+        key = f"{zlib.crc32(blob, zlib.crc32(str(path).encode(), int(key[-8:], 16))):08x}"
+    key = f"{key}-{sum(len(b) for _, b in blobs)}"
+    cached = _from_cache(key)
+    if cached is not None:
+        return cached
+    rs = _validate(paths)
+    import hashlib
+
+    digest = hashlib.sha256()  # the rules' identity: file names and contents (recorded in projects)
+    for path, blob in blobs:
+        digest.update(path.name.encode() + b"\0" + blob)
+    rs.digest = digest.hexdigest()[:16]
+    _to_cache(rs, key)
+    return rs
+
+
+def _validate(paths: list[Path]) -> RuleSet:
+    rs = RuleSet()
     raw: list[tuple[Path, dict]] = []
     for path in paths:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
         raw.append((path, _read(path)))
     rs.sources = paths
-    rs.digest = digest.hexdigest()[:16]
     # catalog first: everything else refers to its names
     for path, data in raw:
         if data["kind"] == "catalog":
