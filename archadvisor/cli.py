@@ -189,6 +189,8 @@ def recommend(
     fmt = _check_format(format, report.FORMATS)
     if save is not None and save.suffix.lower() not in (".json", ".yaml", ".yml", ".md"):
         raise InputError("--save", str(save), "a file ending in .json, .yaml, .yml or .md")
+    if save is not None and not save.parent.is_dir():
+        raise InputError("--save", str(save), "a path in an existing directory")
     rules, catalog = _load(problem["rules"])
     spec = _spec(problem, rules)
     measured, note = _measured(spec, rules, catalog) if measure else (None, None)
@@ -203,7 +205,10 @@ def recommend(
     if save is not None:
         suffix = save.suffix.lower()
         body = report.to_json(rec) + "\n" if suffix == ".json" else report.to_markdown(rec) if suffix == ".md" else report.to_yaml(rec)
-        save.write_text(body, encoding="utf-8")
+        try:
+            save.write_text(body, encoding="utf-8")
+        except OSError as exc:
+            raise InputError("--save", str(save), "a writable file", hint=exc.strerror) from None
 
 
 @app.command()

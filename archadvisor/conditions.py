@@ -48,7 +48,7 @@ VARIABLES: dict[str, Var] = {
     "task": Var("enum", TASKS, doc="what is learned"),
     "images": Var("int", doc="labelled training examples"),
     "classes": Var("int", doc="number of classes"),
-    "image_size": Var("int", doc="input resolution in pixels"),
+    "image_size": Var("int", nullable=True, doc="input resolution in pixels (unset for non-image tasks)"),
     "compute": Var("enum", COMPUTE, doc="training budget"),
     "gpus": Var("int", doc="GPUs for training"),
     "gpu_memory_gb": Var("number", nullable=True, doc="memory per GPU"),

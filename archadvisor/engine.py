@@ -223,8 +223,13 @@ def select(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: dic
 
 
 # ---------------------------------------------------------------------------------------------------
-def _why(sel: Selection, name: str, rules_by_id: dict[str, str]) -> str:
+def _why(sel: Selection, name: str, rules_by_id: dict[str, str], table: dict[str, Any] | None = None) -> str:
     votes = sel.votes.get(name, {})
+    if not votes and table is not None:  # external models: say which column of the selection table lists it
+        for column, label in (("best", "2024 Best Choice"), ("alternative", "Alternative"), ("mobile", "Mobile/Edge")):
+            if name in table[column]:
+                return f"selection table, {label} column: {table['rationale']}"
+        return "listed for this task in the catalog"
     if not votes:
         return "meets every hard constraint; ranked by ImageNet top-1 and compute"
     best = sorted(votes.items(), key=lambda kv: -kv[1])
@@ -238,8 +243,9 @@ def _model_env(spec: ProblemSpec, chosen: Any, small_input: bool) -> dict[str, A
                    gmacs=chosen.gmacs, depth=chosen.depth, small_input=small_input,
                    fine_tune=spec.pretrained and chosen.reference_library != "none")  # fmt: skip
     else:
-        env.update(arch=chosen.name, family=chosen.name, kind="external", params_m=chosen.params_m or 100.0,
-                   gmacs=0.0, depth="deep", small_input=False, fine_tune=spec.pretrained)  # fmt: skip
+        # unknown sizes stay unknown (hosted models): size-based table rows simply do not match
+        env.update(arch=chosen.name, family=chosen.name, kind="external", params_m=chosen.params_m,
+                   gmacs=None, depth="deep", small_input=False, fine_tune=spec.pretrained)  # fmt: skip
     return env
 
 
@@ -247,7 +253,8 @@ def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: 
               measure_note: str | None = None) -> dict[str, Any]:  # fmt: skip
     """The full Recommendation (DESIGN.md section 4) for ``spec``."""
     sel = select(spec, rules, catalog, measured=measured)
-    warnings = list(spec.notes) + sel.warnings
+    # the automatic choice's fallback warnings do not concern a model the user forced
+    warnings = list(spec.notes) + (sel.warnings if spec.arch is None else [])
     reasons = _reasons(rules)
     if spec.arch is not None:
         chosen = _forced(spec, rules, catalog, sel, warnings)
@@ -284,7 +291,7 @@ def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: 
             + f"; get it from {chosen.provider}",
         }  # fmt: skip
 
-    alternatives = _alternatives(sel, chosen, reasons)
+    alternatives = _alternatives(sel, chosen, reasons, task_row)
     deployment = _deployment(spec, rules, chosen, small_input, sel)
     _check_warnings(spec, chosen, env, deployment, warnings)
     trace = sel.trace + [
@@ -359,7 +366,7 @@ def _forced(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, sel: Selection,
     return ext
 
 
-def _alternatives(sel: Selection, chosen: Any, reasons: dict[str, str]) -> list[dict[str, Any]]:
+def _alternatives(sel: Selection, chosen: Any, reasons: dict[str, str], table: dict[str, Any]) -> list[dict[str, Any]]:
     """Up to 3, ranked; different families first so the user sees real alternatives."""
     rest = [c for c in sel.ranked if c.name != chosen.name]
     other_fam = [c for c in rest if getattr(c, "family", c.name) != getattr(chosen, "family", chosen.name)]
@@ -375,7 +382,7 @@ def _alternatives(sel: Selection, chosen: Any, reasons: dict[str, str]) -> list[
         picked.append(next(c for c, _ in sel.excluded if c.name == name))
     out = []
     for c in picked:
-        why = misses.get(c.name) if c not in sel.ranked else _why(sel, c.name, reasons)
+        why = misses.get(c.name) if c not in sel.ranked else _why(sel, c.name, reasons, None if isinstance(c, Variant) else table)
         item = {"name": c.name, "family": getattr(c, "family", c.name), "why": why,
                 "meets_constraints": c in sel.ranked, "score": round(sel.scores.get(c.name, 0.0), 3)}  # fmt: skip
         if isinstance(c, Variant):
@@ -419,8 +426,9 @@ def _expected(spec: ProblemSpec, chosen: Any, dep: dict[str, Any], task_row: dic
 
 def _check_warnings(spec: ProblemSpec, chosen: Any, env: dict[str, Any], dep: dict[str, Any], warnings: list[str]) -> None:
     params_m = env["params_m"]
-    if params_m >= 100 and spec.images < 10_000:
-        warnings.append(f"{chosen.name} has {params_m:.0f}M parameters for {spec.images} images: expect overfitting; prefer a smaller model")
+    examples = "images" if spec.image_size is not None else "examples"
+    if params_m is not None and params_m >= 100 and spec.images < 10_000 and not (spec.pretrained and not isinstance(chosen, Variant)):
+        warnings.append(f"{chosen.name} has {params_m:.0f}M parameters for {spec.images} {examples}: expect overfitting; prefer a smaller model")
     if not spec.pretrained and spec.images < 1000 and spec.task == "classification":
         warnings.append(f"training from scratch on {spec.images} images: the guide says N/A, use transfer learning (--pretrained)")
     if isinstance(chosen, Variant) and chosen.kind == "transformer" and not env["fine_tune"] and spec.images < 1_000_000:
@@ -428,7 +436,8 @@ def _check_warnings(spec: ProblemSpec, chosen: Any, env: dict[str, Any], dep: di
     if spec.latency_ms is not None and dep.get("expected_latency_ms") is not None and dep["expected_latency_ms"] > spec.latency_ms:
         warnings.append(f"expected {dep['expected_latency_ms']} ms on {spec.target} exceeds the {spec.latency_ms:g} ms budget")
     if not rules_task_scaffold(chosen):
-        warnings.append(f"archadvisor cannot scaffold a {spec.task} project; it scaffolds image classification")
+        article = "an" if spec.task[0] in "aeiou" else "a"
+        warnings.append(f"archadvisor cannot scaffold {article} {spec.task} project; it scaffolds image classification")
 
 
 def rules_task_scaffold(chosen: Any) -> bool:
@@ -452,7 +461,7 @@ def _perturbations(spec: ProblemSpec) -> list[tuple[str, dict[str, Any], float]]
         for value in (t - 1, t):
             if value != spec.images and value >= 1:
                 out.append((f"--images {value}", {"images": value}, abs(math.log(value / spec.images))))
-    for size in (32, 64, 128, 224, 384):
+    for size in (32, 64, 128, 224, 384) if spec.image_size is not None else ():
         if size != spec.image_size:
             out.append((f"--image-size {size}", {"image_size": size}, abs(math.log(size / spec.image_size))))
     for ms in (5, 9.9, 29.9, 50, 99, 150, 500):

@@ -456,7 +456,7 @@ def _method(device: str, threads: int, target_rel_ci: float, max_seconds: float)
         "python": platform.python_version(),
         "mode": "model.eval() under torch.inference_mode(), fp32, random weights, random input",
         "timer": "time.perf_counter per call" + (" after torch.cuda.synchronize()" if device == "cuda" else ""),
-        "warmup": f">= {MIN_WARMUP} calls and >= {WARMUP_SECONDS} s",
+        "warmup": f">= {MIN_WARMUP} calls and >= {min(WARMUP_SECONDS, max_seconds / 2):g} s",
         "stop_rule": (
             f"median's 95% CI (order statistics) within +-{target_rel_ci:.0%} after >= {MIN_RUNS} runs, "
             f"or {max_seconds:g} s per figure"
@@ -528,7 +528,9 @@ def profile_model(
 
         x1 = torch.randn(1, 3, size, size, device=dev)
         xb = torch.randn(batch, 3, size, size, device=dev)
-        timing = {"target_rel_ci": target_rel_ci, "max_seconds": max_seconds, "sync": sync}
+        # a short time cap (tests, quick looks) also shortens the warm-up, never below MIN_WARMUP calls
+        warmup = min(WARMUP_SECONDS, max_seconds / 2)
+        timing = {"target_rel_ci": target_rel_ci, "max_seconds": max_seconds, "sync": sync, "warmup_seconds": warmup}
 
         def run(x: Any) -> Callable[[], Any]:
             def call() -> Any:
@@ -569,10 +571,8 @@ def profile_model(
             "cpu_latency_ms": variant.cpu_latency_ms,
         },
         "params_match_catalog": params == variant.params,
-        # the catalog counted at its input size with the ImageNet stem; elsewhere its figure is only scaled by pixels
-        "gmacs_delta_pct": round(100 * (gmacs / variant.gmacs - 1), 3)
-        if size == variant.input_size and not small
-        else None,
+        # exact only at the catalog's input size (the same build it counted); elsewhere its figure is only scaled
+        "gmacs_delta_pct": round(100 * (gmacs / variant.gmacs - 1), 3) if size == variant.input_size else None,
         "memory": {"inference": mem_infer, "train_step": mem_train},
         "latency": {"batch1": lat.as_dict()},
         "throughput": {
@@ -690,7 +690,12 @@ def measure_candidates(
                 with torch.inference_mode():
                     return model(x)
 
-            t = time_calls(call, sync=torch.cuda.synchronize if device == "cuda" else None, max_seconds=max_seconds)
+            t = time_calls(
+                call,
+                sync=torch.cuda.synchronize if device == "cuda" else None,
+                max_seconds=max_seconds,
+                warmup_seconds=min(WARMUP_SECONDS, max_seconds / 2),
+            )
             half = t.rel_ci * t.median_ms if math.isfinite(t.rel_ci) else t.median_ms
             out.append(
                 {

@@ -36,6 +36,13 @@ ThreadsOpt = Annotated[
 ]
 OnnxOpt = Annotated[bool, typer.Option("--onnx", help="Also export to ONNX and time it with ONNX Runtime.")]
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table or json.")]
+MaxSecondsOpt = Annotated[
+    float,
+    typer.Option(
+        "--max-seconds",
+        help="Time cap per timed figure: runs stop earlier once the median's 95% CI is within +-2%.",
+    ),
+]
 
 
 def _fail(message: str) -> None:
@@ -44,7 +51,9 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _check_options(fmt: str, device: str, image_size: int | None, batch: int, threads: int | None) -> None:
+def _check_options(
+    fmt: str, device: str, image_size: int | None, batch: int, threads: int | None, max_seconds: float
+) -> None:
     if fmt not in FORMATS:
         raise InputError("--format", fmt, FORMATS)
     if device not in DEVICES:
@@ -55,6 +64,8 @@ def _check_options(fmt: str, device: str, image_size: int | None, batch: int, th
         raise InputError("--batch", batch, "an integer >= 1")
     if threads is not None and threads < 1:
         raise InputError("--threads", threads, "an integer >= 1")
+    if not max_seconds > 0:
+        raise InputError("--max-seconds", max_seconds, "a number of seconds > 0")
 
 
 def _torch_or_fail() -> None:
@@ -105,6 +116,7 @@ def _profile_one(
     device: str,
     threads: int | None,
     onnx: bool,
+    max_seconds: float,
     update: Callable[[str, str, int, int], None],
 ) -> dict[str, Any]:
     from archadvisor.measure import profile_model
@@ -116,6 +128,7 @@ def _profile_one(
         device=device,
         threads=threads,
         onnx=onnx,
+        max_seconds=max_seconds,
         progress=lambda stage, done, total: update(variant.name, stage, done, total),
     )
 
@@ -202,16 +215,17 @@ def profile(
     threads: ThreadsOpt = None,
     onnx: OnnxOpt = False,
     format: FormatOpt = "table",
+    max_seconds: MaxSecondsOpt = 6.0,
 ) -> None:
     """Measure one architecture here: parameters, GMACs, peak memory, latency (median, p90) and throughput."""
     try:
-        _check_options(format, device, image_size, batch, threads)
+        _check_options(format, device, image_size, batch, threads, max_seconds)
         _torch_or_fail()
         from archadvisor.catalog import load_catalog
 
         variant = load_catalog().resolve(arch, flag="ARCH")
         with _progress(format == "table", 1) as update:
-            result = _profile_one(variant, image_size, batch, device, threads, onnx, update)
+            result = _profile_one(variant, image_size, batch, device, threads, onnx, max_seconds, update)
     except (ArchAdvisorError, ValueError) as exc:
         _fail(str(exc))
         return
@@ -232,6 +246,7 @@ def compare(
     threads: ThreadsOpt = None,
     onnx: OnnxOpt = False,
     format: FormatOpt = "table",
+    max_seconds: MaxSecondsOpt = 6.0,
     chart: Annotated[
         Path, typer.Option("--chart", help="PNG of ImageNet top-1 against measured latency, Pareto front marked.")
     ] = Path("compare.png"),
@@ -240,7 +255,7 @@ def compare(
     from archadvisor.measure import pareto_front, write_pareto_chart
 
     try:
-        _check_options(format, device, image_size, batch, threads)
+        _check_options(format, device, image_size, batch, threads, max_seconds)
         if len(archs) < 2:
             raise InputError("ARCHS", " ".join(archs), "two or more architectures to compare")
         if chart.suffix.lower() != ".png":
@@ -258,7 +273,7 @@ def compare(
         results = []
         with _progress(format == "table", len(variants)) as update:
             for v in variants:
-                results.append(_profile_one(v, image_size, batch, device, threads, onnx, update))
+                results.append(_profile_one(v, image_size, batch, device, threads, onnx, max_seconds, update))
     except (ArchAdvisorError, ValueError) as exc:
         _fail(str(exc))
         return

@@ -58,7 +58,7 @@ def apply_tables(rules: RuleSet, env: dict[str, Any]) -> Recipe:
     return recipe
 
 
-def derive(recipe: Recipe, env: dict[str, Any], *, image_size: int, small_input: bool, hflip: bool) -> dict[str, Any]:
+def derive(recipe: Recipe, env: dict[str, Any], *, image_size: int | None, small_input: bool, hflip: bool) -> dict[str, Any]:
     """Turn table fields into the Recommendation's training and augmentation sections."""
     f = recipe.fields
     task = env["task"]
@@ -80,9 +80,9 @@ def derive(recipe: Recipe, env: dict[str, Any], *, image_size: int, small_input:
     per_device = f.get("batch_per_device", 64)
     train_size = f.get("train_image_size", image_size)
     # activation memory grows with pixels; the table is for 224 px (a small-input stem ~ 4x the side)
-    side = train_size * (4 if small_input and env.get("family") != "SimpleCNN" else 1)
+    side = None if train_size is None else train_size * (4 if small_input and env.get("family") != "SimpleCNN" else 1)
     ref_side = 640 if task == "detection" else 224
-    if side > ref_side:
+    if side is not None and side > ref_side:
         scaled = max(1, _pow2_floor(per_device * (ref_side / side) ** 2))
         note("batch.resolution", f"{train_size} px: per-device batch {per_device} -> {scaled} (memory ~ pixels)")
         per_device = scaled
@@ -214,9 +214,26 @@ def derive(recipe: Recipe, env: dict[str, Any], *, image_size: int, small_input:
     return {"training": training, "augmentation": augmentation, "provenance": provenance}
 
 
-def _augmentation(f: dict[str, Any], *, image_size: int, hflip: bool, task: str) -> dict[str, Any]:
+# Augmentation for inputs that are not images: no crops, flips or colour ops there.
+_NON_IMAGE_OPS: dict[str, list[dict[str, Any]]] = {
+    # SpecAugment (Park et al. 2019, arXiv:1904.08779) and speed perturbation (Ko et al. 2015)
+    "speech-recognition": [{"name": "spec_augment", "params": {"freq_masks": 2, "freq_width": 27, "time_masks": 2, "time_width_ratio": 0.05}},
+                           {"name": "speed_perturb", "params": {"factors": [0.9, 1.0, 1.1]}}],
+    # jitter and scaling (Um et al. 2017, arXiv:1706.00527)
+    "time-series": [{"name": "jitter", "params": {"sigma": 0.03}}, {"name": "scaling", "params": {"sigma": 0.1}}],
+    "text": [],
+    "code": [],
+    "text-generation": [],
+}  # fmt: skip
+
+
+def _augmentation(f: dict[str, Any], *, image_size: int | None, hflip: bool, task: str) -> dict[str, Any]:
     level = f.get("aug_level", "light")
     ops: list[dict[str, Any]] = []
+    if task in _NON_IMAGE_OPS or image_size is None:
+        ops = _NON_IMAGE_OPS.get(task, [])
+        return {"level": "light" if ops else "none", "ops": ops, "mixup_alpha": 0.0, "cutmix_alpha": 0.0, "mix_prob": 0.0,
+                "normalize": None}  # fmt: skip
     if task == "detection":
         if f.get("mosaic"):
             ops.append({"name": "mosaic", "params": {"p": 1.0, "close_last_epochs": 10}})

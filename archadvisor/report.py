@@ -37,7 +37,7 @@ def _recipe_rows(rec: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows = [
         ("pretrained", "yes" if t["pretrained"] else "no (from scratch)", ""),
         ("freeze", f"{t['freeze']['mode']}" + (f" for {t['freeze']['epochs']} epochs" if t["freeze"]["epochs"] else ""), prov.get("training.freeze", "")),
-        ("image size", f"{t['image_size']} px" + (" (small-input stem)" if t.get("small_input") else ""), prov.get("training.image_size", "")),
+        ("image size", "-" if t["image_size"] is None else f"{t['image_size']} px" + (" (small-input stem)" if t.get("small_input") else ""), prov.get("training.image_size", "")),
         ("optimizer", opt_text, prov.get("training.optimizer", "")),
         ("peak LR", f"{_fmt(t['lr'])} (base {_fmt(t['base_lr'])} x {t['effective_batch_size']}/256)", prov.get("training.lr", "")),
         ("batch", f"{t['batch_size']} per device x {t['grad_accum_steps']} accumulation = {t['effective_batch_size']}", prov.get("training.batch_size", "")),
@@ -55,7 +55,7 @@ def _recipe_rows(rec: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 def _aug_text(rec: dict[str, Any]) -> str:
     aug = rec["augmentation"]
-    ops = ", ".join(o["name"] for o in aug["ops"])
+    ops = ", ".join(o["name"] for o in aug["ops"]) or "none"
     mix = f"; MixUp {aug['mixup_alpha']}, CutMix {aug['cutmix_alpha']}" if aug["mixup_alpha"] or aug["cutmix_alpha"] else ""
     return f"{aug['level']}: {ops}{mix}"
 
@@ -68,7 +68,7 @@ def to_markdown(rec: dict[str, Any]) -> str:
         f"# Recommendation: {a['name']} ({a['family']}) for {rec['task']}",
         "",
         "## Task analysis",
-        f"- task: {rec['task']}, {inp['images']} examples, {inp['classes']} classes, {inp['image_size']} px",
+        f"- task: {rec['task']}, {inp['images']} examples, {inp['classes']} classes" + (f", {inp['image_size']} px" if inp["image_size"] else ""),
         f"- compute: {inp['compute']} ({inp['gpus']} GPU(s)), target: {inp['target']}, latency budget: "
         + (f"{inp['latency_ms']:g} ms" if inp["latency_ms"] else "none"),
         f"- pretrained weights: {'allowed' if inp['pretrained'] else 'not allowed'}",
@@ -126,7 +126,9 @@ def print_rich(rec: dict[str, Any], console: Any) -> None:
     a, d, inp = rec["architecture"], rec["deployment"], rec["inputs"]
     console.print(f"[bold]NEURAL NETWORK ARCHITECTURE DESIGN[/bold]  (archadvisor {rec['tool_version']})")
     task = (
-        f"task [bold]{rec['task']}[/bold]: {inp['images']} examples, {inp['classes']} classes, {inp['image_size']} px\n"
+        f"task [bold]{rec['task']}[/bold]: {inp['images']} examples, {inp['classes']} classes"
+        + (f", {inp['image_size']} px" if inp["image_size"] else "")
+        + "\n"
         f"compute {inp['compute']} ({inp['gpus']} GPU), target [bold]{inp['target']}[/bold], latency budget "
         + (f"{inp['latency_ms']:g} ms" if inp["latency_ms"] else "none")
         + f", pretrained {'allowed' if inp['pretrained'] else 'not allowed'}"

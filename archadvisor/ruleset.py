@@ -169,7 +169,7 @@ RECIPE_FIELDS: dict[str, str] = {
     "dropout": "number",
     "drop_path": "number",
     "label_smoothing": "number",
-    "aug_level": "enum:light,moderate,heavy,very-heavy",
+    "aug_level": "enum:none,light,moderate,heavy,very-heavy",
     "mixup_alpha": "number",
     "cutmix_alpha": "number",
     "policy": "enum:none,rand_augment,trivial_augment",

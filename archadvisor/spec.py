@@ -10,6 +10,8 @@ from archadvisor.errors import InputError
 
 DEFAULT_IMAGE_SIZE = 224
 GPU_COMPUTE = ("single-gpu", "multi-gpu")
+# tasks whose inputs are images (or frames): --image-size applies; the others have no resolution
+IMAGE_TASKS = ("classification", "detection", "semantic-segmentation", "instance-segmentation", "image-generation", "video")
 
 
 @dataclass(frozen=True)
@@ -19,7 +21,7 @@ class ProblemSpec:
     task: str
     images: int
     classes: int
-    image_size: int
+    image_size: int | None  # None for tasks without images (text, code, time series, speech)
     compute: str
     gpus: int
     gpu_memory_gb: float | None
@@ -106,10 +108,14 @@ def build_spec(
     else:
         classes_v = _int("--classes", classes, 2, 1_000_000)
     default_size = 640 if task_v == "detection" else DEFAULT_IMAGE_SIZE
-    image_size_v = default_size if image_size is None else _int("--image-size", image_size, 8, 2048)
+    image_size_v: int | None = default_size if image_size is None else _int("--image-size", image_size, 8, 2048)
+    notes: list[str] = []
+    if task_v not in IMAGE_TASKS:
+        if image_size is not None:
+            notes.append(f"--image-size {image_size_v} does not apply to {task_v}; ignored")
+        image_size_v = None
     compute_v = _choice("--compute", compute if compute is not None else "single-gpu", COMPUTE)
     target_v = _choice("--target", target if target is not None else "cloud-gpu", TARGETS)
-    notes: list[str] = []
     if gpus is None:
         gpus_v = {"cpu": 0, "edge": 0, "single-gpu": 1, "multi-gpu": 4}[compute_v]
     else:

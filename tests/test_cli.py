@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +31,7 @@ from archadvisor import __version__
 from archadvisor.catalog import load_catalog
 from archadvisor.cli import app
 from archadvisor.conditions import COMPUTE, TARGETS, TASKS
-from archadvisor.rules import load_rules
+from archadvisor.ruleset import load_rules
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GOOD_RULES = FIXTURES / "good_rules" / "prefer_resnet"
@@ -39,7 +42,17 @@ runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"})
 BASE = ["--task", "classification", "--images", "8000", "--target", "jetson"]
 
 # --- the JSON contract (DESIGN.md section 4) ---------------------------------------------------------
-TOP_KEYS = {"task", "inputs", "architecture", "alternatives", "training", "augmentation", "deployment", "trace", "warnings"}
+TOP_KEYS = {
+    "task",
+    "inputs",
+    "architecture",
+    "alternatives",
+    "training",
+    "augmentation",
+    "deployment",
+    "trace",
+    "warnings",
+}
 INPUT_KEYS = {"task", "images", "classes", "image_size", "compute", "gpus", "gpu_memory_gb", "latency_ms", "target",
               "pretrained", "object_size"}  # fmt: skip
 ARCH_KEYS = {"name", "family", "params_m", "gmacs", "imagenet_top1", "reference", "why"}
@@ -105,8 +118,16 @@ def assert_complete(rec: dict[str, Any], *, task: str | None = None, target: str
     assert isinstance(t["batch_size"], int) and t["batch_size"] >= 1
     assert isinstance(t["grad_accum_steps"], int) and t["grad_accum_steps"] >= 1
     assert isinstance(t["epochs"], int) and t["epochs"] >= 1
-    assert isinstance(t["warmup_epochs"], int) and 0 <= t["warmup_epochs"] < t["epochs"], (t["warmup_epochs"], t["epochs"])
-    assert isinstance(t["image_size"], int) and t["image_size"] >= 8
+    assert isinstance(t["warmup_epochs"], int) and 0 <= t["warmup_epochs"] < t["epochs"], (
+        t["warmup_epochs"],
+        t["epochs"],
+    )
+    from archadvisor.spec import IMAGE_TASKS
+
+    if rec["task"] in IMAGE_TASKS:
+        assert isinstance(t["image_size"], int) and t["image_size"] >= 8
+    else:  # text, code, time series, speech: no resolution
+        assert t["image_size"] is None and rec["inputs"]["image_size"] is None
     assert _number(t["weight_decay"]) and t["weight_decay"] >= 0
     assert _number(t["label_smoothing"]) and 0 <= t["label_smoothing"] < 1
     assert _number(t["dropout"]) and 0 <= t["dropout"] < 1
@@ -262,6 +283,25 @@ def test_forced_arch_that_fits_has_no_constraint_warning() -> None:
     assert not any("breaks a hard constraint" in w for w in forced["warnings"]), forced["warnings"]
 
 
+def test_contradiction_with_a_forced_arch_is_a_warning() -> None:
+    """DESIGN.md section 2: --latency-ms 5 --target cloud-cpu with ViT-L forced is answered, with warnings."""
+    rec = rec_json("--images", "8000", "--latency-ms", "5", "--target", "cloud-cpu", "--arch", "vit_large_patch16_224")
+    assert_complete(rec, task="classification", target="cloud-cpu")
+    assert rec["architecture"]["name"] == "vit_large_patch16_224"
+    assert rec["deployment"]["expected_latency_ms"] > 5
+    assert any("exceed" in w and "ms" in w for w in rec["warnings"]), rec["warnings"]
+
+
+def test_an_impossible_latency_budget_still_gets_an_answer_and_a_warning() -> None:
+    rec = rec_json("--images", "8000", "--latency-ms", "0.001", "--target", "cloud-cpu")
+    assert_complete(rec, task="classification", target="cloud-cpu")
+    assert rec["warnings"], "nothing meets 1 microsecond: the user must be told"
+
+
+def test_samples_is_an_alias_of_images() -> None:
+    assert rec_json("--samples", "8000") == rec_json("--images", "8000")
+
+
 @pytest.mark.parametrize("task", TASKS)
 def test_every_task_gets_a_complete_recommendation(task: str) -> None:
     rec = rec_json("--task", task, "--images", "5000")
@@ -276,30 +316,41 @@ def test_foundation_model_tasks_render_in_every_format(task: str) -> None:
     assert yaml.safe_load(ok("recommend", *args, "--format", "yaml").stdout)["task"] == task
 
 
-@pytest.mark.parametrize("task", NON_IMAGE_TASKS)
-def test_non_image_tasks_get_no_image_augmentation(task: str) -> None:
+def test_non_image_tasks_get_no_image_augmentation() -> None:
     """Honesty: random crops, flips, colour jitter and MixUp/CutMix of pixels mean nothing for text or audio."""
-    aug = rec_json("--task", task, "--images", "5000")["augmentation"]
-    names = {op["name"] if isinstance(op, dict) else op for op in aug["ops"]}
-    assert not names & IMAGE_OPS, f"{task}: image augmentations {sorted(names & IMAGE_OPS)}"
-    assert aug["mixup_alpha"] == 0 and aug["cutmix_alpha"] == 0
+    offenders = {}
+    for task in NON_IMAGE_TASKS:
+        aug = rec_json("--task", task, "--images", "5000")["augmentation"]
+        names = {op["name"] if isinstance(op, dict) else op for op in aug["ops"]}
+        bad = sorted(names & IMAGE_OPS) + [f"{k} {aug[k]}" for k in ("mixup_alpha", "cutmix_alpha") if aug[k]]
+        if bad:
+            offenders[task] = bad
+    assert not offenders, f"image augmentation recommended for non-image tasks: {offenders}"
 
 
-@pytest.mark.parametrize("task", TASKS)
-def test_warnings_do_not_invent_parameter_counts(task: str) -> None:
+def test_warnings_do_not_invent_parameter_counts() -> None:
     """Honesty: a model with no published size (a hosted API) must not be warned about as 'NNM parameters'."""
-    rec = rec_json("--task", task, "--images", "5000")
-    if rec["architecture"]["params_m"] is None:
-        bad = [w for w in rec["warnings"] if "M parameters" in w]
-        assert not bad, bad
+    offenders = {}
+    for task in TASKS:
+        rec = rec_json("--task", task, "--images", "5000")
+        if rec["architecture"]["params_m"] is None:
+            bad = [w for w in rec["warnings"] if "M parameters" in w]
+            if bad:
+                offenders[f"{task} ({rec['architecture']['name']})"] = bad
+    assert not offenders, f"warnings quote a size the catalog does not have: {offenders}"
 
 
-@pytest.mark.parametrize("task", [t for t in TASKS if t != "classification"])
-def test_external_alternatives_are_not_ranked_by_imagenet(task: str) -> None:
-    """Honesty: ImageNet top-1 says nothing about speech, text or detection models."""
-    rec = rec_json("--task", task, "--images", "5000")
-    for alt in rec["alternatives"]:
-        assert "ImageNet" not in alt["why"], f"{alt['name']}: {alt['why']}"
+def test_external_alternatives_are_not_ranked_by_imagenet() -> None:
+    """Honesty: ImageNet top-1 says nothing about detection, text, speech or video models."""
+    offenders = {}
+    for task in TASKS:
+        if task == "classification":
+            continue
+        alts = rec_json("--task", task, "--images", "5000")["alternatives"]
+        bad = [f"{a['name']}: {a['why']}" for a in alts if "ImageNet" in a["why"]]
+        if bad:
+            offenders[task] = bad
+    assert not offenders, f"non-vision alternatives justified by ImageNet: {offenders}"
 
 
 def test_detection_object_size_changes_the_trace() -> None:
@@ -472,6 +523,45 @@ def test_rules_on_archs_uses_the_override_dir() -> None:
     assert rows
 
 
+# --- the on-disk rules cache must be invisible ------------------------------------------------------
+def _cli(args: list[str], cache_home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    return subprocess.run([sys.executable, "-m", "archadvisor", *args], capture_output=True, text=True, env=env,
+                          timeout=120, check=False)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["recommend", *BASE, "--format", "json"], ["explain", *BASE, "--format", "json"],
+     ["recommend", "--images", "8000", "--rules", str(GOOD_RULES), "--format", "json"]],
+    ids=["recommend", "explain", "override"],
+)  # fmt: skip
+def test_cold_warm_and_corrupt_rules_cache_give_the_same_answer(tmp_path: Path, args: list[str]) -> None:
+    """A fresh process with an empty cache, one with a warm cache and one whose cache files were
+    corrupted all print exactly what the in-process command prints."""
+    expected = ok(*args).stdout
+    cold = _cli(args, tmp_path)
+    assert cold.returncode == 0, cold.stderr
+    warm = _cli(args, tmp_path)
+    assert warm.returncode == 0, warm.stderr
+    for f in tmp_path.rglob("*"):
+        if f.is_file():
+            f.write_text('{"catalog": "garbage"', encoding="utf-8")
+    corrupt = _cli(args, tmp_path)
+    assert corrupt.returncode == 0, corrupt.stderr
+    assert json.loads(cold.stdout) == json.loads(expected)
+    assert warm.stdout == cold.stdout
+    assert corrupt.stdout == cold.stdout
+
+
+def test_bad_rules_are_reported_even_with_a_warm_cache(tmp_path: Path) -> None:
+    bad = FIXTURES / "bad_rules" / "unknown_variable"
+    assert _cli(["recommend", *BASE, "--format", "json"], tmp_path).returncode == 0
+    for _ in range(2):
+        result = _cli(["recommend", *BASE, "--rules", str(bad)], tmp_path)
+        assert result.returncode == 2 and "num_images" in result.stderr and "Traceback" not in result.stderr
+
+
 # --- version, help, completion -----------------------------------------------------------------------
 def test_version() -> None:
     assert ok("--version").stdout == f"archadvisor {__version__}\n"
@@ -597,7 +687,14 @@ def test_save_into_a_missing_directory_is_one_line(tmp_path: Path) -> None:
         (["rules", "frobnicate"], ["frobnicate"]),
         (["archs", "--family"], ["--family"]),
     ],
-    ids=["unknown-option", "missing-value", "extra-argument", "unknown-command", "unknown-subcommand", "archs-missing-value"],
+    ids=[
+        "unknown-option",
+        "missing-value",
+        "extra-argument",
+        "unknown-command",
+        "unknown-subcommand",
+        "archs-missing-value",
+    ],
 )
 def test_usage_errors_are_one_line_exit_2(args: list[str], needles: list[str]) -> None:
     assert_one_line_error(invoke(*args), *needles)

@@ -1,0 +1,297 @@
+"""Render a Recommendation into a ready-to-run project, in memory first, then write it.
+
+The project is ``templates/project/`` (``*.j2`` files rendered with Jinja2, everything else copied byte for
+byte, binary included) plus the family's model file as ``model.py``, ``weights.py`` beside it, and
+``.archadvisor.yaml`` (the answers, tool version and rules digest, so the project can be regenerated).
+
+Rendering uses ``StrictUndefined``: a template that reads a key the Recommendation lacks fails with the key's
+name instead of writing an empty value. Nothing is written until every file has rendered, and a non-empty
+output folder is left untouched unless ``force`` is given (cookiecutter / copier behaviour).
+
+This module never imports torch: ``archadvisor scaffold`` stays fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import keyword
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import jinja2
+import yaml
+
+from archadvisor import __version__
+from archadvisor.resources import templates_dir
+
+__all__ = ["SCAFFOLD_TASKS", "SUPPORTED_AUGMENTATIONS", "FileAction", "ScaffoldError", "plan", "render_project", "write_project"]
+
+SCAFFOLD_TASKS = ("classification",)
+# the augmentation.ops names the generated data.py builds (kept equal to its SUPPORTED_OPS by a test)
+SUPPORTED_AUGMENTATIONS = (
+    "random_resized_crop",
+    "horizontal_flip",
+    "color_jitter",
+    "rand_augment",
+    "trivial_augment",
+    "auto_augment",
+    "random_grayscale",
+    "random_erasing",
+)
+# never copied from templates/project: caches left by running the template's own tests in place
+_IGNORED_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache", "runs"}
+_IGNORED_SUFFIXES = (".pyc", ".pyo")
+_MANIFEST = ".archadvisor.yaml"
+
+Status = Literal["create", "identical", "conflict"]
+
+
+class ScaffoldError(Exception):
+    """The project cannot be generated or written; the one-line message says why (the CLI exits with 2)."""
+
+
+@dataclass(frozen=True)
+class FileAction:
+    """What writing one file does to the output folder."""
+
+    path: str  # relative, POSIX separators
+    status: Status
+
+
+# --- rendering ---------------------------------------------------------------------------------------------
+
+
+def _yaml_inline(value: Any) -> str:
+    """A value as one line of YAML (flow style): ``[0.35, 1.0]``, ``{name: sgd, momentum: 0.9}``, ``null``."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=2**31, sort_keys=False)
+    return text.removesuffix("...\n").strip()
+
+
+def _toml_str(value: Any) -> str:
+    """A TOML basic string (JSON string escaping is valid TOML for the characters we emit)."""
+    import json
+
+    return json.dumps(str(value))
+
+
+def _environment(root: Path, provenance: Mapping[str, str]) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(root)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["yaml"] = _yaml_inline
+    env.filters["toml"] = _toml_str
+    env.filters["pad"] = lambda text, width: str(text).ljust(width - 1) + " "
+    env.globals["why"] = lambda key: provenance.get(key) or "(default)"
+    return env
+
+
+def _check_renderable(rec: Mapping[str, Any], name: str) -> None:
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise ScaffoldError(
+            f"project name {name!r} is not a valid Python identifier (letters, digits and _, not starting with a digit)"
+        )
+    task = rec.get("task")
+    arch = rec.get("architecture") or {}
+    if task not in SCAFFOLD_TASKS:
+        raise ScaffoldError(
+            f"scaffold cannot generate a project for task {task!r}: it generates {', '.join(SCAFFOLD_TASKS)} "
+            "projects (`archadvisor recommend` still gives the full recommendation)"
+        )
+    if not arch.get("scaffold", False):
+        raise ScaffoldError(
+            f"scaffold has no project template for {arch.get('name', '?')} ({arch.get('family', '?')}); "
+            f"it generates {', '.join(SCAFFOLD_TASKS)} projects for the catalog's CNN/ViT families"
+        )
+    module = arch.get("module", "")
+    if not isinstance(module, str) or not module.isidentifier():
+        raise ScaffoldError(f"architecture.module {module!r} is not a model file name")
+    ops = [op.get("name") for op in (rec.get("augmentation") or {}).get("ops", [])]
+    unknown = [op for op in ops if op not in SUPPORTED_AUGMENTATIONS]
+    if unknown:
+        raise ScaffoldError(
+            f"the generated project cannot build augmentation ops {unknown}; it supports {', '.join(SUPPORTED_AUGMENTATIONS)}"
+        )
+
+
+def _template_files(root: Path) -> list[Path]:
+    files = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if path.is_dir() or _IGNORED_PARTS & set(rel.parts) or path.name.endswith(_IGNORED_SUFFIXES):
+            continue
+        if rel.parts[:2] == ("demo", "digits"):  # the demo ImageFolder a local run of the template writes
+            continue
+        files.append(path)
+    return files
+
+
+def _augmentation_ops(rec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ops as config.yaml lists them: ``{name, **params}``, the crop size left to data.image_size, and no
+    horizontal flip when the inputs say the images are not left-right symmetric (digits, text)."""
+    hflip = (rec.get("inputs") or {}).get("hflip", True)
+    ops = []
+    for op in rec["augmentation"]["ops"]:
+        if op["name"] == "horizontal_flip" and hflip is False:
+            continue
+        params = {k: v for k, v in (op.get("params") or {}).items() if not (op["name"] == "random_resized_crop" and k == "size")}
+        ops.append({"name": op["name"], **params})
+    return ops
+
+
+def _manifest(rec: Mapping[str, Any], name: str, files: Mapping[str, bytes]) -> bytes:
+    """``.archadvisor.yaml``: enough to regenerate the project, and no timestamp, so re-rendering is reproducible."""
+    inputs = dict(rec.get("inputs") or {})
+    arch = rec["architecture"]
+    flags = []
+    for key, value in inputs.items():
+        if value is None or key == "arch":
+            continue
+        flag = "--" + key.replace("_", "-")
+        flags.append(flag if value is True else f"--no-{key.replace('_', '-')}" if value is False else f"{flag} {value}")
+    body = {
+        "archadvisor_version": __version__,
+        "recommendation_tool_version": rec.get("tool_version"),
+        "rules_digest": rec.get("rules_digest"),
+        "name": name,
+        "task": rec["task"],
+        "arch": arch["name"],
+        "model_file": f"templates/models/{arch['module']}.py",
+        "inputs": inputs,
+        "regenerate": f"archadvisor scaffold {' '.join(flags)} --arch {arch['name']} --name {name} --out . --force",
+        "files": {path: "sha256:" + hashlib.sha256(data).hexdigest() for path, data in sorted(files.items())},
+    }
+    header = (
+        "# Written by `archadvisor scaffold`: the answers this project was generated from.\n"
+        "# `regenerate` re-creates it (files you changed show up as conflicts; --force overwrites them);\n"
+        "# `files` are the generated contents' digests, to tell your edits from the generated code.\n"
+    )
+    return (header + yaml.safe_dump(body, sort_keys=False, width=120)).encode("utf-8")
+
+
+def render_project(rec: Mapping[str, Any], *, name: str) -> dict[str, bytes]:
+    """Render the whole project for ``rec`` in memory: relative POSIX path -> file contents.
+
+    Raises:
+        ScaffoldError: the task or family cannot be scaffolded, ``name`` is not a Python identifier, the
+            model file is missing, or a template needs a key the Recommendation lacks.
+    """
+    _check_renderable(rec, name)
+    root = templates_dir()
+    project = root / "project"
+    model_file = root / "models" / f"{rec['architecture']['module']}.py"
+    if not model_file.is_file():
+        raise ScaffoldError(f"no model file for {rec['architecture']['family']}: {model_file} is missing")
+
+    env = _environment(project, rec.get("provenance") or {})
+    context = {"rec": rec, "name": name, "version": __version__, "aug_ops": _augmentation_ops(rec)}
+    files: dict[str, bytes] = {}
+    for path in _template_files(project):
+        rel = path.relative_to(project).as_posix()
+        if rel.endswith(".j2"):
+            try:
+                text = env.get_template(rel).render(context)
+            except jinja2.UndefinedError as e:
+                raise ScaffoldError(f"template {rel} needs a value the recommendation lacks: {e.message}") from e
+            files[rel.removesuffix(".j2")] = text.encode("utf-8")
+        else:
+            files[rel] = path.read_bytes()
+    files["model.py"] = model_file.read_bytes()
+    files["weights.py"] = (root / "models" / "weights.py").read_bytes()
+    files[_MANIFEST] = _manifest(rec, name, files)
+    return dict(sorted(files.items()))
+
+
+# --- writing -----------------------------------------------------------------------------------------------
+
+
+def _target(out: Path, rel: str) -> Path:
+    """``out / rel``, refusing absolute paths and anything that would land outside ``out``."""
+    pure = PurePosixPath(rel)
+    if pure.is_absolute() or not pure.parts or ".." in pure.parts or "\\" in rel or ":" in rel:
+        raise ScaffoldError(f"refusing to write {rel!r}: not a relative path inside the project")
+    target = out / Path(*pure.parts)
+    if not target.resolve().is_relative_to(out.resolve()):
+        raise ScaffoldError(f"refusing to write {rel!r}: it resolves outside {out}")
+    return target
+
+
+def plan(files: Mapping[str, bytes], out: Path) -> list[FileAction]:
+    """What writing ``files`` into ``out`` would do to each file: create, identical or conflict."""
+    actions = []
+    for rel, data in files.items():
+        target = _target(out, rel)
+        if not target.exists():
+            status: Status = "create"
+        elif target.is_file() and target.read_bytes() == data:
+            status = "identical"
+        else:
+            status = "conflict"
+        actions.append(FileAction(rel, status))
+    return actions
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _write_file(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; a project file gets the usual mode
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_project(files: Mapping[str, bytes], out: Path, *, force: bool = False) -> list[FileAction]:
+    """Write the rendered ``files`` into ``out``; returns what happened to each file.
+
+    A missing or empty ``out`` is filled through a temporary sibling folder that is renamed into place, so a
+    failure leaves nothing behind. A non-empty ``out`` is refused (and left untouched) unless ``force``; with
+    ``force``, each file is replaced atomically and files the project does not generate are kept.
+
+    Raises:
+        ScaffoldError: ``out`` is not empty and ``force`` is false, ``out`` is a file, or a path escapes ``out``.
+    """
+    out = Path(out)
+    actions = plan(files, out)  # validates every path before anything is written
+    if out.exists() and not out.is_dir():
+        raise ScaffoldError(f"{out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            entries = sum(1 for _ in out.iterdir())
+            raise ScaffoldError(f"{out} is not empty ({entries} entries); use --force to write into it")
+        for action in actions:
+            if action.status != "identical":
+                _write_file(_target(out, action.path), files[action.path])
+        return actions
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp creates 0700
+        for rel, data in files.items():
+            target = _target(staging, rel)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        if out.is_dir():
+            out.rmdir()  # empty: checked above
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return actions
