@@ -237,6 +237,100 @@ def explain(
     print_explain(rec, flips, Console())
 
 
+def _ask(problem: dict[str, Any]) -> dict[str, Any]:
+    """No flags in a terminal: ask the questions, with the defaults a first project needs."""
+    from archadvisor.conditions import COMPUTE, TARGETS
+
+    typer.echo("archadvisor scaffold: a few questions (Enter keeps the default).")
+    problem["task"] = "classification"
+    problem["images"] = typer.prompt("Labelled training images", default="1437")
+    problem["classes"] = typer.prompt("Classes", default="10")
+    problem["image_size"] = typer.prompt("Image size in pixels (<= 64 uses small-input stems)", default="32")
+    problem["compute"] = typer.prompt(f"Training compute ({', '.join(COMPUTE)})", default="cpu")
+    problem["target"] = typer.prompt(f"Deployment target ({', '.join(TARGETS)})", default="cloud-cpu")
+    latency = typer.prompt("Latency budget per image in ms (blank: none)", default="", show_default=False)
+    problem["latency_ms"] = latency or None
+    problem["pretrained"] = typer.confirm("May ImageNet-pretrained weights be used?", default=False)
+    problem["hflip"] = typer.confirm("Is a mirrored image still the same class?", default=True)
+    return problem
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise InputError("--from", str(path), "a recommendation saved with `archadvisor recommend --save FILE.json`")
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            rec = yaml.safe_load(text)
+        else:
+            rec = json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise InputError("--from", str(path), "a JSON or YAML recommendation", hint=str(exc).splitlines()[0]) from None
+    need = {"task", "inputs", "architecture", "training", "augmentation", "deployment"}
+    if not isinstance(rec, dict) or not need <= set(rec):
+        missing = sorted(need - set(rec)) if isinstance(rec, dict) else sorted(need)
+        raise InputError("--from", str(path), "a saved recommendation", hint=f"it lacks {', '.join(missing)}")
+    return rec
+
+
+@app.command()
+@problem_options
+def scaffold(
+    problem: dict[str, Any],
+    out: Annotated[Path | None, typer.Option("--out", help="Project directory [default: ./NAME].")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Project name, a Python identifier [default: <arch>_project].")] = None,
+    from_file: Annotated[Path | None, typer.Option("--from", help="Scaffold a saved recommendation (recommend --save FILE.json).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Write into a non-empty directory, replacing generated files.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List each file as create / identical / conflict; write nothing.")] = False,
+) -> None:  # fmt: skip
+    """Generate a ready-to-run PyTorch project (image classification) from a recommendation."""
+    from archadvisor import engine, scaffold as scaffolder
+
+    given = {k: v for k, v in problem.items() if v is not None and k not in ("pretrained", "hflip", "rules")}
+    if from_file is not None:
+        if set(given) - {"arch"}:
+            raise InputError("--from", str(from_file), "either --from or the problem flags, not both",
+                             hint=f"also given: {', '.join('--' + k.replace('_', '-') for k in sorted(set(given) - {'arch'}))}")  # fmt: skip
+        rec = _from_file(from_file)
+        if problem["arch"] is not None:  # re-run the saved inputs with the forced architecture
+            rules, catalog = _load(problem["rules"])
+            inputs = {**rec["inputs"], "arch": problem["arch"]}
+            from archadvisor.spec import spec_from_inputs
+
+            defaults = {t: row["default_classes"] for t, row in rules.tasks.items()}
+            rec = engine.recommend(spec_from_inputs(inputs, defaults), rules, catalog)
+    else:
+        if not given and sys.stdin.isatty() and sys.stdout.isatty():
+            problem = _ask(problem)
+        rules, catalog = _load(problem["rules"])
+        rec = engine.recommend(_spec(problem, rules), rules, catalog)
+    name = name or (out.name if out is not None else f"{rec['architecture']['name']}_project")
+    out = out if out is not None else Path(name)
+    try:
+        files = scaffolder.render_project(rec, name=name)
+        actions = scaffolder.plan(files, out)
+        if dry_run:
+            for a in actions:
+                typer.echo(f"{a.status:>9}  {out / a.path}")
+            return
+        scaffolder.write_project(files, out, force=force)
+    except scaffolder.ScaffoldError as exc:
+        raise _ScaffoldFailure(str(exc)) from None
+    a = rec["architecture"]
+    counts = {s: sum(1 for x in actions if x.status == s) for s in ("create", "identical", "conflict")}
+    typer.echo(f"scaffolded {name} ({a['name']}, {a['family']}) in {out}: {counts['create']} created, "
+               f"{counts['conflict']} replaced, {counts['identical']} unchanged")  # fmt: skip
+    for w in rec["warnings"]:
+        typer.echo(f"warning: {w}")
+    typer.echo(f"next: cd {out} && pip install -e . && python train.py   (see README.md)")
+
+
+class _ScaffoldFailure(ArchAdvisorError):
+    """A scaffold error, reported as one line with exit code 2."""
+
+
 @app.command()
 def archs(
     family: Annotated[str | None, typer.Option("--family", help="Only this family (e.g. ResNet, ConvNeXt).")] = None,

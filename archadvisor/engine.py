@@ -305,7 +305,15 @@ def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: 
         t["decided"] = t["rule"] == decided
     provenance = {"architecture": f"{decided} ({rules.files.get(decided or '', 'the command line')})"}
     for key, rid in derived["provenance"].items():
-        provenance[key] = f"{rid} ({rules.files.get(rid, 'archadvisor/recipe.py')})" if rid else "(default)"
+        if not rid:
+            provenance[key] = "(default)"
+        elif " " in rid:  # a derived value with its reason inline
+            provenance[key] = f"{rid.split(':', 1)[0]} (archadvisor/recipe.py):{rid.split(':', 1)[1]}" if ":" in rid else rid
+        else:
+            provenance[key] = f"{rid} ({rules.files.get(rid, 'archadvisor/recipe.py')})"
+    target_rule = rules.targets[spec.target]["id"]
+    for key in ("deployment", "deployment.runtime", "deployment.precision", "deployment.quantize", "deployment.export"):
+        provenance[key] = f"{target_rule} ({rules.files[target_rule]})"
     rec: dict[str, Any] = {
         "schema": 1,
         "tool_version": __version__,

@@ -241,12 +241,55 @@ def _threads(n: int | None) -> Iterator[int]:
         torch.set_num_threads(before)
 
 
-_KINETO_NOISE = re.compile(r"^(USDT|ERROR|WARNING|INFO):\S+ \S+ \d+:\d+ \S+\.cpp:\d+\]")
+class CpuContention:
+    """How busy the machine was with OTHER processes while a block ran (Linux: /proc/stat minus our own CPU time).
+
+    ``fraction`` is the share of all CPUs that other processes used, 0..1, or None where /proc/stat is missing.
+    A latency measured while it is high is not the latency of an idle machine, and the results say so.
+    """
+
+    def __init__(self) -> None:
+        self.fraction: float | None = None
+
+    @staticmethod
+    def _busy_seconds() -> float | None:
+        try:
+            fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        except OSError:
+            return None
+        jiffies = [int(x) for x in fields]
+        idle = jiffies[3] + (jiffies[4] if len(jiffies) > 4 else 0)  # idle + iowait
+        return (sum(jiffies[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self) -> CpuContention:
+        self._busy0 = self._busy_seconds()
+        self._own0 = sum(os.times()[:2])
+        self._wall0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        busy1 = self._busy_seconds()
+        wall = time.perf_counter() - self._wall0
+        if self._busy0 is None or busy1 is None or wall <= 0:
+            return
+        others = (busy1 - self._busy0) - (sum(os.times()[:2]) - self._own0)
+        self.fraction = min(1.0, max(0.0, others / (wall * (os.cpu_count() or 1))))
+
+
+BUSY = 0.15  # other processes using more than this share of the CPUs make a CPU latency figure unreliable
+
+
+# Kineto's status lines around every profiling session, and its complaint that a CPU-only machine has no GPU.
+_KINETO_NOISE = re.compile(
+    rb"^(USDT:\S+ \S+ \d+:\d+ \S+\.cpp:\d+\] profiler_(start|stop)"
+    rb"|ERROR:\S+ \S+ \d+:\d+ DeviceProperties\.cpp:\d+\] gpuGetDeviceCount failed)"
+)
 
 
 @contextlib.contextmanager
 def _quiet_fd2() -> Iterator[None]:
-    """Hide the status lines Kineto writes straight to fd 2 (``USDT: ... profiler_start``); replay anything else."""
+    """Hide the status lines Kineto writes straight to fd 2; replay everything else byte for byte afterwards
+    (including a progress display's redraws that happened meanwhile)."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as tmp:
@@ -258,9 +301,9 @@ def _quiet_fd2() -> Iterator[None]:
             os.dup2(saved, 2)
             os.close(saved)
             tmp.seek(0)
-            for line in tmp.read().decode(errors="replace").splitlines():
-                if line.strip() and not _KINETO_NOISE.match(line):
-                    print(line, file=sys.stderr)
+            kept = [seg for seg in tmp.read().splitlines(keepends=True) if not _KINETO_NOISE.match(seg)]
+            if kept:
+                os.write(2, b"".join(kept))
 
 
 def sdpa_flop_mapping() -> dict[Any, Callable[..., int]]:
@@ -437,7 +480,7 @@ def stages(onnx: bool, batch: int) -> list[str]:
         "build model",
         "count parameters and GMACs",
         f"peak memory: inference (batch {batch})",
-        f"peak memory: training step (batch {batch})",
+        f"peak memory: training step (batch {max(batch, 2)})",
         "latency (batch 1)",
         f"throughput (batch {batch})",
     ]
@@ -507,7 +550,7 @@ def profile_model(
             progress(names[done], done, len(names))
         done += 1
 
-    with _threads(threads) as n_threads:
+    with _threads(threads) as n_threads, CpuContention() as contention:
         stage()
         model, small = build_for(variant, size)
         dev = torch.device(device)
@@ -581,8 +624,21 @@ def profile_model(
             **thr.as_dict(),
         },
         "onnx": onnx_result,
-        "method": _method(device, n_threads, target_rel_ci, max_seconds),
+        "method": {
+            **_method(device, n_threads, target_rel_ci, max_seconds),
+            "other_processes_cpu": None if contention.fraction is None else round(contention.fraction, 3),
+        },
+        "warnings": _busy_warning(contention.fraction, device),
     }
+
+
+def _busy_warning(fraction: float | None, device: str) -> list[str]:
+    if device != "cpu" or fraction is None or fraction <= BUSY:
+        return []
+    return [
+        f"other processes used {fraction:.0%} of the CPUs during the measurement: the latencies are not those of "
+        "an idle machine (expect them to be higher and to vary between runs)"
+    ]
 
 
 def _profile_onnx(
@@ -674,7 +730,7 @@ def measure_candidates(
         where = (
             f"{device_name(device)}, {n_threads} thread{'s' if n_threads != 1 else ''}"
             if device == "cpu"
-            else (device_name(device))
+            else device_name(device)
         )
         for i, v in enumerate(variants):
             size = image_size or v.input_size
@@ -690,12 +746,14 @@ def measure_candidates(
                 with torch.inference_mode():
                     return model(x)
 
-            t = time_calls(
-                call,
-                sync=torch.cuda.synchronize if device == "cuda" else None,
-                max_seconds=max_seconds,
-                warmup_seconds=min(WARMUP_SECONDS, max_seconds / 2),
-            )
+            with CpuContention() as contention:
+                t = time_calls(
+                    call,
+                    sync=torch.cuda.synchronize if device == "cuda" else None,
+                    max_seconds=max_seconds,
+                    warmup_seconds=min(WARMUP_SECONDS, max_seconds / 2),
+                )
+            busy = _busy_warning(contention.fraction, device)
             half = t.rel_ci * t.median_ms if math.isfinite(t.rel_ci) else t.median_ms
             out.append(
                 {
@@ -713,7 +771,9 @@ def measure_candidates(
                         f"measured here on {where}: torch {torch.__version__}, eval + inference_mode, fp32, batch 1, "
                         f"{size} px, median of {t.runs} runs after {t.warmup_runs} warm-up "
                         f"(95% CI +-{t.rel_ci:.1%}{'' if t.converged else ', time cap reached'})"
+                        + (f"; machine busy: other processes used {contention.fraction:.0%} CPU" if busy else "")
                     ),
+                    "other_processes_cpu": contention.fraction,
                 }
             )
             del model

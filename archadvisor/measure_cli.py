@@ -229,6 +229,7 @@ def profile(
     except (ArchAdvisorError, ValueError) as exc:
         _fail(str(exc))
         return
+    _warn(result["warnings"])
     if format == "json":
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
         return
@@ -236,6 +237,11 @@ def profile(
     console.print(_profile_table(result))
     for line in _method_lines(result):
         console.print(line, style="dim", highlight=False)
+
+
+def _warn(warnings: list[str]) -> None:
+    for w in dict.fromkeys(warnings):
+        sys.stderr.write(f"warning: {w}\n")
 
 
 def compare(
@@ -278,6 +284,7 @@ def compare(
         _fail(str(exc))
         return
 
+    _warn([f"{r['arch']}: {w}" for r in results for w in r["warnings"]])
     rows = [
         {"name": r["arch"], "latency_ms": r["latency"]["batch1"]["median_ms"], "top1": r["catalog"]["imagenet_top1"]}
         for r in results

@@ -29,7 +29,15 @@ import yaml
 from archadvisor import __version__
 from archadvisor.resources import templates_dir
 
-__all__ = ["SCAFFOLD_TASKS", "SUPPORTED_AUGMENTATIONS", "FileAction", "ScaffoldError", "plan", "render_project", "write_project"]
+__all__ = [
+    "SCAFFOLD_TASKS",
+    "SUPPORTED_AUGMENTATIONS",
+    "FileAction",
+    "ScaffoldError",
+    "plan",
+    "render_project",
+    "write_project",
+]
 
 SCAFFOLD_TASKS = ("classification",)
 # the augmentation.ops names the generated data.py builds (kept equal to its SUPPORTED_OPS by a test)
@@ -141,7 +149,11 @@ def _augmentation_ops(rec: Mapping[str, Any]) -> list[dict[str, Any]]:
     for op in rec["augmentation"]["ops"]:
         if op["name"] == "horizontal_flip" and hflip is False:
             continue
-        params = {k: v for k, v in (op.get("params") or {}).items() if not (op["name"] == "random_resized_crop" and k == "size")}
+        params = {
+            k: v
+            for k, v in (op.get("params") or {}).items()
+            if not (op["name"] == "random_resized_crop" and k == "size")
+        }
         ops.append({"name": op["name"], **params})
     return ops
 
@@ -155,7 +167,9 @@ def _manifest(rec: Mapping[str, Any], name: str, files: Mapping[str, bytes]) -> 
         if value is None or key == "arch":
             continue
         flag = "--" + key.replace("_", "-")
-        flags.append(flag if value is True else f"--no-{key.replace('_', '-')}" if value is False else f"{flag} {value}")
+        flags.append(
+            flag if value is True else f"--no-{key.replace('_', '-')}" if value is False else f"{flag} {value}"
+        )
     body = {
         "archadvisor_version": __version__,
         "recommendation_tool_version": rec.get("tool_version"),

@@ -146,18 +146,26 @@ def test_peak_memory_is_consistent_with_the_model():
 # stability and profiling
 
 
-def _median_ms(name: str, size: int) -> float:
+def _median_ms(name: str, size: int) -> tuple[float, float | None]:
     (r,) = measure.measure_candidates([CATALOG.resolve(name)], image_size=size, threads=1, max_seconds=2.0)
-    return r["median_ms"]
+    return r["median_ms"], r["other_processes_cpu"]
 
 
 def test_two_runs_agree_within_ten_percent():
-    """The adaptive run count makes the median repeatable; one retry absorbs a burst of load on a shared box."""
-    for _attempt in range(2):
-        a, b = _median_ms("simple_cnn", 32), _median_ms("simple_cnn", 32)
+    """The adaptive run count makes the median repeatable (the issue: within 10% on an idle machine).
+
+    A retry absorbs a burst of load; when other processes kept the CPUs busy through every attempt the claim
+    cannot be checked here, and the test says so instead of passing or failing on noise.
+    """
+    busiest = 0.0
+    for _attempt in range(3):
+        (a, load_a), (b, load_b) = _median_ms("simple_cnn", 32), _median_ms("simple_cnn", 32)
         if abs(a - b) / min(a, b) <= 0.10:
-            break
-    assert abs(a - b) / min(a, b) <= 0.10, (a, b)
+            return
+        busiest = max(busiest, load_a or 0.0, load_b or 0.0)
+    if busiest > measure.BUSY:
+        pytest.skip(f"machine busy (other processes used up to {busiest:.0%} CPU): medians {a:.3f} vs {b:.3f} ms")
+    pytest.fail(f"two medians on a quiet machine differ by more than 10%: {a:.3f} vs {b:.3f} ms")
 
 
 def test_measure_candidates_reports_how_it_measured():

@@ -26,8 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
-from torch.utils.data import default_collate
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset, default_collate
 from torchvision import datasets
 from torchvision.transforms import v2
 
@@ -73,7 +72,7 @@ def prepare_demo(root: Path = DEMO_ROOT) -> Path:
     try:
         for split in ("train", "val"):
             images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-            for i, (pixels, label) in enumerate(zip(images, labels)):
+            for i, (pixels, label) in enumerate(zip(images, labels, strict=True)):
                 folder = tmp / split / str(int(label))
                 folder.mkdir(parents=True, exist_ok=True)
                 # pixel values are 0..16 (ink counts of a 4x4 block); scale to 0..255 and upscale
@@ -279,7 +278,9 @@ def resolve_root(root: str | os.PathLike | None) -> Path:
     return prepare_demo() if root is None else Path(root).expanduser()
 
 
-def build_loader(dataset: Dataset, batch_size: int, sampler: Any, workers: int, pin: bool, drop_last: bool) -> DataLoader:
+def build_loader(
+    dataset: Dataset, batch_size: int, sampler: Any, workers: int, pin: bool, drop_last: bool
+) -> DataLoader:
     """A DataLoader sized to the machine: pinned memory for CUDA, workers kept alive between epochs."""
     return DataLoader(
         dataset,
@@ -323,6 +324,8 @@ def val_loader(cfg: dict[str, Any], image_size: int, batch_size: int | None = No
     d = cfg["data"]
     root = resolve_root(d["root"])
     folder = image_folder(root, "val")
-    val = Samples(folder, build_eval_transform(image_size, d["eval_crop_pct"], d["mean"], d["std"]), d["skip_unreadable"])
+    val = Samples(
+        folder, build_eval_transform(image_size, d["eval_crop_pct"], d["mean"], d["std"]), d["skip_unreadable"]
+    )
     workers = default_num_workers(1) if d["num_workers"] == "auto" else int(d["num_workers"])
     return build_loader(val, batch_size or d["batch_size"], None, workers, False, drop_last=False), folder.classes

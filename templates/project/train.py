@@ -28,15 +28,14 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
+from data import DataError, load_data
+from model import build_model
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.lr_scheduler import ConstantLR, CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchvision.transforms import v2
 from tqdm import tqdm
-
-from data import DataError, load_data
-from model import build_model
 from weights import freeze_backbone, load_pretrained
 
 HERE = Path(__file__).resolve().parent
@@ -56,12 +55,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     p.add_argument("--allow-config-change", action="store_true", help="resume even if the config changed")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (torchrun: one GPU per rank)")
-    p.add_argument("--pretrained", help="weights file, torchvision:<Weights>, timm:<model> (overrides model.pretrained)")
+    p.add_argument(
+        "--pretrained", help="weights file, torchvision:<Weights>, timm:<model> (overrides model.pretrained)"
+    )
     p.add_argument("--seed", type=int, help="overrides run.seed")
     p.add_argument("--deterministic", action="store_true", help="deterministic algorithms (slower)")
     p.add_argument("--workers", help="DataLoader workers per process, or auto (overrides data.num_workers)")
     p.add_argument("--stop-after", type=int, metavar="EPOCH", help="checkpoint and exit after this epoch")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config value, e.g. data.batch_size=32")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="any config value, e.g. data.batch_size=32"
+    )
     return p.parse_args(argv)
 
 
@@ -531,7 +534,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         seconds = time.perf_counter() - epoch_start
         history.append(
-            {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "val_loss": val_loss, "val_acc1": val_acc1, "seconds": seconds}
+            {
+                "epoch": epoch + 1,
+                "lr": lr,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "val_acc1": val_acc1,
+                "seconds": seconds,
+            }
         )
         improved = val_acc1 > best_acc1
         best_acc1 = max(best_acc1, val_acc1)

@@ -1,0 +1,317 @@
+"""The project renderer: what it renders, what it refuses, and how it writes (no torch involved)."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from archadvisor import __version__
+from archadvisor.resources import templates_dir
+from archadvisor.scaffold import (
+    SUPPORTED_AUGMENTATIONS,
+    FileAction,
+    ScaffoldError,
+    plan,
+    render_project,
+    write_project,
+)
+
+FIXTURE = Path(__file__).parent / "fixtures" / "rec_digits.json"
+PROJECT = templates_dir() / "project"
+
+
+@pytest.fixture
+def rec() -> dict[str, Any]:
+    return json.loads(FIXTURE.read_text(encoding="utf-8"))
+
+
+def snapshot(root: Path) -> dict[str, tuple[bytes, int, int]]:
+    """Every file under root with its bytes, mode and mtime (ns): equal snapshots mean untouched."""
+    return {
+        p.relative_to(root).as_posix(): (p.read_bytes(), p.stat().st_mode, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def config_lines(files: dict[str, bytes]) -> dict[str, str]:
+    """config.yaml's `key: value  # comment` lines by key (last wins; keys are unique enough for these tests)."""
+    lines = {}
+    for line in files["config.yaml"].decode().splitlines():
+        if ":" in line and not line.lstrip().startswith(("#", "-")):
+            lines[line.split(":", 1)[0].strip()] = line
+    return lines
+
+
+# --- rendering -------------------------------------------------------------------------------------------
+
+
+def test_renders_the_whole_project_reproducibly(rec: dict[str, Any]) -> None:
+    files = render_project(rec, name="digits")
+    expected = {
+        ".archadvisor.yaml", ".gitignore", "README.md", "pyproject.toml", "config.yaml", "model.py", "weights.py",
+        "data.py", "train.py", "evaluate.py", "export.py", "demo/digits.npz", "tests/test_project.py",
+    }  # fmt: skip
+    assert expected <= set(files)
+    assert not any(path.endswith(".j2") for path in files)
+    assert files == render_project(copy.deepcopy(rec), name="digits"), "rendering must be reproducible"
+    models = templates_dir() / "models"
+    assert files["model.py"] == (models / f"{rec['architecture']['module']}.py").read_bytes()
+    assert files["weights.py"] == (models / "weights.py").read_bytes()
+    # non-template files, binary included, are copied byte for byte
+    for rel in ("train.py", "demo/digits.npz", "tests/test_project.py"):
+        assert files[rel] == (PROJECT / rel).read_bytes()
+
+
+def test_config_yaml_carries_the_recipe_and_its_rules(rec: dict[str, Any]) -> None:
+    files = render_project(rec, name="digits")
+    cfg = yaml.safe_load(files["config.yaml"])
+    t = rec["training"]
+    assert cfg["model"]["arch"] == rec["architecture"]["name"]
+    assert cfg["model"]["small_input"] is t["small_input"]
+    assert cfg["data"]["root"] is None, "the default run trains on the bundled demo"
+    assert cfg["data"]["image_size"] == t["image_size"]
+    assert cfg["data"]["batch_size"] == t["batch_size"]
+    for key in ("epochs", "lr", "min_lr", "weight_decay", "warmup_epochs", "grad_accum_steps", "grad_clip_norm",
+                "label_smoothing", "ema_decay", "early_stopping_patience", "amp", "channels_last", "schedule"):  # fmt: skip
+        assert cfg["training"][key] == t[key], key
+    assert cfg["training"]["optimizer"] == t["optimizer"]
+    assert cfg["augmentation"]["mixup_alpha"] == rec["augmentation"]["mixup_alpha"]
+    assert [op["name"] for op in cfg["augmentation"]["ops"]] == [op["name"] for op in rec["augmentation"]["ops"]]
+    assert cfg["export"]["quantize"] == rec["deployment"]["quantize"]
+    # each value names the rule that chose it, "(default)" when the recommendation has no provenance for it
+    lines = config_lines(files)
+    assert lines["lr"].endswith("# " + rec["provenance"]["training.lr"])
+    assert lines["arch"].endswith("# " + rec["provenance"]["architecture"])
+    assert rec["provenance"]["training.optimizer"] in lines["optimizer"]
+    assert "training.label_smoothing" not in rec["provenance"]
+    assert lines["label_smoothing"].endswith("# (default)")
+
+
+def test_no_horizontal_flip_when_the_inputs_say_so(rec: dict[str, Any]) -> None:
+    rec["augmentation"]["ops"].insert(1, {"name": "horizontal_flip", "params": {"p": 0.5}})
+    rec["inputs"]["hflip"] = False
+    ops = yaml.safe_load(render_project(rec, name="digits")["config.yaml"])["augmentation"]["ops"]
+    assert "horizontal_flip" not in [op["name"] for op in ops]
+    rec["inputs"]["hflip"] = True
+    ops = yaml.safe_load(render_project(rec, name="digits")["config.yaml"])["augmentation"]["ops"]
+    assert {"name": "horizontal_flip", "p": 0.5} in ops
+
+
+def test_crop_size_is_left_to_the_image_size(rec: dict[str, Any]) -> None:
+    rec["augmentation"]["ops"][0]["params"]["size"] = 999
+    ops = yaml.safe_load(render_project(rec, name="digits")["config.yaml"])["augmentation"]["ops"]
+    assert "size" not in ops[0]
+
+
+def test_missing_recommendation_key_fails_loudly(rec: dict[str, Any]) -> None:
+    del rec["training"]["lr"]
+    with pytest.raises(ScaffoldError, match="lr"):
+        render_project(rec, name="digits")
+
+
+def test_manifest_records_how_to_regenerate(rec: dict[str, Any]) -> None:
+    rec["rules_digest"] = "sha256:0123abcd"
+    files = render_project(rec, name="digits")
+    manifest = yaml.safe_load(files[".archadvisor.yaml"])
+    assert manifest["archadvisor_version"] == __version__
+    assert manifest["rules_digest"] == "sha256:0123abcd"
+    assert manifest["inputs"] == rec["inputs"]
+    assert manifest["arch"] == rec["architecture"]["name"]
+    assert manifest["name"] == "digits"
+    command = manifest["regenerate"]
+    for flag in ("--task classification", "--images 1437", "--image-size 32", "--no-pretrained", "--no-hflip",
+                 "--arch resnet18", "--name digits"):  # fmt: skip
+        assert flag in command
+    # the digests are those of the rendered files, so edits to the project can be told apart
+    for path, digest in manifest["files"].items():
+        assert digest == "sha256:" + hashlib.sha256(files[path]).hexdigest()
+    assert not re.search(r"\d{4}-\d{2}-\d{2}|\d{2}:\d{2}:\d{2}", files[".archadvisor.yaml"].decode()), "no timestamps"
+
+
+def test_readme_explains_the_choice_and_the_commands(rec: dict[str, Any]) -> None:
+    readme = render_project(rec, name="digits")["README.md"].decode()
+    assert rec["architecture"]["why"] in readme
+    for alt in rec["alternatives"]:
+        assert alt["name"] in readme
+    for command in ("python train.py", "python evaluate.py", "python export.py", "torchrun", "#SBATCH", "--resume"):
+        assert command in readme
+
+
+def test_pyproject_declares_the_dependencies_and_extras(rec: dict[str, Any]) -> None:
+    import tomllib
+
+    pyproject = tomllib.loads(render_project(rec, name="digits")["pyproject.toml"].decode())
+    deps = " ".join(pyproject["project"]["dependencies"])
+    for package in ("torch", "torchvision", "pyyaml", "tqdm", "matplotlib"):
+        assert package in deps
+    extras = pyproject["project"]["optional-dependencies"]
+    assert {"onnx", "onnxruntime", "onnxscript"} <= {d.split(">")[0] for d in extras["export"]}
+    assert any(d.startswith("pytest") for d in extras["test"])
+    assert pyproject["project"]["name"] == "digits"
+
+
+# --- what cannot be scaffolded -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["my-project", "1st", "class", "", "a b", "../x"])
+def test_name_must_be_a_python_identifier(rec: dict[str, Any], name: str) -> None:
+    with pytest.raises(ScaffoldError, match="identifier"):
+        render_project(rec, name=name)
+
+
+def test_other_tasks_say_what_can_be_generated(rec: dict[str, Any]) -> None:
+    rec["task"] = "detection"
+    with pytest.raises(ScaffoldError, match="classification"):
+        render_project(rec, name="x")
+
+
+def test_family_without_a_template_is_refused(rec: dict[str, Any]) -> None:
+    rec["architecture"]["scaffold"] = False
+    with pytest.raises(ScaffoldError, match="classification"):
+        render_project(rec, name="x")
+
+
+def test_module_name_cannot_point_outside_the_model_folder(rec: dict[str, Any]) -> None:
+    rec["architecture"]["module"] = "../../etc/passwd"
+    with pytest.raises(ScaffoldError, match="model file"):
+        render_project(rec, name="x")
+
+
+def test_unknown_augmentation_is_refused_with_the_supported_list(rec: dict[str, Any]) -> None:
+    rec["augmentation"]["ops"].append({"name": "mosaic", "params": {}})
+    with pytest.raises(ScaffoldError, match="random_resized_crop"):
+        render_project(rec, name="x")
+
+
+def test_renderer_and_project_agree_on_the_augmentations() -> None:
+    tree = ast.parse((PROJECT / "data.py").read_text(encoding="utf-8"))
+    assigned = {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.targets[0], ast.Name)
+        and node.targets[0].id == "SUPPORTED_OPS"
+    }
+    assert tuple(assigned["SUPPORTED_OPS"]) == SUPPORTED_AUGMENTATIONS
+
+
+# --- writing -----------------------------------------------------------------------------------------------
+
+
+def test_writes_into_a_new_folder(rec: dict[str, Any], tmp_path: Path) -> None:
+    files = render_project(rec, name="digits")
+    out = tmp_path / "a" / "digits"
+    actions = write_project(files, out, force=False)
+    assert {a.status for a in actions} == {"create"}
+    assert {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} == set(files)
+    for rel, data in files.items():
+        assert (out / rel).read_bytes() == data
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out / "train.py").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["digits"], "no staging folder left behind"
+
+
+def test_empty_folder_is_fine(rec: dict[str, Any], tmp_path: Path) -> None:
+    write_project(render_project(rec, name="digits"), tmp_path, force=False)
+    assert (tmp_path / "train.py").is_file()
+
+
+def test_non_empty_folder_is_refused_and_left_untouched(rec: dict[str, Any], tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine\n")
+    (tmp_path / "config.yaml").write_text("my: config\n")
+    before = snapshot(tmp_path)
+    with pytest.raises(ScaffoldError, match="not empty.*--force") as info:
+        write_project(render_project(rec, name="digits"), tmp_path, force=False)
+    assert "\n" not in str(info.value)
+    assert snapshot(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "notes.txt"]
+
+
+def test_force_overwrites_generated_files_and_keeps_the_rest(rec: dict[str, Any], tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine\n")
+    (tmp_path / "config.yaml").write_text("my: config\n")
+    files = render_project(rec, name="digits")
+    actions = {a.path: a.status for a in write_project(files, tmp_path, force=True)}
+    assert actions["config.yaml"] == "conflict"
+    assert actions["train.py"] == "create"
+    assert (tmp_path / "config.yaml").read_bytes() == files["config.yaml"]
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"
+
+
+def test_plan_reports_create_identical_conflict(rec: dict[str, Any], tmp_path: Path) -> None:
+    files = render_project(rec, name="digits")
+    assert {a.status for a in plan(files, tmp_path / "new")} == {"create"}
+    write_project(files, tmp_path, force=False)
+    (tmp_path / "train.py").write_text("# my edits\n")
+    (tmp_path / "README.md").unlink()
+    statuses = {a.path: a.status for a in plan(files, tmp_path)}
+    assert statuses["train.py"] == "conflict"
+    assert statuses["README.md"] == "create"
+    assert statuses["config.yaml"] == "identical"
+    assert FileAction("data.py", "identical") in plan(files, tmp_path)
+
+
+@pytest.mark.parametrize("path", ["../escape.py", "/tmp/absolute.py", "a/../../escape.py", "C:\\x.py", ""])
+def test_paths_escaping_the_project_are_refused(tmp_path: Path, path: str) -> None:
+    out = tmp_path / "project"
+    with pytest.raises(ScaffoldError, match="refusing"):
+        write_project({"ok.py": b"", path: b"x"}, out, force=False)
+    assert list(tmp_path.iterdir()) == [], "nothing may be written when any path is refused"
+
+
+def test_symlink_escape_is_refused(rec: dict[str, Any], tmp_path: Path) -> None:
+    out, outside = tmp_path / "project", tmp_path / "outside"
+    out.mkdir()
+    outside.mkdir()
+    (out / "demo").symlink_to(outside)
+    with pytest.raises(ScaffoldError, match="outside"):
+        write_project(render_project(rec, name="digits"), out, force=True)
+    assert list(outside.iterdir()) == []
+
+
+# --- the generated code itself ----------------------------------------------------------------------------
+
+
+def test_generated_project_is_ruff_clean(rec: dict[str, Any], tmp_path: Path) -> None:
+    pytest.importorskip("ruff")
+    write_project(render_project(rec, name="digits"), tmp_path, force=False)
+    ruff = [sys.executable, "-m", "ruff"]
+    for args in (
+        ["check", "--line-length", "120", "--no-cache", "."],
+        ["format", "--check", "--line-length", "120", "--no-cache", "."],
+    ):
+        result = subprocess.run(ruff + args, cwd=tmp_path, capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_scaffold_never_imports_torch(tmp_path: Path) -> None:
+    code = (
+        "import json, sys; from pathlib import Path\n"
+        "from archadvisor.scaffold import render_project, write_project\n"
+        f"rec = json.loads(Path({str(FIXTURE)!r}).read_text())\n"
+        f"write_project(render_project(rec, name='digits'), Path({str(tmp_path / 'p')!r}), force=False)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'numpy')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+    imported = [
+        line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")
+    ]
+    assert "archadvisor.scaffold" in imported
+    assert not [m for m in imported if m.split(".")[0] in ("torch", "torchvision")]
