@@ -286,7 +286,8 @@ def scaffold(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List each file as create / identical / conflict; write nothing.")] = False,
 ) -> None:  # fmt: skip
     """Generate a ready-to-run PyTorch project (image classification) from a recommendation."""
-    from archadvisor import engine, scaffold as scaffolder
+    from archadvisor import engine
+    from archadvisor import scaffold as scaffolder
 
     given = {k: v for k, v in problem.items() if v is not None and k not in ("pretrained", "hflip", "rules")}
     if from_file is not None:

@@ -60,7 +60,7 @@ def config_lines(files: dict[str, bytes]) -> dict[str, str]:
 def test_renders_the_whole_project_reproducibly(rec: dict[str, Any]) -> None:
     files = render_project(rec, name="digits")
     expected = {
-        ".archadvisor.yaml", ".gitignore", "README.md", "pyproject.toml", "config.yaml", "model.py", "weights.py",
+        ".archadvisor.yaml", ".gitignore", "README.md", "pyproject.toml", "ruff.toml", "config.yaml", "model.py", "weights.py",
         "data.py", "train.py", "evaluate.py", "export.py", "demo/digits.npz", "tests/test_project.py",
     }  # fmt: skip
     assert expected <= set(files)

@@ -13,9 +13,10 @@ from typing import Any
 
 import torch
 import yaml
+from torch import nn
+
 from data import DataError, val_loader
 from model import build_model
-from torch import nn
 from train import HERE, evaluate
 
 

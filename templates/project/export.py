@@ -19,18 +19,21 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from torch import nn
+
 from data import DataError, val_loader
 from evaluate import load_checkpoint_model
-from torch import nn
 from train import HERE
 
 FP32_TOLERANCE = 1e-4  # max |logit difference| between PyTorch and onnxruntime / TorchScript in fp32
 FP16_TOLERANCE = 1e-2  # fp16 keeps ~3 significant digits
 NEXT_STEPS = {
-    "coreml": "Core ML: coremltools.convert(torch.export.export(model, (example,))), then "
-    "coremltools.optimize.coreml.linear_quantize_weights for int8-weights",
-    "tflite": "TFLite / LiteRT: ai_edge_torch.convert(model, (example,)) with its int8 quantizer, or ONNX -> TF (onnx2tf)",
-    "torchscript": "PyTorch serving: torch.jit.load('model.ts'); on GPU, torch.compile or TensorRT (torch_tensorrt) for fp16",
+    "coreml": "Core ML: coremltools.convert(torch.export.export(model, (example,))); "
+    "int8-weights with coremltools.optimize.coreml.linear_quantize_weights",
+    "tflite": "TFLite / LiteRT: ai_edge_torch.convert(model, (example,)) with its int8 quantizer, "
+    "or ONNX -> TF with onnx2tf",
+    "torchscript": "PyTorch serving: torch.jit.load('model.ts'); on GPU, torch.compile or TensorRT "
+    "(torch_tensorrt) for fp16",
 }
 
 
@@ -79,6 +82,8 @@ def export_torchscript(model: nn.Module, path: Path, image_size: int) -> float:
     with warnings.catch_warnings():
         # torch 2.14 marks TorchScript deprecated in favour of torch.export; runtimes still load it
         warnings.filterwarnings("ignore", message=r".*torch\.jit.*deprecated", category=Warning)
+        # shape checks in forward (e.g. ViT's position-embedding resize) are frozen at this fixed image size
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         traced = torch.jit.trace(model, random_inputs(image_size, 2, seed=0))
         traced.save(str(path))
         loaded = torch.jit.load(str(path))
@@ -198,9 +203,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         quantize(onnx_path, int8_path, spec["quantize"], loader)
         fp32_acc, int8_acc = onnx_accuracy(onnx_path, loader), onnx_accuracy(int8_path, loader)
         report.update(quantize=spec["quantize"], val_acc1_fp32=fp32_acc, val_acc1_int8=int8_acc)
+        sizes = [p.stat().st_size / 1e6 for p in (onnx_path, int8_path)]
         print(
             f"{int8_path} ({spec['quantize']}): val acc1 {fp32_acc:.2f} % fp32 -> {int8_acc:.2f} % int8 "
-            f"({int8_acc - fp32_acc:+.2f}); {onnx_path.stat().st_size / 1e6:.1f} MB -> {int8_path.stat().st_size / 1e6:.1f} MB"
+            f"({int8_acc - fp32_acc:+.2f}); {sizes[0]:.1f} MB -> {sizes[1]:.1f} MB"
         )
     if spec["format"] in NEXT_STEPS:
         print(f"next step for {spec['target']} ({spec['runtime']}): {NEXT_STEPS[spec['format']]}")

@@ -28,14 +28,15 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
-from data import DataError, load_data
-from model import build_model
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.lr_scheduler import ConstantLR, CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchvision.transforms import v2
 from tqdm import tqdm
+
+from data import DataError, load_data
+from model import build_model
 from weights import freeze_backbone, load_pretrained
 
 HERE = Path(__file__).resolve().parent
@@ -129,9 +130,11 @@ def setup_distributed(device_arg: str) -> tuple[int, int, torch.device]:
     if device_arg == "auto":
         device_arg = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device_arg)
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", local_rank)
     if device.type == "cuda":
+        if world > 1:
+            device = torch.device("cuda", local_rank)
+        elif device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(device)
     if world > 1:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
@@ -480,11 +483,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # --- freeze then unfreeze (fine-tuning): the head alone first, then everything
     freeze = t["freeze"]
-
-    def frozen_at(epoch: int) -> bool:
-        return freeze["mode"] != "none" and epoch < freeze["epochs"]
-
-    if frozen_at(start_epoch):
+    if freeze["mode"] != "none" and start_epoch < freeze["epochs"]:
         freeze_backbone(model, trainable=False)
     ddp_model = wrap_ddp(model, device, world)
 
