@@ -108,7 +108,14 @@ _PROBLEM_NAMES = [p.name for p in _PROBLEM]
 
 def problem_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Give a command the shared problem flags; it receives them as ``problem: dict``."""
-    own = [p for p in inspect.signature(fn).parameters.values() if p.name != "problem"]
+    import typing
+
+    hints = typing.get_type_hints(fn, include_extras=True)  # real objects, not `from __future__` strings
+    own = [
+        p.replace(annotation=hints.get(p.name, p.annotation))
+        for p in inspect.signature(fn).parameters.values()
+        if p.name != "problem"
+    ]
 
     @functools.wraps(fn)
     def wrapper(**kwargs: Any) -> Any:
@@ -157,22 +164,31 @@ def _measured(spec: Any, rules: Any, catalog: Any) -> tuple[dict[str, Any] | Non
     import importlib.util
 
     if spec.target not in ("cloud-cpu", "cloud-gpu"):
-        return None, f"--measure: {spec.target} is not this machine; latencies are device-profile estimates (rules/devices.yaml)"
+        return (
+            None,
+            f"--measure: {spec.target} is not this machine; latencies are device-profile estimates (rules/devices.yaml)",
+        )
     if importlib.util.find_spec("torch") is None:
         raise InputError("--measure", "torch", "an installed torch (pip install 'archadvisor[torch]')")
     from archadvisor import measure
 
     if spec.target == "cloud-gpu" and not measure.cuda_available():
         return None, "--measure: target cloud-gpu but no CUDA device here; latencies are estimates"
+    from dataclasses import replace
+
     device = "cuda" if spec.target == "cloud-gpu" else "cpu"
-    base = engine.select(spec, rules, catalog)
-    top = base.ranked[:5]
-    results = measure.measure_candidates(top, image_size=spec.image_size, device=device)
+    # the top candidates before the latency budget is applied: the budget is then checked on measurements
+    top = engine.select(replace(spec, latency_ms=None), rules, catalog).ranked[:5]
+    from rich.console import Console
+
+    with Console(stderr=True).status(f"measuring {len(top)} candidates on this machine ({device}) ..."):
+        results = measure.measure_candidates(top, image_size=spec.image_size, device=device, max_seconds=1.5)
     note = (
-        f"--measure: measured {', '.join(v.name for v in top)} on this machine ({device}, batch 1, "
-        f"{spec.image_size} px, eval + inference_mode, median after warm-up); ranked by measured latency"
+        f"--measure: measured {', '.join(v.name for v in top)} on this machine; "
+        + "; ".join(f"{r['name']} {r['median_ms']:.1f} ms" for r in results)
+        + f" ({results[0]['basis'].split(': ', 1)[-1] if results else ''}); the latency budget is checked on these"
     )
-    return results, note
+    return measure.as_latency_estimates(results), note
 
 
 @app.command()
@@ -204,7 +220,13 @@ def recommend(
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     if save is not None:
         suffix = save.suffix.lower()
-        body = report.to_json(rec) + "\n" if suffix == ".json" else report.to_markdown(rec) if suffix == ".md" else report.to_yaml(rec)
+        body = (
+            report.to_json(rec) + "\n"
+            if suffix == ".json"
+            else report.to_markdown(rec)
+            if suffix == ".md"
+            else report.to_yaml(rec)
+        )
         try:
             save.write_text(body, encoding="utf-8")
         except OSError as exc:
@@ -335,7 +357,9 @@ class _ScaffoldFailure(ArchAdvisorError):
 @app.command()
 def archs(
     family: Annotated[str | None, typer.Option("--family", help="Only this family (e.g. ResNet, ConvNeXt).")] = None,
-    task: Annotated[str | None, typer.Option("--task", help="Only models for this task (classification = the zoo).")] = None,
+    task: Annotated[
+        str | None, typer.Option("--task", help="Only models for this task (classification = the zoo).")
+    ] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
     rules: RulesOpt = None,
 ) -> None:
@@ -415,17 +439,25 @@ def rules_show(
     out: list[str] = []
     if kind in (None, "tasks"):
         out.append("# tasks (selection table)")
-        out += [f"task.{t}: best {', '.join(r['best'])}; alternative {', '.join(r['alternative'])}; mobile {', '.join(r['mobile']) or '-'}" for t, r in rs.tasks.items()]
+        out += [
+            f"task.{t}: best {', '.join(r['best'])}; alternative {', '.join(r['alternative'])}; mobile {', '.join(r['mobile']) or '-'}"
+            for t, r in rs.tasks.items()
+        ]
     if kind in (None, "selection"):
         for task, sel in rs.selections.items():
             out.append(f"# selection: {task} (axes {sel['axes']})")
             for c in sel.get("constraints", []):
                 out.append(f"{c['id']} [constraint]: if {conditions.describe(c['when'])}: {c['because']}")
             for r in sel["rules"]:
-                out.append(f"{r['id']} [{r['axis']}]: if {conditions.describe(r['when'])}: prefer {', '.join(r['prefer'])}")
+                out.append(
+                    f"{r['id']} [{r['axis']}]: if {conditions.describe(r['when'])}: prefer {', '.join(r['prefer'])}"
+                )
     if kind in (None, "deployment"):
         out.append("# deployment matrix")
-        out += [f"{t['id']}: {t['target']} -> {', '.join(t['prefer'])}; {t['export']} / {t['runtime']} / {t['precision']}" for t in rs.targets.values()]
+        out += [
+            f"{t['id']}: {t['target']} -> {', '.join(t['prefer'])}; {t['export']} / {t['runtime']} / {t['precision']}"
+            for t in rs.targets.values()
+        ]
     if kind in (None, "recipes"):
         for table in rs.tables:
             out.append(f"# recipe table: {table['name']}")

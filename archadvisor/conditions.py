@@ -143,7 +143,9 @@ def validate(cond: Any, *, phase: str = "model", line: int | None = None) -> Non
         return
     unknown = set(cond) - {"var", "op", "value"}
     if unknown:
-        raise ConditionError(f"unknown key(s) in condition: {sorted(unknown)}; expected var, op, value or all/any/not", line)
+        raise ConditionError(
+            f"unknown key(s) in condition: {sorted(unknown)}; expected var, op, value or all/any/not", line
+        )
     for key in ("var", "op", "value"):
         if key not in cond:
             raise ConditionError(f"condition is missing {key!r}", line)

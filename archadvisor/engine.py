@@ -72,7 +72,9 @@ def _vote(rule: dict, weight: float, credit: float, pool: list[Any], votes: dict
                     add(c.name, strength * credit)
 
 
-def select_catalog(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: dict[str, float] | None = None) -> Selection:
+def select_catalog(
+    spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: dict[str, float] | None = None
+) -> Selection:
     """Choose among zoo variants (classification)."""
     family_of = {v.name: v.family for v in catalog.variants}
     sel_rules = rules.selections[spec.task]
@@ -83,9 +85,15 @@ def select_catalog(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measu
 
     excluded: list[tuple[Variant, str]] = []
 
-    def keep(survivors: list[Variant], before: list[Variant], rule_id: str, because: str, fallback_key) -> list[Variant]:
+    def keep(
+        survivors: list[Variant], before: list[Variant], rule_id: str, because: str, fallback_key
+    ) -> list[Variant]:
         removed = len(before) - len(survivors)
-        excluded.extend((v, f"excluded by {rule_id}: {because}") for v in sorted(before, key=fallback_key, reverse=True) if v not in survivors)
+        excluded.extend(
+            (v, f"excluded by {rule_id}: {because}")
+            for v in sorted(before, key=fallback_key, reverse=True)
+            if v not in survivors
+        )
         if survivors:
             trace.append({"rule": rule_id, "file": rules.files.get(rule_id, "archadvisor/engine.py"), "fired": True,
                           "because": f"{because} (excludes {removed} of {len(before)})", "kind": "constraint"})  # fmt: skip
@@ -117,8 +125,21 @@ def select_catalog(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measu
     target_row = rules.targets[spec.target]
     before = pool
     pool = [v for v in pool if v.params_m <= target_row["max_params_m"]]
-    pool = keep(pool, before, f"{target_row['id']}.size", f"{spec.target}: models up to {target_row['max_params_m']}M parameters", lambda v: v.params)
+    pool = keep(
+        pool,
+        before,
+        f"{target_row['id']}.size",
+        f"{spec.target}: models up to {target_row['max_params_m']}M parameters",
+        lambda v: v.params,
+    )
 
+    if measured:
+        # --measure: only what was measured here competes, so an estimate never outranks a measurement
+        before = pool
+        pool = [v for v in pool if v.name in measured] or pool
+        trace.append({"rule": "measure.pool", "file": "archadvisor/measure.py", "fired": True, "kind": "constraint",
+                      "because": f"--measure: ranking the {len(pool)} candidates measured on this machine "
+                                 f"(of {len(before)} that meet the other constraints)"})  # fmt: skip
     latency: dict[str, Any] = {}
     for v in pool:
         if measured and v.name in measured:
@@ -199,7 +220,11 @@ def select_table(spec: ProblemSpec, rules: RuleSet, catalog: Catalog) -> Selecti
     """The selection table alone: best choice, or the mobile choice on edge targets / tight budgets."""
     row = rules.tasks[spec.task]
     edge = spec.target in EDGE_TARGETS or (spec.latency_ms is not None and spec.latency_ms < 30)
-    order = (row["mobile"] + row["best"] + row["alternative"]) if edge and row["mobile"] else (row["best"] + row["alternative"] + row["mobile"])
+    order = (
+        (row["mobile"] + row["best"] + row["alternative"])
+        if edge and row["mobile"]
+        else (row["best"] + row["alternative"] + row["mobile"])
+    )
     seen: list[External] = []
     for name in order:
         e = catalog.external_model(name)
@@ -210,7 +235,9 @@ def select_table(spec: ProblemSpec, rules: RuleSet, catalog: Catalog) -> Selecti
     trace = [{"rule": f"task.{spec.task}", "file": rules.files[f"task.{spec.task}"], "fired": True,
               "because": because, "kind": "table"}]  # fmt: skip
     votes = {seen[0].name: {f"task.{spec.task}": 1.0}} if seen else {}
-    return Selection(ranked=seen, scores={e.name: 0.0 for e in seen}, votes=votes, trace=trace, decided_by=f"task.{spec.task}")
+    return Selection(
+        ranked=seen, scores={e.name: 0.0 for e in seen}, votes=votes, trace=trace, decided_by=f"task.{spec.task}"
+    )
 
 
 def select(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: dict[str, Any] | None = None) -> Selection:
@@ -299,7 +326,15 @@ def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: 
         for t in recipe.trace
     ]
     if measure_note:
-        trace.append({"rule": "measure", "file": "archadvisor/measure.py", "fired": True, "because": measure_note, "kind": "measure"})
+        trace.append(
+            {
+                "rule": "measure",
+                "file": "archadvisor/measure.py",
+                "fired": True,
+                "because": measure_note,
+                "kind": "measure",
+            }
+        )
     decided = sel.decided_by if spec.arch is None else "--arch"
     for t in trace:
         t["decided"] = t["rule"] == decided
@@ -308,7 +343,9 @@ def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: 
         if not rid:
             provenance[key] = "(default)"
         elif " " in rid:  # a derived value with its reason inline
-            provenance[key] = f"{rid.split(':', 1)[0]} (archadvisor/recipe.py):{rid.split(':', 1)[1]}" if ":" in rid else rid
+            provenance[key] = (
+                f"{rid.split(':', 1)[0]} (archadvisor/recipe.py):{rid.split(':', 1)[1]}" if ":" in rid else rid
+            )
         else:
             provenance[key] = f"{rid} ({rules.files.get(rid, 'archadvisor/recipe.py')})"
     target_rule = rules.targets[spec.target]["id"]
@@ -363,7 +400,9 @@ def _forced(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, sel: Selection,
                 est = _estimate(chosen, spec.target, spec.image_size, rules)
                 sel.latency[chosen.name] = est
                 if est.ms > spec.latency_ms:
-                    problems.append(f"estimated {est.ms:.0f} ms on {spec.target} exceeds --latency-ms {spec.latency_ms:g}")
+                    problems.append(
+                        f"estimated {est.ms:.0f} ms on {spec.target} exceeds --latency-ms {spec.latency_ms:g}"
+                    )
             detail = "; ".join(problems) if problems else "; ".join(excluded[:2])
             warnings.append(f"--arch {chosen.name} breaks a hard constraint: {detail}")
         return chosen
@@ -390,7 +429,11 @@ def _alternatives(sel: Selection, chosen: Any, reasons: dict[str, str], table: d
         picked.append(next(c for c, _ in sel.excluded if c.name == name))
     out = []
     for c in picked:
-        why = misses.get(c.name) if c not in sel.ranked else _why(sel, c.name, reasons, None if isinstance(c, Variant) else table)
+        why = (
+            misses.get(c.name)
+            if c not in sel.ranked
+            else _why(sel, c.name, reasons, None if isinstance(c, Variant) else table)
+        )
         item = {"name": c.name, "family": getattr(c, "family", c.name), "why": why,
                 "meets_constraints": c in sel.ranked, "score": round(sel.scores.get(c.name, 0.0), 3)}  # fmt: skip
         if isinstance(c, Variant):
@@ -422,7 +465,11 @@ def _deployment(spec: ProblemSpec, rules: RuleSet, chosen: Any, small_input: boo
 
 def _expected(spec: ProblemSpec, chosen: Any, dep: dict[str, Any], task_row: dict) -> dict[str, Any]:
     if isinstance(chosen, Variant):
-        top1 = f"{chosen.imagenet_top1:.1f}% ImageNet top-1 ({chosen.top1_source})" if chosen.imagenet_top1 else "no ImageNet figure (baseline model)"
+        top1 = (
+            f"{chosen.imagenet_top1:.1f}% ImageNet top-1 ({chosen.top1_source})"
+            if chosen.imagenet_top1
+            else "no ImageNet figure (baseline model)"
+        )
         return {
             "benchmark": top1,
             "latency": f"{dep['expected_latency_ms']} ms per image on {spec.target} ({dep['latency_basis']})",
@@ -432,17 +479,41 @@ def _expected(spec: ProblemSpec, chosen: Any, dep: dict[str, Any], task_row: dic
             "note": f"{task_row['rationale']}; archadvisor can scaffold only classification projects"}  # fmt: skip
 
 
-def _check_warnings(spec: ProblemSpec, chosen: Any, env: dict[str, Any], dep: dict[str, Any], warnings: list[str]) -> None:
+def _check_warnings(
+    spec: ProblemSpec, chosen: Any, env: dict[str, Any], dep: dict[str, Any], warnings: list[str]
+) -> None:
     params_m = env["params_m"]
     examples = "images" if spec.image_size is not None else "examples"
-    if params_m is not None and params_m >= 100 and spec.images < 10_000 and not (spec.pretrained and not isinstance(chosen, Variant)):
-        warnings.append(f"{chosen.name} has {params_m:.0f}M parameters for {spec.images} {examples}: expect overfitting; prefer a smaller model")
+    if (
+        params_m is not None
+        and params_m >= 100
+        and spec.images < 10_000
+        and not (spec.pretrained and not isinstance(chosen, Variant))
+    ):
+        warnings.append(
+            f"{chosen.name} has {params_m:.0f}M parameters for {spec.images} {examples}: expect overfitting; prefer a smaller model"
+        )
     if not spec.pretrained and spec.images < 1000 and spec.task == "classification":
-        warnings.append(f"training from scratch on {spec.images} images: the guide says N/A, use transfer learning (--pretrained)")
-    if isinstance(chosen, Variant) and chosen.kind == "transformer" and not env["fine_tune"] and spec.images < 1_000_000:
-        warnings.append(f"{chosen.name} from scratch on {spec.images} images: ViTs need very large data (or pretrained weights)")
-    if spec.latency_ms is not None and dep.get("expected_latency_ms") is not None and dep["expected_latency_ms"] > spec.latency_ms:
-        warnings.append(f"expected {dep['expected_latency_ms']} ms on {spec.target} exceeds the {spec.latency_ms:g} ms budget")
+        warnings.append(
+            f"training from scratch on {spec.images} images: the guide says N/A, use transfer learning (--pretrained)"
+        )
+    if (
+        isinstance(chosen, Variant)
+        and chosen.kind == "transformer"
+        and not env["fine_tune"]
+        and spec.images < 1_000_000
+    ):
+        warnings.append(
+            f"{chosen.name} from scratch on {spec.images} images: ViTs need very large data (or pretrained weights)"
+        )
+    if (
+        spec.latency_ms is not None
+        and dep.get("expected_latency_ms") is not None
+        and dep["expected_latency_ms"] > spec.latency_ms
+    ):
+        warnings.append(
+            f"expected {dep['expected_latency_ms']} ms on {spec.target} exceeds the {spec.latency_ms:g} ms budget"
+        )
     if not rules_task_scaffold(chosen):
         article = "an" if spec.task[0] in "aeiou" else "a"
         warnings.append(f"archadvisor cannot scaffold {article} {spec.task} project; it scaffolds image classification")

@@ -162,7 +162,9 @@ def _profile_table(r: dict[str, Any]) -> Table:
     t.add_row(
         "latency b1, p90",
         f"{lat['p90_ms']:.2f} ms",
-        f"catalog median {cat['cpu_latency_ms']} ms (2-core Xeon)" if cat["cpu_latency_ms"] else "",
+        f"catalog median {cat['cpu_latency_ms']} ms at {cat['input_size']} px (2-core Xeon)"
+        if cat["cpu_latency_ms"]
+        else "",
     )
     thr = r["throughput"]
     t.add_row(f"throughput b{thr['batch']}", f"{thr['images_per_s']:.1f} img/s", f"median {_fmt_ms(thr)} ms/batch")

@@ -58,7 +58,9 @@ def apply_tables(rules: RuleSet, env: dict[str, Any]) -> Recipe:
     return recipe
 
 
-def derive(recipe: Recipe, env: dict[str, Any], *, image_size: int | None, small_input: bool, hflip: bool) -> dict[str, Any]:
+def derive(
+    recipe: Recipe, env: dict[str, Any], *, image_size: int | None, small_input: bool, hflip: bool
+) -> dict[str, Any]:
     """Turn table fields into the Recommendation's training and augmentation sections."""
     f = recipe.fields
     task = env["task"]
@@ -74,7 +76,9 @@ def derive(recipe: Recipe, env: dict[str, Any], *, image_size: int | None, small
     # Fewer than ~20 optimizer steps per epoch starves warmup/EMA/early stopping of updates.
     cap = max(16, _pow2_floor(images / 20))
     if effective > cap:
-        note("batch.dataset_cap", f"{images} images: effective batch {effective} -> {cap} (at least ~20 steps per epoch)")
+        note(
+            "batch.dataset_cap", f"{images} images: effective batch {effective} -> {cap} (at least ~20 steps per epoch)"
+        )
         effective = cap
         recipe.provenance["effective_batch"] = "batch.dataset_cap"
     per_device = f.get("batch_per_device", 64)
@@ -90,7 +94,10 @@ def derive(recipe: Recipe, env: dict[str, Any], *, image_size: int | None, small
     need = f.get("batch_memory_gb", 16)
     if mem is not None and gpus > 0 and mem < need:
         scaled = max(1, _pow2_floor(per_device * mem / need))
-        note("batch.gpu_memory", f"{mem:g} GB per GPU < {need:g} GB the table assumes: per-device batch {per_device} -> {scaled}")
+        note(
+            "batch.gpu_memory",
+            f"{mem:g} GB per GPU < {need:g} GB the table assumes: per-device batch {per_device} -> {scaled}",
+        )
         per_device = scaled
     if env["compute"] in ("cpu", "edge"):
         per_device = min(per_device, 64)
@@ -102,7 +109,10 @@ def derive(recipe: Recipe, env: dict[str, Any], *, image_size: int | None, small
         accum = max_accum
     effective_actual = per_device * devices * accum
     if accum > 1:
-        note("batch.accumulation", f"{per_device} x {devices} device(s) x {accum} steps = effective batch {effective_actual}")
+        note(
+            "batch.accumulation",
+            f"{per_device} x {devices} device(s) x {accum} steps = effective batch {effective_actual}",
+        )
 
     # --- learning rate: the scaling rule LR = base_LR x (batch / 256) for the batch actually used
     base_lr = f["base_lr"]
@@ -136,7 +146,10 @@ def derive(recipe: Recipe, env: dict[str, Any], *, image_size: int | None, small
     ema = f.get("ema_decay")
     if ema is not None and 1 / (1 - ema) > total_steps / 10:
         new = round(max(0.9, 1 - 10 / total_steps), 4)
-        note("ema.horizon", f"{total_steps} optimizer steps: EMA decay {ema} -> {new} so it averages the last ~10% of the run")
+        note(
+            "ema.horizon",
+            f"{total_steps} optimizer steps: EMA decay {ema} -> {new} so it averages the last ~10% of the run",
+        )
         ema = new
         recipe.provenance["ema_decay"] = "ema.horizon"
 
@@ -207,18 +220,28 @@ def derive(recipe: Recipe, env: dict[str, Any], *, image_size: int | None, small
         "training.freeze": prov.get("freeze_mode", ""),
         "training.progressive_resizing": prov.get("progressive_resizing", ""),
         "training.image_size": prov.get("train_image_size", "size.input"),
-        "training.pretrained": "inputs: --pretrained, and the catalog has reference weights" if fine_tune else "inputs: --no-pretrained (or no published weights)",
+        "training.pretrained": "inputs: --pretrained, and the catalog has reference weights"
+        if fine_tune
+        else "inputs: --no-pretrained (or no published weights)",
         "training.small_input": "cls.small_images.stem" if small_input else "",
         "training.min_lr": "lr.cosine_floor: the cosine ends at 1% of the peak, not 0 (the guide's snippet wastes its last steps at LR 0)",
         "training.schedule": "lr.warmup_cosine: linear warmup then cosine (guide: Cosine Annealing with Warmup, RECOMMENDED)",
         "training.amp": "amp.default: mixed precision (bf16 autocast on CPU, fp16/bf16 on GPU): ~2x throughput, same accuracy",
-        "training.channels_last": "memory_format.cnn: channels_last for convolutions (faster cuDNN/oneDNN kernels)" if env.get("kind") == "cnn" else "memory_format.default: not a convolutional network",
+        "training.channels_last": "memory_format.cnn: channels_last for convolutions (faster cuDNN/oneDNN kernels)"
+        if env.get("kind") == "cnn"
+        else "memory_format.default: not a convolutional network",
     }
     augmentation = _augmentation(f, image_size=train_size, hflip=hflip, task=task)
     for key in ("level", "mixup_alpha", "cutmix_alpha", "ops"):
         provenance[f"augmentation.{key}"] = prov.get("aug_level", "")
-    provenance["augmentation.mix_prob"] = "mix.half: half the batches mixed, MixUp or CutMix 50/50 (DeiT/timm switch_prob 0.5)" if augmentation["mix_prob"] else prov.get("aug_level", "")
-    provenance["augmentation.normalize"] = "normalize.imagenet: ImageNet mean/std, what pretrained weights expect (harmless from scratch)"
+    provenance["augmentation.mix_prob"] = (
+        "mix.half: half the batches mixed, MixUp or CutMix 50/50 (DeiT/timm switch_prob 0.5)"
+        if augmentation["mix_prob"]
+        else prov.get("aug_level", "")
+    )
+    provenance["augmentation.normalize"] = (
+        "normalize.imagenet: ImageNet mean/std, what pretrained weights expect (harmless from scratch)"
+    )
     return {"training": training, "augmentation": augmentation, "provenance": provenance}
 
 
@@ -254,7 +277,12 @@ def _augmentation(f: dict[str, Any], *, image_size: int | None, hflip: bool, tas
     # Basic augmentation (always): RandomResizedCrop + flip + ColorJitter. Small images keep at least a
     # third of the image: scale 0.08 of a 32 px image is a 9 px crop, which destroys the object.
     min_scale = 0.35 if image_size <= 64 else 0.08
-    ops.append({"name": "random_resized_crop", "params": {"size": image_size, "scale": [min_scale, 1.0], "ratio": [0.75, 1.3333]}})
+    ops.append(
+        {
+            "name": "random_resized_crop",
+            "params": {"size": image_size, "scale": [min_scale, 1.0], "ratio": [0.75, 1.3333]},
+        }
+    )
     if hflip:
         ops.append({"name": "horizontal_flip", "params": {"p": 0.5}})
     ops.append({"name": "color_jitter", "params": {"brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.1}})

@@ -32,7 +32,9 @@ def _recipe_rows(rec: dict[str, Any]) -> list[tuple[str, str, str]]:
     t = rec["training"]
     prov = rec.get("provenance", {})
     opt = t["optimizer"]
-    opt_text = opt["name"] + (f" (momentum {opt['momentum']}, nesterov)" if opt["name"] == "sgd" else " (betas 0.9, 0.999)")
+    opt_text = opt["name"] + (
+        f" (momentum {opt['momentum']}, nesterov)" if opt["name"] == "sgd" else " (betas 0.9, 0.999)"
+    )
     prog = t["progressive_resizing"]
     rows = [
         ("pretrained", "yes" if t["pretrained"] else "no (from scratch)", ""),
@@ -56,7 +58,11 @@ def _recipe_rows(rec: dict[str, Any]) -> list[tuple[str, str, str]]:
 def _aug_text(rec: dict[str, Any]) -> str:
     aug = rec["augmentation"]
     ops = ", ".join(o["name"] for o in aug["ops"]) or "none"
-    mix = f"; MixUp {aug['mixup_alpha']}, CutMix {aug['cutmix_alpha']}" if aug["mixup_alpha"] or aug["cutmix_alpha"] else ""
+    mix = (
+        f"; MixUp {aug['mixup_alpha']}, CutMix {aug['cutmix_alpha']}"
+        if aug["mixup_alpha"] or aug["cutmix_alpha"]
+        else ""
+    )
     return f"{aug['level']}: {ops}{mix}"
 
 
@@ -68,7 +74,8 @@ def to_markdown(rec: dict[str, Any]) -> str:
         f"# Recommendation: {a['name']} ({a['family']}) for {rec['task']}",
         "",
         "## Task analysis",
-        f"- task: {rec['task']}, {inp['images']} examples, {inp['classes']} classes" + (f", {inp['image_size']} px" if inp["image_size"] else ""),
+        f"- task: {rec['task']}, {inp['images']} examples, {inp['classes']} classes"
+        + (f", {inp['image_size']} px" if inp["image_size"] else ""),
         f"- compute: {inp['compute']} ({inp['gpus']} GPU(s)), target: {inp['target']}, latency budget: "
         + (f"{inp['latency_ms']:g} ms" if inp["latency_ms"] else "none"),
         f"- pretrained weights: {'allowed' if inp['pretrained'] else 'not allowed'}",
@@ -159,7 +166,14 @@ def print_rich(rec: dict[str, Any], console: Any) -> None:
     perf = f"{rec['expected']['benchmark']}\n{rec['expected']['latency']}\n[dim]{rec['expected']['note']}[/dim]"
     console.print(Panel(perf, title="EXPECTED PERFORMANCE", title_align="left"))
     if rec["warnings"]:
-        console.print(Panel("\n".join(f"! {w}" for w in rec["warnings"]), title="WARNINGS", border_style="yellow", title_align="left"))
+        console.print(
+            Panel(
+                "\n".join(f"! {w}" for w in rec["warnings"]),
+                title="WARNINGS",
+                border_style="yellow",
+                title_align="left",
+            )
+        )
     fired = [t for t in rec["trace"] if t.get("fired") and t.get("kind") != "recipe"]
     console.print("[dim]rules that chose the architecture: " + ", ".join(
         t["rule"] + (" (decided)" if t.get("decided") else "") for t in fired) + "; `archadvisor explain` shows the full path[/dim]")  # fmt: skip
@@ -169,7 +183,9 @@ def print_explain(rec: dict[str, Any], flips: list[dict[str, Any]], console: Any
     """The decision path as a tree: every rule considered, which fired, which decided, what would flip it."""
     from rich.tree import Tree
 
-    root = Tree(f"[bold]{rec['task']}[/bold] -> [bold green]{rec['architecture']['name']}[/] (decided by {rec['decided_by']})")
+    root = Tree(
+        f"[bold]{rec['task']}[/bold] -> [bold green]{rec['architecture']['name']}[/] (decided by {rec['decided_by']})"
+    )
     groups = {"constraint": "hard constraints (filter first)", "vote": "votes (axis weight x preference)",
               "table": "selection table", "recipe": "recipe tables (first matching row)", "measure": "measurements"}  # fmt: skip
     for kind, title in groups.items():

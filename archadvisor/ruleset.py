@@ -310,9 +310,13 @@ def _read(path: Path) -> Any:
     if kind not in KINDS:
         hint = closest(str(kind), KINDS)
         extra = f" (did you mean {hint!r}?)" if hint else ""
-        raise RuleError(str(path), line_of(data), None, f"unknown kind {kind!r}{extra}; expected one of {', '.join(KINDS)}")
+        raise RuleError(
+            str(path), line_of(data), None, f"unknown kind {kind!r}{extra}; expected one of {', '.join(KINDS)}"
+        )
     if data.get("schema", 1) != 1:
-        raise RuleError(str(path), line_of(data), None, f"unsupported schema {data.get('schema')!r}; this version reads 1")
+        raise RuleError(
+            str(path), line_of(data), None, f"unsupported schema {data.get('schema')!r}; this version reads 1"
+        )
     return data
 
 

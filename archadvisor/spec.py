@@ -11,7 +11,14 @@ from archadvisor.errors import InputError
 DEFAULT_IMAGE_SIZE = 224
 GPU_COMPUTE = ("single-gpu", "multi-gpu")
 # tasks whose inputs are images (or frames): --image-size applies; the others have no resolution
-IMAGE_TASKS = ("classification", "detection", "semantic-segmentation", "instance-segmentation", "image-generation", "video")
+IMAGE_TASKS = (
+    "classification",
+    "detection",
+    "semantic-segmentation",
+    "instance-segmentation",
+    "image-generation",
+    "video",
+)
 
 
 @dataclass(frozen=True)

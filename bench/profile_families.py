@@ -20,11 +20,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+from rich.console import Console
+from rich.table import Table
 
-from archadvisor.catalog import Variant, load_catalog  # noqa: E402
-from archadvisor.measure import device_name, measure_candidates, profile_model  # noqa: E402
+from archadvisor.catalog import Variant, load_catalog
+from archadvisor.measure import device_name, measure_candidates, profile_model
 
 
 def smallest_per_family(variants: list[Variant]) -> list[Variant]:

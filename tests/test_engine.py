@@ -23,35 +23,93 @@ def rec(**kw: Any) -> dict[str, Any]:
 
 # (guide line, inputs, expected architecture or set of acceptable ones, decided-by rule or None)
 SELECTION = [
-    ("Deployment matrix: Edge (Jetson) -> EfficientNet V2-S", dict(images=8000, target="jetson"), {"efficientnet_v2_s"}, "deploy.jetson"),
-    ("Deployment matrix: Mobile (iOS) -> MobileViT-XS", dict(images=50_000, target="ios"), {"mobilevit_xs"}, "deploy.ios"),
-    ("Deployment matrix: Mobile (Android) -> EfficientNet-Lite", dict(images=20_000, target="android"), {"efficientnet_lite0"}, "deploy.android"),
-    ("Deployment matrix: Browser -> MobileNet V3", dict(images=20_000, target="browser"), {"mobilenet_v3_large"}, "deploy.browser"),
-    ("Deployment matrix: Cloud (CPU) -> RegNet-Y-800MF", dict(images=5000, target="cloud-cpu"), {"regnety_008"}, "deploy.cloud_cpu"),
-    ("Deployment matrix: Cloud (GPU) + tree: High compute -> ConvNeXt-Large or ViT-Large",
-     dict(images=1_200_000, compute="multi-gpu", target="cloud-gpu"), {"convnext_large", "vit_large_patch16_224"}, None),
-    ("Tree 1 Latency: Real-time (<10ms) -> MobileNet V3 (the only one under 10 ms on the catalog's CPU)",
-     dict(images=5000, target="cloud-cpu", latency_ms=10), {"mobilenet_v3_small"}, None),
-    ("Tree 1 Compute: Moderate (single GPU) -> RegNet-Y-800MF or EfficientNet V2-S; Transfer: No -> RegNet",
-     dict(images=50_000, target="cloud-gpu", pretrained=False), {"regnety_008", "efficientnet_v2_s"}, None),
-    ("Tree 1 Dataset: > 100K -> ConvNeXt or ViT (memory rules out ConvNeXt-Large/ViT-Large at 8 GB)",
-     dict(images=1_200_000, compute="multi-gpu", gpu_memory_gb=8), {"convnext_small", "vit_base_patch16_224"}, None),
-    ("Small images (<= 64 px) on CPU: small plain CNN with a stride-1 stem (DESIGN inputs)",
-     dict(images=1437, classes=10, image_size=32, compute="cpu", target="cloud-cpu", pretrained=False, hflip=False),
-     {"simple_cnn"}, "cls.image_size.tiny_cpu"),
-    ("Small images (<= 64 px) on GPU: CIFAR-style residual networks", dict(images=50_000, image_size=32),
-     {"resnet18", "regnety_008", "convnext_atto"}, None),
-    ("Tree 1 Compute: Limited (mobile/edge) -> MobileViT-XS or EfficientNet-Lite",
-     dict(images=5000, compute="edge", target="android"), {"efficientnet_lite0", "mobilevit_xs"}, None),
-    ("Tree 1 Latency: Interactive (<100ms) on Jetson -> EfficientNet V2-S", dict(images=5000, target="jetson", latency_ms=50),
-     {"efficientnet_v2_s", "regnety_008"}, None),
+    (
+        "Deployment matrix: Edge (Jetson) -> EfficientNet V2-S",
+        dict(images=8000, target="jetson"),
+        {"efficientnet_v2_s"},
+        "deploy.jetson",
+    ),
+    (
+        "Deployment matrix: Mobile (iOS) -> MobileViT-XS",
+        dict(images=50_000, target="ios"),
+        {"mobilevit_xs"},
+        "deploy.ios",
+    ),
+    (
+        "Deployment matrix: Mobile (Android) -> EfficientNet-Lite",
+        dict(images=20_000, target="android"),
+        {"efficientnet_lite0"},
+        "deploy.android",
+    ),
+    (
+        "Deployment matrix: Browser -> MobileNet V3",
+        dict(images=20_000, target="browser"),
+        {"mobilenet_v3_large"},
+        "deploy.browser",
+    ),
+    (
+        "Deployment matrix: Cloud (CPU) -> RegNet-Y-800MF",
+        dict(images=5000, target="cloud-cpu"),
+        {"regnety_008"},
+        "deploy.cloud_cpu",
+    ),
+    (
+        "Deployment matrix: Cloud (GPU) + tree: High compute -> ConvNeXt-Large or ViT-Large",
+        dict(images=1_200_000, compute="multi-gpu", target="cloud-gpu"),
+        {"convnext_large", "vit_large_patch16_224"},
+        None,
+    ),
+    (
+        "Tree 1 Latency: Real-time (<10ms) -> MobileNet V3 (the only one under 10 ms on the catalog's CPU)",
+        dict(images=5000, target="cloud-cpu", latency_ms=10),
+        {"mobilenet_v3_small"},
+        None,
+    ),
+    (
+        "Tree 1 Compute: Moderate (single GPU) -> RegNet-Y-800MF or EfficientNet V2-S; Transfer: No -> RegNet",
+        dict(images=50_000, target="cloud-gpu", pretrained=False),
+        {"regnety_008", "efficientnet_v2_s"},
+        None,
+    ),
+    (
+        "Tree 1 Dataset: > 100K -> ConvNeXt or ViT (memory rules out ConvNeXt-Large/ViT-Large at 8 GB)",
+        dict(images=1_200_000, compute="multi-gpu", gpu_memory_gb=8),
+        {"convnext_small", "vit_base_patch16_224"},
+        None,
+    ),
+    (
+        "Small images (<= 64 px) on CPU: small plain CNN with a stride-1 stem (DESIGN inputs)",
+        dict(images=1437, classes=10, image_size=32, compute="cpu", target="cloud-cpu", pretrained=False, hflip=False),
+        {"simple_cnn"},
+        "cls.image_size.tiny_cpu",
+    ),
+    (
+        "Small images (<= 64 px) on GPU: CIFAR-style residual networks",
+        dict(images=50_000, image_size=32),
+        {"resnet18", "regnety_008", "convnext_atto"},
+        None,
+    ),
+    (
+        "Tree 1 Compute: Limited (mobile/edge) -> MobileViT-XS or EfficientNet-Lite",
+        dict(images=5000, compute="edge", target="android"),
+        {"efficientnet_lite0", "mobilevit_xs"},
+        None,
+    ),
+    (
+        "Tree 1 Latency: Interactive (<100ms) on Jetson -> EfficientNet V2-S",
+        dict(images=5000, target="jetson", latency_ms=50),
+        {"efficientnet_v2_s", "regnety_008"},
+        None,
+    ),
 ]
 
 
 @pytest.mark.parametrize("guide,inputs,expected,decider", SELECTION, ids=[s[0][:60] for s in SELECTION])
 def test_selection_follows_the_guide(guide, inputs, expected, decider):
     r = rec(**inputs)
-    assert r["architecture"]["name"] in expected, f"{guide}: got {r['architecture']['name']} ({r['architecture']['why']})"
+    assert r["architecture"]["name"] in expected, (
+        f"{guide}: got {r['architecture']['name']} ({r['architecture']['why']})"
+    )
     if decider:
         assert r["decided_by"] == decider
     decided = [t for t in r["trace"] if t.get("decided")]
@@ -127,7 +185,9 @@ def test_detection_large_objects_train_at_640():
 
 
 def test_detection_offline_is_large_model():
-    r = rec(task="detection", images=50_000, latency_ms=300, target="cloud-gpu")  # tree 2: Offline -> YOLOv8-L / FRCNN-101
+    r = rec(
+        task="detection", images=50_000, latency_ms=300, target="cloud-gpu"
+    )  # tree 2: Offline -> YOLOv8-L / FRCNN-101
     assert r["architecture"]["name"] in {"yolov8l", "fasterrcnn_resnet101_fpn", "rtdetr_l"}
 
 
@@ -203,7 +263,9 @@ def test_optimizer_sgd_for_cnn_from_scratch_adamw_otherwise():
     assert rec(images=500_000, arch="resnet50")["training"]["optimizer"]["name"] == "adamw"
     # ConvNeXt's published recipe is AdamW (conflict resolved in rules/recipes.yaml)
     assert rec(images=500_000, arch="convnext_tiny", pretrained=False)["training"]["optimizer"]["name"] == "adamw"
-    assert rec(images=500_000, arch="vit_small_patch16_224", pretrained=False)["training"]["optimizer"]["name"] == "adamw"
+    assert (
+        rec(images=500_000, arch="vit_small_patch16_224", pretrained=False)["training"]["optimizer"]["name"] == "adamw"
+    )
 
 
 def test_drop_path_by_depth():

@@ -169,7 +169,7 @@ def test_android_fit_is_tight_on_the_efficientnet_lite_series():
     """Five Pixel 4 INT8 latencies lie on one line: every one within 10% of the fit."""
     fit = device_fit("android")
     assert fit.n_base == 5
-    assert 0.9 <= fit.ratio_low and fit.ratio_high <= 1.1
+    assert fit.ratio_low >= 0.9 and fit.ratio_high <= 1.1
 
 
 def test_doubling_every_published_latency_doubles_the_estimate():

@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-
 from zoo_support import build, build_reference, families, family_module, module_of, smallest_per_family, variants
 
 ALL = variants()
