@@ -22,8 +22,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-
 from archadvisor.errors import InputError, RuleError, closest
 from archadvisor.resources import rules_dir
 
@@ -116,6 +114,12 @@ class DeviceFit:
 # Loading and validation
 
 
+def _yaml_load(fh: Any) -> Any:
+    import yaml  # lazily: the engine passes the rules loader's (cached) copy, so most runs never parse YAML
+
+    return yaml.safe_load(fh)
+
+
 def _devices_path() -> Path:
     return rules_dir() / "devices.yaml"
 
@@ -124,7 +128,7 @@ def _devices_path() -> Path:
 def _load_default() -> dict[str, Any]:
     path = _devices_path()
     with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
+        data = _yaml_load(fh)
     problems = validate_devices(data)
     if problems:
         raise RuleError(str(path), None, None, problems[0])
@@ -136,7 +140,7 @@ def load_devices(path: Path | None = None) -> dict[str, Any]:
     if path is None:
         return _load_default()
     with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
+        data = _yaml_load(fh)
     problems = validate_devices(data)
     if problems:
         raise RuleError(str(path), None, None, problems[0])
@@ -506,7 +510,7 @@ def estimate_latency_ms(
         f"estimate for {fit.device} ({fit.runtime}) at {image_size} px{stem}: "
         f"{fit.overhead_ms:.2g} ms overhead + {term}; roofline fitted on {fit.n_base} published latencies "
         f"(efficiency {fit.efficiency:.2f} of the {fit.peak_gmacs_per_s:g} GMAC/s peak); "
-        f"band x{low / ms:.2f}..x{high / ms:.2f} from the fit's residuals"
+        f"band x{low / ms:.2f}..x{high / ms:.2f} (the fit's residuals, widened by the rules in rules/devices.yaml)"
     )
     source = "; ".join(dict.fromkeys(fit.sources.values()))
     return LatencyEstimate(ms=ms, low_ms=low, high_ms=high, basis=basis, source=source)

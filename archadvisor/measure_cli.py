@@ -13,12 +13,12 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 from archadvisor.errors import ArchAdvisorError, InputError
 
@@ -78,6 +78,9 @@ def _torch_or_fail() -> None:
 @contextmanager
 def _progress(enabled: bool, models: int) -> Iterator[Callable[[str, str, int, int], None]]:
     """A rich progress display on stderr: one bar for the models, one for the stages of the current model."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     console = Console(stderr=True)
     if not enabled or not console.is_terminal:
 
@@ -140,6 +143,8 @@ def _fmt_ms(t: dict[str, Any]) -> str:
 
 def _profile_table(r: dict[str, Any]) -> Table:
     cat = r["catalog"]
+    from rich.table import Table
+
     t = Table(title=f"{r['arch']} at {r['image_size']} px on {r['method']['device_name']}", show_header=True)
     t.add_column("figure")
     t.add_column("measured here", justify="right")
@@ -235,6 +240,8 @@ def profile(
     if format == "json":
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
         return
+    from rich.console import Console
+
     console = Console()
     console.print(_profile_table(result))
     for line in _method_lines(result):
@@ -309,6 +316,9 @@ def compare(
         }
         sys.stdout.write(json.dumps(out, indent=2) + "\n")
         return
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console()
     table = Table(
         title=f"measured on {results[0]['method']['device_name']}, {results[0]['method']['threads']} thread(s)"
