@@ -637,7 +637,9 @@ def _busy_warning(fraction: float | None, device: str) -> list[str]:
         return []
     return [
         f"other processes used {fraction:.0%} of the CPUs during the measurement: the latencies are not those of "
-        "an idle machine (expect them to be higher and to vary between runs)"
+        "an idle machine (expect them to be higher and to vary between runs; with several threads PyTorch's "
+        "OpenMP barriers can stall for a whole scheduler slice per op, so on a shared machine --threads 1 is far "
+        "steadier)"
     ]
 
 

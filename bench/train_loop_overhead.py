@@ -1,6 +1,6 @@
 """Steps/s of the generated training loop against a bare forward/backward/step loop, same model and batch.
 
-    python bench/train_loop_overhead.py [--rec rec.json] [--steps 30] [--repeats 5] [--json]
+    python bench/train_loop_overhead.py [--rec rec.json] [--steps 50] [--repeats 6] [--threads N] [--json]
 
 Scaffolds the digits demo (the CLI's recommendation, or ``--rec``), imports its train.py and times:
   bare       autocast forward, loss, backward, optimizer.step, zero_grad: nothing else
@@ -27,8 +27,9 @@ from train_time_to_accuracy import scaffold_demo
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rec", type=Path, help="render this Recommendation JSON instead of calling the CLI")
-    p.add_argument("--steps", type=int, default=30, help="optimizer steps per timed run")
-    p.add_argument("--repeats", type=int, default=5, help="timed runs of each loop")
+    p.add_argument("--steps", type=int, default=50, help="optimizer steps per timed run")
+    p.add_argument("--repeats", type=int, default=6, help="timed runs of each loop")
+    p.add_argument("--threads", type=int, help="torch threads (default: what train.py picks beside its loader workers)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args()
 
@@ -36,7 +37,7 @@ def main() -> None:
         project = Path(tmp) / "digits"
         scaffold_demo(project, args.rec)
         sys.path.insert(0, str(project))
-        result = measure(project, args.steps, args.repeats)
+        result = measure(project, args.steps, args.repeats, args.threads)
     if args.json:
         print(json.dumps(result))
         return
@@ -47,14 +48,19 @@ def main() -> None:
     print(f"ratio generated/bare: {result['ratio']:.3f} (target >= 0.95)")
 
 
-def measure(project: Path, steps: int, repeats: int) -> dict[str, object]:
+def measure(project: Path, steps: int, repeats: int, threads: int | None) -> dict[str, object]:
     import torch
     import train  # the generated project's train.py (on sys.path)
     import yaml
+    from data import default_num_workers
     from model import build_model
     from torch import nn
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+    if threads:
+        torch.set_num_threads(threads)
+    else:  # the same policy as a training run: the CPUs left beside the default loader workers
+        train.size_cpu_threads(default_num_workers(1), world=1)
     cfg = yaml.safe_load((project / "config.yaml").read_text(encoding="utf-8"))
     m, t, d = cfg["model"], cfg["training"], cfg["data"]
     device = torch.device("cpu")
@@ -74,11 +80,12 @@ def measure(project: Path, steps: int, repeats: int) -> dict[str, object]:
     bare_model = fresh_model()
     bare_opt = train.build_optimizer(bare_model, t)
     criterion = nn.CrossEntropyLoss(label_smoothing=t["label_smoothing"])
-    x = images.contiguous(memory_format=torch.channels_last) if t["channels_last"] else images
 
     def bare(n: int) -> None:
         bare_model.train()
         for _ in range(n):
+            # a loader yields NCHW batches: any channels-last loop converts each one
+            x = images.contiguous(memory_format=torch.channels_last) if t["channels_last"] else images
             with torch.autocast("cpu", dtype=amp_dtype, enabled=amp_dtype is not None):
                 loss = criterion(bare_model(x), targets)
             loss.backward()
@@ -106,8 +113,9 @@ def measure(project: Path, steps: int, repeats: int) -> dict[str, object]:
     bare(3)
     generated(3)
     bare_rates, gen_rates = [], []
-    for _ in range(repeats):
-        for fn, rates in ((bare, bare_rates), (generated, gen_rates)):
+    for i in range(repeats):
+        pair = ((bare, bare_rates), (generated, gen_rates))
+        for fn, rates in pair if i % 2 == 0 else pair[::-1]:  # alternate which loop goes first
             start = time.perf_counter()
             fn(steps)
             rates.append(steps / (time.perf_counter() - start))

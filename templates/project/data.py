@@ -291,6 +291,9 @@ def build_loader(
         persistent_workers=workers > 0,
         drop_last=drop_last,
         collate_fn=collate,
+        # the loader's own generator: each new iterator draws a worker base seed from it, which would otherwise
+        # come from the training RNG (dropout, MixUp) a different number of times in a resumed run
+        generator=torch.Generator().manual_seed(0),
     )
 
 

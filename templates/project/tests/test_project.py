@@ -69,7 +69,7 @@ def tiny_config(root: Path, **data: Any) -> dict[str, Any]:
 
 
 def tiny_args(data: Path, out: Path, *extra: str) -> list[str]:
-    return ["--data", str(data), "--out", str(out), "--workers", "0", "--epochs", "2",
+    return ["--data", str(data), "--out", str(out), "--workers", "1", "--epochs", "2",
             "--set", "data.batch_size=8", "--set", "training.warmup_epochs=1", *extra]  # fmt: skip
 
 
