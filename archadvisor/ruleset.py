@@ -432,7 +432,10 @@ def _validate(paths: list[Path]) -> RuleSet:
         elif kind == "recipes":
             _merge_recipes(rs, ctx, data)
         elif kind == "devices":
+            # a user file may override single targets: merge target by target, other keys whole
+            targets = {**rs.devices.get("targets", {}), **(data.get("targets") or {})}
             rs.devices = {**rs.devices, **{k: v for k, v in data.items() if k not in ("kind", "schema")}}
+            rs.devices["targets"] = targets
             rs.devices.setdefault("_file", display_name(path))
     _cross_check(rs)
     return rs

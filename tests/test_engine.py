@@ -344,3 +344,33 @@ def test_flips_name_a_change_that_really_flips():
     if kwargs:
         assert rec(**{**dict(images=8000, target="jetson"), **kwargs})["architecture"]["name"] == first["architecture"]
     assert replace(spec) == spec
+
+
+def test_a_user_devices_file_overrides_one_target_and_keeps_the_others(tmp_path):
+    (tmp_path / "dev.yaml").write_text(
+        """kind: devices
+schema: 1
+targets:
+  browser:
+    device: "fast laptop"
+    runtime: "onnxruntime-web WebGPU"
+    precision: fp32
+    peak_gmacs_per_s: 1000
+    peak_source: a
+    memory_bandwidth_gb_s: 50
+    bandwidth_source: a
+    bytes_per_param: 4
+    sources: {a: "an assumption for this test"}
+    benchmarks:
+      - {model: mobilenet_v3_large, kind: cnn, gmacs: 0.2166, latency_ms: 5.0, source: a, base: true}
+      - {model: resnet50, kind: cnn, gmacs: 4.0892, latency_ms: 20.0, source: a, base: true}
+""",
+        encoding="utf-8",
+    )
+    rules = load_rules([tmp_path])
+    catalog = Catalog(rules)
+    browser = recommend(build_spec(images=5000, target="browser"), rules, catalog)["deployment"]
+    assert "fast laptop" in browser["latency_basis"]
+    assert browser["expected_latency_ms"] == pytest.approx(5.0, rel=0.05)  # the fit passes through its points
+    jetson = recommend(build_spec(images=5000, target="jetson"), rules, catalog)["deployment"]
+    assert jetson["latency_basis"] == rec(images=5000, target="jetson")["deployment"]["latency_basis"]
