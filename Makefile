@@ -35,8 +35,8 @@ demo-train:
 	@$(PY) -c "import json; s = json.load(open('$(DEMO_DIR)/runs/demo/summary.json')); print(f\"digits demo: best val accuracy {s['best_val_acc1']:.2f}% after {s['epochs_run']} epochs, {s['wall_seconds']:.0f} s\")"
 
 test: $(VENV)/.installed-dev
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check archadvisor tests bench
+	$(VENV)/bin/ruff check --no-cache .
+	$(VENV)/bin/ruff format --no-cache --check archadvisor tests bench
 	$(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup
 
 bench: $(VENV)/.installed-dev

@@ -3,7 +3,7 @@
     python bench/train_loop_overhead.py [--rec rec.json] [--steps 50] [--repeats 6] [--threads N] [--json]
 
 Scaffolds the digits demo (the CLI's recommendation, or ``--rec``), imports its train.py and times:
-  bare       autocast forward, loss, backward, optimizer.step, zero_grad: nothing else
+  bare       channels-last copy of the batch, autocast forward, loss, backward, optimizer.step, zero_grad
   generated  train.train_one_epoch with everything config.yaml turns on (EMA update, LR schedule, clipping,
              MixUp/CutMix, accumulation, channels-last, loss scaler, running loss, progress bar)
 on one fixed batch of the configured size, alternating bare/generated runs so both see the same machine

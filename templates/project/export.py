@@ -45,6 +45,8 @@ def random_inputs(image_size: int, batch: int, seed: int) -> torch.Tensor:
 def export_onnx(model: nn.Module, path: Path, image_size: int, opset: int) -> None:
     """ONNX through torch.export (the dynamo exporter, torch's default since 2.9), dynamic batch dimension."""
     example = random_inputs(image_size, 2, seed=0)
+    # one self-contained file, unless the weights pass protobuf's 2 GB limit (then model.onnx.data beside it)
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.state_dict().values())
     torch.onnx.export(
         model,
         (example,),
@@ -54,6 +56,7 @@ def export_onnx(model: nn.Module, path: Path, image_size: int, opset: int) -> No
         output_names=["logits"],
         dynamic_shapes=({0: torch.export.Dim("batch")},),
         opset_version=opset,
+        external_data=weight_bytes > 1.8e9,
         verbose=False,
     )
 
@@ -175,6 +178,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
 
     onnx_path = out / "model.onnx"
+    for stale in ("model.onnx", "model.onnx.data", "model.int8.onnx", "model.fp16.onnx"):
+        (out / stale).unlink(missing_ok=True)  # a weights file of an earlier export must not outlive it
     export_onnx(model, onnx_path, size, spec["opset"])
     report["onnx_max_abs_diff"] = diff = max_onnx_diff(onnx_path, model, size)
     print(f"{onnx_path}: onnxruntime vs PyTorch max |diff| {diff:.2e} (tolerance {FP32_TOLERANCE:g})")
@@ -203,7 +208,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         quantize(onnx_path, int8_path, spec["quantize"], loader)
         fp32_acc, int8_acc = onnx_accuracy(onnx_path, loader), onnx_accuracy(int8_path, loader)
         report.update(quantize=spec["quantize"], val_acc1_fp32=fp32_acc, val_acc1_int8=int8_acc)
-        sizes = [p.stat().st_size / 1e6 for p in (onnx_path, int8_path)]
+        sizes = [sum(f.stat().st_size for f in out.glob(p.name + "*")) / 1e6 for p in (onnx_path, int8_path)]
         print(
             f"{int8_path} ({spec['quantize']}): val acc1 {fp32_acc:.2f} % fp32 -> {int8_acc:.2f} % int8 "
             f"({int8_acc - fp32_acc:+.2f}); {sizes[0]:.1f} MB -> {sizes[1]:.1f} MB"

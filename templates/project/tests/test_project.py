@@ -20,6 +20,7 @@ from torch import nn
 import train
 from data import SUPPORTED_OPS, DataError, UnreadableImageError, build_train_transform, load_data
 from model import build_model
+from weights import head_parameter_names
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
@@ -142,6 +143,43 @@ def test_checkpoint_resume_reproduces_the_uninterrupted_run(tiny_data: Path, ful
 def test_resume_refuses_a_changed_config(tiny_data: Path, full_run: Path) -> None:
     with pytest.raises(SystemExit, match="training.lr"):
         train.main(tiny_args(tiny_data, full_run, "--resume", "--set", "training.lr=0.12345"))
+
+
+def test_pretrained_weights_freeze_accumulation_and_progressive_resizing(
+    tiny_data: Path, full_run: Path, tmp_path: Path
+) -> None:
+    """Fine-tune from a checkpoint: backbone frozen for epoch 1 (head only), everything trained in epoch 2."""
+    small = max(16, SIZE // 2)
+    args = tiny_args(
+        tiny_data, tmp_path, "--pretrained", str(full_run / "best.pt"),
+        "--set", "training.freeze={mode: progressive, epochs: 1}",
+        "--set", "training.grad_accum_steps=2",
+        "--set", f"training.progressive_resizing=[[0, {small}], [1, {SIZE}]]",
+    )  # fmt: skip
+    train.main([*args, "--stop-after", "1"])
+    pretrained = torch.load(full_run / "best.pt", weights_only=True)["model"]
+    model = make_model()
+    head = set(head_parameter_names(model))
+    backbone = {name for name, _ in model.named_parameters()} - head
+    after_first = torch.load(tmp_path / "last.pt", weights_only=True)["model"]
+    for name in backbone:
+        assert torch.equal(after_first[name], pretrained[name]), f"{name} changed while frozen"
+    for name in head:
+        assert not torch.equal(after_first[name], pretrained[name]), f"head {name} did not train"
+    train.main([*args, "--resume"])
+    final = torch.load(tmp_path / "last.pt", weights_only=True)["model"]
+    assert any(not torch.equal(final[name], after_first[name]) for name in backbone), "backbone never unfrozen"
+
+
+def test_evaluate_reports_the_checkpoint_accuracy(full_run: Path) -> None:
+    import evaluate
+
+    result = evaluate.main([str(full_run / "best.pt")])  # the checkpoint's own data.root: the tiny set
+    best = torch.load(full_run / "best.pt", weights_only=True)
+    assert result["images"] == 3 * 4
+    assert result["ema"] is (best["model_ema"] is not None)
+    # train.py validated under autocast, evaluate.py runs fp32: at most one of 12 images may flip
+    assert result["val_acc1"] == pytest.approx(best["val_acc1"], abs=100 / 12 + 1e-6)
 
 
 def test_export_matches_pytorch(full_run: Path, tmp_path: Path) -> None:
