@@ -56,6 +56,12 @@ class UnreadableImageError(DataError):
     """An image file that PIL cannot open or decode."""
 
 
+def error_line(error: Exception) -> str:
+    """The message of a DataError; one raised in a loader worker arrives wrapped in that worker's traceback."""
+    last = str(error).strip().splitlines()[-1]
+    return last.removeprefix(f"{type(error).__module__}.{type(error).__name__}: ")
+
+
 # --- the demo ------------------------------------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ import torch
 import yaml
 from torch import nn
 
-from data import DataError, val_loader
+from data import DataError, error_line, val_loader
 from model import build_model
 from train import HERE, evaluate
 
@@ -67,4 +67,4 @@ if __name__ == "__main__":
     try:
         main()
     except DataError as e:
-        sys.exit(f"error: {e}")
+        sys.exit(f"error: {error_line(e)}")

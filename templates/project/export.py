@@ -21,7 +21,7 @@ import torch
 import yaml
 from torch import nn
 
-from data import DataError, val_loader
+from data import DataError, error_line, val_loader
 from evaluate import load_checkpoint_model
 from train import HERE
 
@@ -224,4 +224,4 @@ if __name__ == "__main__":
     try:
         main()
     except DataError as e:
-        sys.exit(f"error: {e}")
+        sys.exit(f"error: {error_line(e)}")

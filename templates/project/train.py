@@ -35,7 +35,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchvision.transforms import v2
 from tqdm import tqdm
 
-from data import DataError, load_data
+from data import DataError, error_line, load_data
 from model import build_model
 from weights import freeze_backbone, load_pretrained
 
@@ -631,4 +631,4 @@ if __name__ == "__main__":
     try:
         main()
     except DataError as e:
-        sys.exit(f"error: {e}")
+        sys.exit(f"error: {error_line(e)}")

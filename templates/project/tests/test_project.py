@@ -18,7 +18,7 @@ from PIL import Image
 from torch import nn
 
 import train
-from data import SUPPORTED_OPS, DataError, UnreadableImageError, build_train_transform, load_data
+from data import SUPPORTED_OPS, DataError, UnreadableImageError, build_train_transform, error_line, load_data
 from model import build_model
 from weights import head_parameter_names
 
@@ -65,7 +65,7 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def tiny_config(root: Path, **data: Any) -> dict[str, Any]:
     cfg = copy.deepcopy(CONFIG)
-    cfg["data"].update(root=str(root), num_workers=0, batch_size=8, **data)
+    cfg["data"].update({"root": str(root), "num_workers": 0, "batch_size": 8, **data})
     return cfg
 
 
@@ -209,9 +209,10 @@ def test_data_errors_say_what_to_fix(tiny_data: Path, tmp_path: Path) -> None:
 def test_unreadable_image_is_named_or_skipped(tiny_data: Path, tmp_path: Path) -> None:
     shutil.copytree(tiny_data, tmp_path, dirs_exist_ok=True)
     (tmp_path / "val" / "1" / "broken.png").write_bytes(b"not a png")
-    data = load_data(tiny_config(tmp_path), SIZE)
-    with pytest.raises(UnreadableImageError, match="broken.png"):
+    data = load_data(tiny_config(tmp_path, num_workers=1), SIZE)  # raised in a loader worker, re-raised here
+    with pytest.raises(UnreadableImageError, match="broken.png") as info:
         list(data.val_loader)
+    assert error_line(info.value).startswith(f"cannot read image {tmp_path / 'val' / '1' / 'broken.png'}: ")
     data = load_data(tiny_config(tmp_path, skip_unreadable=True), SIZE)
     with pytest.warns(UserWarning, match="broken.png"):
         seen = sum(len(batch[1]) for batch in data.val_loader if batch is not None)
