@@ -275,8 +275,8 @@ def _augmentation(f: dict[str, Any], *, image_size: int | None, hflip: bool, tas
         return {"level": level, "ops": ops, "mixup_alpha": 0.0, "cutmix_alpha": 0.0, "mix_prob": 0.0,
                 "normalize": {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}}  # fmt: skip
     # Basic augmentation (always): RandomResizedCrop + flip + ColorJitter. Small images keep at least a
-    # third of the image: scale 0.08 of a 32 px image is a 9 px crop, which destroys the object.
-    min_scale = 0.35 if image_size <= 64 else 0.08
+    # third of the image: scale 0.08 of a 64 px image is an 18 px crop, which destroys the object.
+    min_scale = f.get("crop_scale_min", 0.35 if image_size <= 64 else 0.08)
     ops.append(
         {
             "name": "random_resized_crop",

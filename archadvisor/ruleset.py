@@ -175,6 +175,7 @@ RECIPE_FIELDS: dict[str, str] = {
     "policy": "enum:none,rand_augment,trivial_augment",
     "rand_augment_magnitude": "int",
     "random_erasing": "number",
+    "crop_scale_min": "number",
     "mosaic": "bool",
     "epochs": "int",
     "progressive_epochs": "int",
