@@ -126,7 +126,8 @@ def render(rec: dict[str, Any], fmt: str) -> str | None:
 
 
 def print_rich(rec: dict[str, Any], console: Any) -> None:
-    """The guide's Output Format as rich panels."""
+    """The guide's Output Format as rich panels (free text is escaped: rule text holds [brackets])."""
+    from rich.markup import escape
     from rich.panel import Panel
     from rich.table import Table
 
@@ -142,20 +143,20 @@ def print_rich(rec: dict[str, Any], console: Any) -> None:
     )
     console.print(Panel(task, title="TASK ANALYSIS", title_align="left"))
     arch = Table.grid(padding=(0, 2))
-    arch.add_row("[bold green]" + a["name"] + "[/]", f"{a['family']}: {a['why']}")
+    arch.add_row("[bold green]" + escape(a["name"]) + "[/]", escape(f"{a['family']}: {a['why']}"))
     arch.add_row("size", f"{_fmt(a['params_m'])}M parameters, {_fmt(a['gmacs'])} GMACs (reference {a['reference']})")
     arch.add_row("decided by", str(rec["decided_by"]))
     for i, alt in enumerate(rec["alternatives"], 1):
-        arch.add_row(f"alt {i}: {alt['name']}", alt["why"])
+        arch.add_row(escape(f"alt {i}: {alt['name']}"), escape(alt["why"]))
     console.print(Panel(arch, title="ARCHITECTURE CHOICE", title_align="left"))
     if a.get("structure"):
-        console.print(Panel(a["structure"], title="MODEL STRUCTURE", title_align="left"))
+        console.print(Panel(escape(a["structure"]), title="MODEL STRUCTURE", title_align="left"))
     recipe = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     recipe.add_column("setting")
     recipe.add_column("value")
     recipe.add_column("rule", style="dim")
     for name, value, rule in _recipe_rows(rec):
-        recipe.add_row(name, value, rule.split(" (")[0])
+        recipe.add_row(name, escape(value), escape(rule.split(" (")[0]))
     recipe.add_row("augmentation", _aug_text(rec), rec["provenance"].get("augmentation.level", "").split(" (")[0])
     recipe.add_row(
         "deployment",
@@ -163,7 +164,8 @@ def print_rich(rec: dict[str, Any], console: Any) -> None:
         d.get("rule", ""),
     )
     console.print(Panel(recipe, title="OPTIMIZATION", title_align="left"))
-    perf = f"{rec['expected']['benchmark']}\n{rec['expected']['latency']}\n[dim]{rec['expected']['note']}[/dim]"
+    exp = rec["expected"]
+    perf = f"{escape(exp['benchmark'])}\n{escape(exp['latency'])}\n[dim]{escape(exp['note'])}[/dim]"
     console.print(Panel(perf, title="EXPECTED PERFORMANCE", title_align="left"))
     if rec["warnings"]:
         console.print(
@@ -175,12 +177,18 @@ def print_rich(rec: dict[str, Any], console: Any) -> None:
             )
         )
     fired = [t for t in rec["trace"] if t.get("fired") and t.get("kind") != "recipe"]
-    console.print("[dim]rules that chose the architecture: " + ", ".join(
+    lead = (
+        "forced with --arch; rules that fired for the automatic choice: "
+        if rec["decided_by"] == "--arch"
+        else "rules that chose the architecture: "
+    )
+    console.print("[dim]" + lead + ", ".join(
         t["rule"] + (" (decided)" if t.get("decided") else "") for t in fired) + "; `archadvisor explain` shows the full path[/dim]")  # fmt: skip
 
 
 def print_explain(rec: dict[str, Any], flips: list[dict[str, Any]], console: Any) -> None:
     """The decision path as a tree: every rule considered, which fired, which decided, what would flip it."""
+    from rich.markup import escape
     from rich.tree import Tree
 
     root = Tree(
@@ -197,17 +205,19 @@ def print_explain(rec: dict[str, Any], flips: list[dict[str, Any]], console: Any
             mark = "[green]fired[/]" if t.get("fired") else "[dim]not fired[/]"
             if t.get("decided"):
                 mark = "[bold magenta]DECIDED[/]"
-            axis = f" [{t['axis']}]" if t.get("axis") else ""
-            branch.add(f"{mark} {t['rule']}{axis}: {t['because']} [dim]({t['file']})[/dim]")
+            axis = escape(f" [{t['axis']}]") if t.get("axis") else ""
+            branch.add(f"{mark} {escape(t['rule'])}{axis}: {escape(t['because'])} [dim]({escape(t['file'])})[/dim]")
     scores = rec.get("scores") or []
     if scores:
         sb = root.add("[bold]scores (top 5)[/bold]")
         for s in scores[:5]:
-            sb.add(f"{s['name']}: {s['score']:.2f}  " + ", ".join(f"{k} {v:.2f}" for k, v in s["votes"].items()))
+            sb.add(
+                escape(f"{s['name']}: {s['score']:.2f}  " + ", ".join(f"{k} {v:.2f}" for k, v in s["votes"].items()))
+            )
     fb = root.add("[bold]smallest input changes that flip the choice[/bold]")
     if flips:
         for f in flips:
-            fb.add(f"{f['change']} -> {f['architecture']}")
+            fb.add(escape(f"{f['change']} -> {f['architecture']}"))
     else:
         fb.add("no single-flag change within the tested range changes the choice")
     console.print(root)
