@@ -20,6 +20,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -31,7 +32,7 @@ from archadvisor.resources import templates_dir
 
 __all__ = [
     "SCAFFOLD_TASKS",
-    "SUPPORTED_AUGMENTATIONS",
+    "supported_augmentations",
     "FileAction",
     "ScaffoldError",
     "plan",
@@ -40,17 +41,21 @@ __all__ = [
 ]
 
 SCAFFOLD_TASKS = ("classification",)
-# the augmentation.ops names the generated data.py builds (kept equal to its SUPPORTED_OPS by a test)
-SUPPORTED_AUGMENTATIONS = (
-    "random_resized_crop",
-    "horizontal_flip",
-    "color_jitter",
-    "rand_augment",
-    "trivial_augment",
-    "auto_augment",
-    "random_grayscale",
-    "random_erasing",
-)
+
+
+@cache
+def supported_augmentations() -> tuple[str, ...]:
+    """The augmentation.ops names the generated data.py can build: its SUPPORTED_OPS, read (not imported:
+    data.py imports torch) from the template, so the renderer and the project cannot disagree."""
+    import ast
+
+    tree = ast.parse((templates_dir() / "project" / "data.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "SUPPORTED_OPS" for t in node.targets):
+            return tuple(ast.literal_eval(node.value))
+    raise ScaffoldError("templates/project/data.py defines no SUPPORTED_OPS")
+
+
 # never copied from templates/project: caches left by running the template's own tests in place
 _IGNORED_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache", "runs"}
 _IGNORED_SUFFIXES = (".pyc", ".pyo")
@@ -122,10 +127,10 @@ def _check_renderable(rec: Mapping[str, Any], name: str) -> None:
     if not isinstance(module, str) or not module.isidentifier():
         raise ScaffoldError(f"architecture.module {module!r} is not a model file name")
     ops = [op.get("name") for op in (rec.get("augmentation") or {}).get("ops", [])]
-    unknown = [op for op in ops if op not in SUPPORTED_AUGMENTATIONS]
+    unknown = [op for op in ops if op not in supported_augmentations()]
     if unknown:
         raise ScaffoldError(
-            f"the generated project cannot build augmentation ops {unknown}; it supports {', '.join(SUPPORTED_AUGMENTATIONS)}"
+            f"the generated project cannot build augmentation ops {unknown}; it supports {', '.join(supported_augmentations())}"
         )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import copy
 import hashlib
 import json
@@ -19,11 +18,11 @@ import yaml
 from archadvisor import __version__
 from archadvisor.resources import templates_dir
 from archadvisor.scaffold import (
-    SUPPORTED_AUGMENTATIONS,
     FileAction,
     ScaffoldError,
     plan,
     render_project,
+    supported_augmentations,
     write_project,
 )
 
@@ -95,8 +94,10 @@ def test_config_yaml_carries_the_recipe_and_its_rules(rec: dict[str, Any]) -> No
     assert lines["lr"].endswith("# " + rec["provenance"]["training.lr"])
     assert lines["arch"].endswith("# " + rec["provenance"]["architecture"])
     assert rec["provenance"]["training.optimizer"] in lines["optimizer"]
-    assert "training.label_smoothing" not in rec["provenance"]
-    assert lines["label_smoothing"].endswith("# (default)")
+    assert lines["label_smoothing"].endswith("# " + rec["provenance"]["training.label_smoothing"])
+    # a value without provenance says so
+    del rec["provenance"]["training.label_smoothing"]
+    assert config_lines(render_project(rec, name="digits"))["label_smoothing"].endswith("# (default)")
 
 
 def test_no_horizontal_flip_when_the_inputs_say_so(rec: dict[str, Any]) -> None:
@@ -132,7 +133,7 @@ def test_manifest_records_how_to_regenerate(rec: dict[str, Any]) -> None:
     assert manifest["name"] == "digits"
     command = manifest["regenerate"]
     for flag in ("--task classification", "--images 1437", "--image-size 32", "--no-pretrained", "--no-hflip",
-                 "--arch resnet18", "--name digits"):  # fmt: skip
+                 f"--arch {rec['architecture']['name']}", "--name digits"):  # fmt: skip
         assert flag in command
     # the digests are those of the rendered files, so edits to the project can be told apart
     for path, digest in manifest["files"].items():
@@ -195,16 +196,16 @@ def test_unknown_augmentation_is_refused_with_the_supported_list(rec: dict[str, 
         render_project(rec, name="x")
 
 
-def test_renderer_and_project_agree_on_the_augmentations() -> None:
-    tree = ast.parse((PROJECT / "data.py").read_text(encoding="utf-8"))
-    assigned = {
-        node.targets[0].id: ast.literal_eval(node.value)
-        for node in tree.body
-        if isinstance(node, ast.Assign)
-        and isinstance(node.targets[0], ast.Name)
-        and node.targets[0].id == "SUPPORTED_OPS"
-    }
-    assert tuple(assigned["SUPPORTED_OPS"]) == SUPPORTED_AUGMENTATIONS
+def test_renderer_reads_the_augmentations_the_project_builds() -> None:
+    ops = supported_augmentations()
+    assert {"random_resized_crop", "horizontal_flip", "rand_augment", "random_erasing"} <= set(ops)
+    # every op the engine can emit for images is one the project builds
+    from archadvisor.recipe import _augmentation
+
+    for policy in ("none", "rand_augment", "trivial_augment"):
+        aug = _augmentation({"aug_level": "very-heavy", "policy": policy, "random_erasing": 0.25}, image_size=224,
+                            hflip=True, task="classification")  # fmt: skip
+        assert {o["name"] for o in aug["ops"]} <= set(ops)
 
 
 # --- writing -----------------------------------------------------------------------------------------------

@@ -32,15 +32,9 @@ def load_checkpoint_model(path: Path, *, ema: bool = True) -> tuple[nn.Module, d
     return model.eval(), ckpt
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
-    p = argparse.ArgumentParser(description="Evaluate a checkpoint on the validation split.")
-    p.add_argument("checkpoint", nargs="?", type=Path, help="default: <run.out>/best.pt from config.yaml")
-    p.add_argument("--config", type=Path, default=HERE / "config.yaml")
-    p.add_argument("--data", type=Path, help="ImageFolder root with val/ (default: the checkpoint's data.root)")
-    p.add_argument("--no-ema", action="store_true", help="evaluate the raw weights instead of the EMA ones")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = p.parse_args(argv)
-
+def open_checkpoint(args: argparse.Namespace) -> tuple[Path, nn.Module, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """What evaluate.py and export.py start from: the checkpoint path (argument or <run.out>/best.pt of
+    config.yaml), its model, the checkpoint, the run's own config with --data applied, and config.yaml."""
     with open(args.config, encoding="utf-8") as fh:
         config = yaml.safe_load(fh)
     path = args.checkpoint or Path(config["run"]["out"]) / "best.pt"
@@ -50,6 +44,19 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     cfg = ckpt["config"]  # the run's own data settings (normalization, crop)
     if args.data:
         cfg["data"]["root"] = str(args.data)
+    return path, model, ckpt, cfg, config
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    p = argparse.ArgumentParser(description="Evaluate a checkpoint on the validation split.")
+    p.add_argument("checkpoint", nargs="?", type=Path, help="default: <run.out>/best.pt from config.yaml")
+    p.add_argument("--config", type=Path, default=HERE / "config.yaml")
+    p.add_argument("--data", type=Path, help="ImageFolder root with val/ (default: the checkpoint's data.root)")
+    p.add_argument("--no-ema", action="store_true", help="evaluate the raw weights instead of the EMA ones")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = p.parse_args(argv)
+
+    path, model, ckpt, cfg, _ = open_checkpoint(args)
     loader, classes = val_loader(cfg, ckpt["image_size"])
     if classes != ckpt["classes"]:
         raise SystemExit(

@@ -18,11 +18,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
 from data import DataError, error_line, val_loader
-from evaluate import load_checkpoint_model
+from evaluate import open_checkpoint
 from train import HERE
 
 FP32_TOLERANCE = 1e-4  # max |logit difference| between PyTorch and onnxruntime / TorchScript in fp32
@@ -158,15 +157,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA ones")
     args = p.parse_args(argv)
 
-    with open(args.config, encoding="utf-8") as fh:
-        config = yaml.safe_load(fh)
-    path = args.checkpoint or Path(config["run"]["out"]) / "best.pt"
-    if not path.is_file():
-        raise SystemExit(f"error: no checkpoint at {path} (train first: python train.py)")
-    model, ckpt = load_checkpoint_model(path, ema=not args.no_ema)
-    cfg = ckpt["config"]
-    if args.data:
-        cfg["data"]["root"] = str(args.data)
+    path, model, ckpt, cfg, config = open_checkpoint(args)
     spec, size = config["export"], ckpt["image_size"]
     out = args.out or path.parent / "export"
     out.mkdir(parents=True, exist_ok=True)
