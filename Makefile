@@ -35,7 +35,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check --no-cache .
-	$(VENV)/bin/ruff format --no-cache --check archadvisor tests bench
+	$(VENV)/bin/ruff format --no-cache --check archadvisor tests bench templates
 	$(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup
 
 bench: $(VENV)/.installed-dev

@@ -28,13 +28,15 @@ from train import HERE
 # logits get the same relative tolerance (fp32 keeps ~7 significant digits: logits of 600 differ by ~1e-3 after
 # a deep network's reordered sums, which is rounding, not a wrong export)
 FP32_TOLERANCE = 1e-4
+FP16_TOLERANCE = 1e-2  # fp16 keeps ~3 significant digits
 
 
 def scaled_diff(got: np.ndarray, expected: np.ndarray) -> tuple[float, float]:
     """(max |got - expected|, the same divided by max(1, max |expected|)): the second is what is checked."""
     diff = float(np.abs(got.astype(np.float32) - expected).max())
     return diff, diff / max(1.0, float(np.abs(expected).max()))
-FP16_TOLERANCE = 1e-2  # fp16 keeps ~3 significant digits
+
+
 NEXT_STEPS = {
     "coreml": "Core ML: coremltools.convert(torch.export.export(model, (example,))); "
     "int8-weights with coremltools.optimize.coreml.linear_quantize_weights",
