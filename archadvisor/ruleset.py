@@ -40,7 +40,7 @@ def _loader() -> type:
     base = yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader
 
     class Loader(base):  # type: ignore[misc, valid-type]
-        pass
+        """A private subclass, so the mapping constructor below does not leak into yaml's own loaders."""
 
     def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> _LineDict:
         keys = [loader.construct_object(k, deep=True) for k, _ in node.value]
@@ -265,8 +265,6 @@ def satisfiable(cond: dict) -> bool:
             hi[var] = min(hi.get(var, float("inf")), value[1] - 1e-9)
         elif op == "eq":
             eq.setdefault(var, set()).add(value if not isinstance(value, list) else tuple(value))
-        elif op == "in":
-            pass
     if any(lo.get(v, float("-inf")) > hi.get(v, float("inf")) for v in set(lo) | set(hi)):
         return False
     return all(len(vals) <= 1 for vals in eq.values())
