@@ -514,13 +514,9 @@ def _check_warnings(
         warnings.append(
             f"expected {dep['expected_latency_ms']} ms on {spec.target} exceeds the {spec.latency_ms:g} ms budget"
         )
-    if not rules_task_scaffold(chosen):
+    if not (isinstance(chosen, Variant) and chosen.scaffold):
         article = "an" if spec.task[0] in "aeiou" else "a"
         warnings.append(f"archadvisor cannot scaffold {article} {spec.task} project; it scaffolds image classification")
-
-
-def rules_task_scaffold(chosen: Any) -> bool:
-    return isinstance(chosen, Variant) and chosen.scaffold
 
 
 def scores_table(sel: Selection, top: int = 5) -> list[dict[str, Any]]:
