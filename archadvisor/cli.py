@@ -182,7 +182,9 @@ def _measured(spec: Any, rules: Any, catalog: Any) -> tuple[dict[str, Any] | Non
     from rich.console import Console
 
     with Console(stderr=True).status(f"measuring {len(top)} candidates on this machine ({device}) ..."):
-        results = measure.measure_candidates(top, image_size=spec.image_size, device=device, max_seconds=1.5)
+        results = measure.measure_candidates(
+            top, spec.image_size, device, small_input_max_px=measure.small_input_max_px(rules), max_seconds=1.5
+        )
     note = (
         f"--measure: measured {', '.join(v.name for v in top)} on this machine; "
         + "; ".join(f"{r['name']} {r['median_ms']:.1f} ms" for r in results)
@@ -470,7 +472,7 @@ def rules_show(
 def _register_optional() -> None:
     """Commands that live in their own modules (they import torch lazily, only when run)."""
     try:
-        from archadvisor.measure_cli import compare, profile
+        from archadvisor.measure.cli import compare, profile
     except ImportError:  # pragma: no cover - shipped with the package
         return
     app.command("profile")(profile)
