@@ -137,7 +137,7 @@ def select_catalog(
         # --measure: only what was measured here competes, so an estimate never outranks a measurement
         before = pool
         pool = [v for v in pool if v.name in measured] or pool
-        trace.append({"rule": "measure.pool", "file": "archadvisor/measure.py", "fired": True, "kind": "constraint",
+        trace.append({"rule": "measure.pool", "file": "archadvisor/measure/candidates.py", "fired": True, "kind": "constraint",
                       "because": f"--measure: ranking the {len(pool)} candidates measured on this machine "
                                  f"(of {len(before)} that meet the other constraints)"})  # fmt: skip
     latency: dict[str, Any] = {}
@@ -329,7 +329,7 @@ def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: 
         trace.append(
             {
                 "rule": "measure",
-                "file": "archadvisor/measure.py",
+                "file": "archadvisor/measure/candidates.py",
                 "fired": True,
                 "because": measure_note,
                 "kind": "measure",
