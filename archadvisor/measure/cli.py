@@ -20,7 +20,6 @@ import typer
 
 from archadvisor.errors import InputError
 from archadvisor.measure import limits
-from archadvisor.measure.device import DEVICES
 
 if TYPE_CHECKING:  # pragma: no cover
     from archadvisor.catalog import Variant
@@ -77,8 +76,8 @@ def _check_options(
     """InputError for the first bad flag: each is checked before torch is imported."""
     if fmt not in FORMATS:
         raise InputError("--format", fmt, FORMATS)
-    if device not in DEVICES:
-        raise InputError("--device", device, DEVICES)
+    if device not in limits.DEVICES:
+        raise InputError("--device", device, limits.DEVICES)
     limits.check_run_options(image_size=image_size, batch=batch, threads=threads, max_seconds=max_seconds)
     if image_size is not None:
         limits.check_input_size(image_size, max(batch, 2))

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from archadvisor.errors import InputError
-
-DEVICES = ("cpu", "cuda")
+from archadvisor.measure.limits import DEVICES
 
 
 def torch_module() -> Any:

@@ -1,4 +1,4 @@
-"""The valid ranges of a measurement's settings, checked before any torch work starts (torch-free).
+"""The valid devices and ranges of a measurement's settings, checked before any torch work starts (torch-free).
 
 Past these, torch does not fail cleanly: a batch of 10**20 overflows tensor sizes, 20,000 OpenMP threads make
 libgomp abort and 100,000 segfault, a batch of 4096 at 2048 px asks for a 200 GB input. Each bad value is one
@@ -11,6 +11,7 @@ import math
 
 from archadvisor.errors import InputError
 
+DEVICES = ("cpu", "cuda")
 IMAGE_SIZE = (8, 2048)  # px
 BATCH = (1, 4096)
 THREADS = (1, 256)  # well above any CPU's core count, well below where libgomp aborts
