@@ -32,7 +32,7 @@ ImageSizeOpt = Annotated[
     typer.Option(
         "--image-size",
         help=f"Input side in pixels, {_SIZE[0]}..{_SIZE[1]} [default: each model's catalog input size]. At or below "
-        "the rules' small-input size (64 px) the small-input stem is built.",
+        "the rules' small-input size (64 px in the built-in rules) the small-input stem is built.",
     ),
 ]
 BatchOpt = Annotated[

@@ -56,6 +56,36 @@ def _peak_transient_cpu(fn: Callable[[], Any]) -> int:
     return peak
 
 
+def _step(model: nn.Module, x: Any, *, train: bool, num_classes: int) -> tuple[Callable[[], Any], list[Any]]:
+    """The step to measure (already run once) and the tensors alive before it.
+
+    Training: forward, backward and an AdamW step; the first, unmeasured step creates AdamW's state (exp_avg,
+    exp_avg_sq), which is persistent from then on. Inference: eval mode under ``torch.inference_mode``.
+    """
+    torch = torch_module()
+    if not train:
+        model.eval()
+
+        def infer() -> None:
+            with torch.inference_mode():
+                model(x)
+
+        infer()
+        return infer, [*model.parameters(), *model.buffers(), x]
+    model.train()
+    y = torch.randint(0, num_classes, (x.shape[0],), device=x.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    step()
+    return step, [*model.parameters(), *model.buffers(), *_optimizer_state_tensors(opt), x, y]
+
+
 def peak_memory(
     model: nn.Module, batch: int, image_size: int, device: str, *, train: bool, num_classes: int = 1000
 ) -> dict[str, Any]:
@@ -66,32 +96,9 @@ def peak_memory(
     transient is the measured peak on top of it.
     """
     torch = torch_module()
-    dev = torch.device(device)
-    x = torch.randn(batch, 3, image_size, image_size, device=dev)
+    x = torch.randn(batch, 3, image_size, image_size, device=torch.device(device))
     mib = 2**20
-    if train:
-        model.train()
-        y = torch.randint(0, num_classes, (batch,), device=dev)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-
-        def step() -> None:
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-
-        step()  # creates AdamW's state (exp_avg, exp_avg_sq): persistent from now on
-        persistent = [*model.parameters(), *model.buffers(), *_optimizer_state_tensors(opt), x, y]
-        fn: Callable[[], Any] = step
-    else:
-        model.eval()
-
-        def fn() -> None:
-            with torch.inference_mode():
-                model(x)
-
-        fn()
-        persistent = [*model.parameters(), *model.buffers(), x]
+    fn, persistent = _step(model, x, train=train, num_classes=num_classes)
     persistent_bytes = _tensor_bytes(persistent)
     if device == "cuda":
         torch.cuda.synchronize()
@@ -100,10 +107,9 @@ def peak_memory(
         torch.cuda.reset_peak_memory_stats()
         fn()
         torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated()
-        transient = max(0, peak - base)
+        total = torch.cuda.max_memory_allocated()
+        transient = max(0, total - base)
         method = "torch.cuda.max_memory_allocated during the step (CUDA caching allocator, all tensors)"
-        total = peak
     else:
         transient = _peak_transient_cpu(fn)
         total = persistent_bytes + transient
