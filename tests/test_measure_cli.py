@@ -203,3 +203,13 @@ def test_pure_helpers_import_no_torch(tmp_path):
         "import sys; assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+@pytest.mark.parametrize("command", [["profile", "simple_cnn"], ["compare", "simple_cnn", "resnet18"]])
+def test_without_torch_one_line_says_what_to_install(cli, tmp_path, monkeypatch, command):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    _one_line_error(cli(*command), "torch", "pip install 'archadvisor[torch]'")
+    assert list(tmp_path.iterdir()) == []

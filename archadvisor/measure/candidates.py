@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from archadvisor.measure.device import check_device, device_name, torch_module, torch_threads
-from archadvisor.measure.limits import check_image_size
+from archadvisor.measure.limits import check_image_size, check_run_options
 from archadvisor.measure.profile import ProgressFn, build_for
 from archadvisor.measure.timing import CpuContention, busy_warning, time_calls, warmup_seconds_for
 
@@ -32,6 +32,7 @@ def measure_candidates(
     ``image_size`` None means each variant's catalog input size; a size <= ``small_input_max_px`` (the rules'
     small-input threshold) builds the small-input stem where the family has one.
     """
+    check_run_options(image_size=image_size, batch=1, threads=threads, max_seconds=max_seconds)
     check_device(device)
     out = []
     with torch_threads(threads) as n_threads:
