@@ -18,17 +18,21 @@ import keyword
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import jinja2
 import yaml
 
 from archadvisor import __version__
+from archadvisor.errors import ArchAdvisorError
 from archadvisor.resources import templates_dir
+
+if TYPE_CHECKING:
+    from archadvisor.recommendation import Recommendation
 
 __all__ = [
     "SCAFFOLD_TASKS",
@@ -64,8 +68,20 @@ _MANIFEST = ".archadvisor.yaml"
 Status = Literal["create", "identical", "conflict"]
 
 
-class ScaffoldError(Exception):
+class ScaffoldError(ArchAdvisorError):
     """The project cannot be generated or written; the one-line message says why (the CLI exits with 2)."""
+
+
+def project_name(folder: str) -> str:
+    """A valid Python package name for a project folder: ``my-project`` -> ``my_project``, ``3d`` -> ``p3d``."""
+    import re
+
+    name = re.sub(r"\W+", "_", folder.strip().lower()).strip("_") or "project"
+    if name[0].isdigit():
+        name = "p" + name
+    if keyword.iskeyword(name):
+        name += "_project"
+    return name
 
 
 @dataclass(frozen=True)
@@ -92,7 +108,7 @@ def _toml_str(value: Any) -> str:
     return json.dumps(str(value))
 
 
-def _environment(root: Path, provenance: Mapping[str, str]) -> jinja2.Environment:
+def _environment(root: Path, why: Callable[[str], str]) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(root)),
         undefined=jinja2.StrictUndefined,
@@ -102,7 +118,7 @@ def _environment(root: Path, provenance: Mapping[str, str]) -> jinja2.Environmen
     env.filters["yaml"] = _yaml_inline
     env.filters["toml"] = _toml_str
     env.filters["pad"] = lambda text, width: str(text).ljust(width - 1) + " "
-    env.globals["why"] = lambda key: provenance.get(key) or "(default)"
+    env.globals["why"] = why
     return env
 
 
@@ -147,20 +163,8 @@ def _template_files(root: Path) -> list[Path]:
 
 
 def _augmentation_ops(rec: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The ops as config.yaml lists them: ``{name, **params}``, the crop size left to data.image_size, and no
-    horizontal flip when the inputs say the images are not left-right symmetric (digits, text)."""
-    hflip = (rec.get("inputs") or {}).get("hflip", True)
-    ops = []
-    for op in rec["augmentation"]["ops"]:
-        if op["name"] == "horizontal_flip" and hflip is False:
-            continue
-        params = {
-            k: v
-            for k, v in (op.get("params") or {}).items()
-            if not (op["name"] == "random_resized_crop" and k == "size")
-        }
-        ops.append({"name": op["name"], **params})
-    return ops
+    """The ops as config.yaml lists them, ``{name, **params}``: the recipe has already decided every setting."""
+    return [{"name": op["name"], **(op.get("params") or {})} for op in rec["augmentation"]["ops"]]
 
 
 def _manifest(rec: Mapping[str, Any], name: str, files: Mapping[str, bytes]) -> bytes:
@@ -195,13 +199,14 @@ def _manifest(rec: Mapping[str, Any], name: str, files: Mapping[str, bytes]) -> 
     return (header + yaml.safe_dump(body, sort_keys=False, width=120)).encode("utf-8")
 
 
-def render_project(rec: Mapping[str, Any], *, name: str) -> dict[str, bytes]:
+def render_project(recommendation: Recommendation, *, name: str) -> dict[str, bytes]:
     """Render the whole project for ``rec`` in memory: relative POSIX path -> file contents.
 
     Raises:
         ScaffoldError: the task or family cannot be scaffolded, ``name`` is not a Python identifier, the
             model file is missing, or a template needs a key the Recommendation lacks.
     """
+    rec = recommendation.to_json()
     _check_renderable(rec, name)
     root = templates_dir()
     project = root / "project"
@@ -209,7 +214,7 @@ def render_project(rec: Mapping[str, Any], *, name: str) -> dict[str, bytes]:
     if not model_file.is_file():
         raise ScaffoldError(f"no model file for {rec['architecture']['family']}: {model_file} is missing")
 
-    env = _environment(project, rec.get("provenance") or {})
+    env = _environment(project, recommendation.why)
     context = {"rec": rec, "name": name, "version": __version__, "aug_ops": _augmentation_ops(rec)}
     files: dict[str, bytes] = {}
     for path in _template_files(project):

@@ -25,6 +25,7 @@ import pytest
 import yaml
 from zoo_support import catalog, families, smallest_per_family
 
+from archadvisor.recommendation import Recommendation
 from archadvisor.resources import model_file
 from archadvisor.scaffold import render_project, write_project
 
@@ -58,8 +59,9 @@ def demo_rec() -> dict[str, Any]:
     return recommend(build_spec(**DEMO_INPUTS), rules, Catalog(rules))
 
 
-def scaffold(rec: dict[str, Any], out: Path, name: str = "project") -> Path:
-    write_project(render_project(rec, name=name), out, force=False)
+def scaffold(rec: dict[str, Any] | Recommendation, out: Path, name: str = "project") -> Path:
+    typed = rec if isinstance(rec, Recommendation) else Recommendation.from_json(rec)
+    write_project(render_project(typed, name=name), out, force=False)
     return out
 
 

@@ -20,9 +20,10 @@ from archadvisor.catalog import load_catalog
 from archadvisor.cli import app
 from archadvisor.errors import InputError
 from archadvisor.latency import LatencyEstimate
+from archadvisor.ruleset import load_rules
 
 CATALOG = load_catalog()
-SMALL = 64  # the rules' small-input threshold today
+SMALL = load_rules().small_input_max_px  # 64 in the built-in rules
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -148,7 +149,7 @@ def test_peak_memory_is_consistent_with_the_model():
 
 def _median_ms(name: str, size: int) -> tuple[float, float | None]:
     (r,) = measure.measure_candidates(
-        [CATALOG.resolve(name)], image_size=size, small_input_max_px=SMALL, threads=1, max_seconds=2.0
+        [CATALOG.resolve(name)], image_size=size, small_input=[size <= SMALL], threads=1, max_seconds=2.0
     )
     return r["median_ms"], r["other_processes_cpu"]
 
@@ -174,7 +175,7 @@ def test_measure_candidates_reports_how_it_measured():
     variants = [CATALOG.resolve("simple_cnn"), CATALOG.resolve("mobilenet_v3_small")]
     seen = []
     results = measure.measure_candidates(
-        variants, image_size=64, small_input_max_px=SMALL, max_seconds=0.5, progress=lambda s, d, n: seen.append((d, n))
+        variants, image_size=64, small_input=[True, True], max_seconds=0.5, progress=lambda s, d, n: seen.append((d, n))
     )
     assert [r["name"] for r in results] == ["simple_cnn", "mobilenet_v3_small"]
     for r in results:

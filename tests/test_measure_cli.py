@@ -163,35 +163,27 @@ def test_compare_without_chart_writes_no_file(cli, tmp_path):
 
 
 def test_small_input_stem_follows_the_rules_threshold(cli, monkeypatch):
-    import archadvisor.measure.profile as profile_module
+    from archadvisor.ruleset import RuleSet
 
     res = cli("profile", "simple_cnn", "--image-size", "32", *QUICK)
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["small_input"] is True  # 32 <= 64, the built-in rules' value
-    monkeypatch.setattr(profile_module, "small_input_max_px", lambda rules: 16)
+    monkeypatch.setattr(RuleSet, "small_input_max_px", property(lambda self: 16))
     res = cli("profile", "simple_cnn", "--image-size", "32", *QUICK)
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["small_input"] is False
 
 
-def test_measure_candidates_takes_the_threshold_from_the_caller():
+def test_measure_candidates_takes_the_decision_from_the_caller():
     from archadvisor import measure
     from archadvisor.catalog import load_catalog
 
     v = load_catalog().resolve("simple_cnn")
-    (below,) = measure.measure_candidates([v], 32, small_input_max_px=32, threads=1, max_seconds=0.1)
-    (above,) = measure.measure_candidates([v], 32, small_input_max_px=31, threads=1, max_seconds=0.1)
-    assert below["small_input"] is True and above["small_input"] is False
-
-
-def test_the_accessor_reads_the_rules_value():
-    from types import SimpleNamespace
-
-    from archadvisor import measure
-    from archadvisor.ruleset import load_rules
-
-    assert measure.small_input_max_px(load_rules()) == 64
-    assert measure.small_input_max_px(SimpleNamespace(small_input_max_px=96)) == 96
+    (small,) = measure.measure_candidates([v], 32, small_input=[True], threads=1, max_seconds=0.1)
+    (plain,) = measure.measure_candidates([v], 32, small_input=[False], threads=1, max_seconds=0.1)
+    assert small["small_input"] is True and plain["small_input"] is False
+    with pytest.raises(ValueError, match="small_input flags"):
+        measure.measure_candidates([v, v], 32, small_input=[True])
 
 
 def test_pure_helpers_import_no_torch(tmp_path):

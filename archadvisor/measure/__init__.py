@@ -29,7 +29,7 @@ _EXPORTS = {
     "device": ("check_device", "cuda_available", "device_name"),
     "flops": ("count_gmacs", "sdpa_flop_mapping"),
     "memory": ("peak_memory",),
-    "profile": ("ProgressFn", "build_for", "profile_model", "small_input_max_px", "stages"),
+    "profile": ("ProgressFn", "build_for", "profile_model", "stages"),
     "candidates": ("as_latency_estimates", "measure_candidates"),
     "chart": ("check_chart_path", "pareto_front", "write_pareto_chart"),
 }  # fmt: skip

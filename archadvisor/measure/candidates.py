@@ -20,7 +20,7 @@ def measure_candidates(
     image_size: int | None = None,
     device: str = "cpu",
     *,
-    small_input_max_px: int,
+    small_input: Sequence[bool],
     threads: int | None = None,
     max_seconds: float = 3.0,
     progress: ProgressFn | None = None,
@@ -29,9 +29,11 @@ def measure_candidates(
 
     Each result: ``name, image_size, median_ms, p90_ms, low_ms, high_ms`` (the median's 95% CI), ``runs``,
     ``converged``, ``measured: True`` and ``basis`` (one line saying what was measured and how, for the trace).
-    ``image_size`` None means each variant's catalog input size; a size <= ``small_input_max_px`` (the rules'
-    small-input threshold) builds the small-input stem where the family has one.
+    ``image_size`` None means each variant's catalog input size. ``small_input``: one flag per variant, the
+    caller's (the engine's) decision that the image is small enough for the small-input stem.
     """
+    if len(small_input) != len(variants):
+        raise ValueError(f"{len(variants)} variants but {len(small_input)} small_input flags")
     check_run_options(image_size=image_size, batch=1, threads=threads, max_seconds=max_seconds)
     check_device(device)
     out = []
@@ -39,12 +41,12 @@ def measure_candidates(
         where = device_name(device)
         if device == "cpu":
             where += f", {n_threads} thread{'s' if n_threads != 1 else ''}"
-        for i, v in enumerate(variants):
+        for i, (v, small) in enumerate(zip(variants, small_input, strict=True)):
             size = image_size or v.input_size
             check_image_size(size)
             if progress is not None:
                 progress(f"measuring {v.name} at {size} px", i, len(variants))
-            out.append(_measure_one(v, size, size <= small_input_max_px, device, max_seconds, where))
+            out.append(_measure_one(v, size, small, device, max_seconds, where))
     if progress is not None:
         progress("done", len(variants), len(variants))
     return out

@@ -93,7 +93,6 @@ def _require_torch(command: str) -> None:
 def _resolve(archs: Sequence[str], flag: str, image_size: int | None, batch: int) -> tuple[list[Variant], int]:
     """The catalog variants named, and the rules' small-input threshold; the batch checked at each input size."""
     from archadvisor.catalog import Catalog
-    from archadvisor.measure.profile import small_input_max_px
     from archadvisor.ruleset import load_rules
 
     rules = load_rules()
@@ -101,7 +100,7 @@ def _resolve(archs: Sequence[str], flag: str, image_size: int | None, batch: int
     variants = [catalog.resolve(a, flag=flag) for a in archs]
     for v in variants:
         limits.check_input_size(image_size or v.input_size, max(batch, 2))
-    return variants, small_input_max_px(rules)
+    return variants, rules.small_input_max_px
 
 
 @contextmanager

@@ -35,14 +35,6 @@ ProgressFn = Callable[[str, int, int], None]
 """``progress(stage_description, stages_done, stages_total)``: called when each stage starts and once at the end."""
 
 
-def small_input_max_px(rules: Any) -> int:
-    """The largest image side (px) that gets a small-input stem, as the loaded rules set it.
-
-    Reads ``RuleSet.small_input_max_px``; 64 (the rules' value today) where the loaded rules do not carry it yet.
-    """
-    return int(getattr(rules, "small_input_max_px", 64))
-
-
 def build_for(
     variant: Variant, image_size: int, *, small_input: bool, num_classes: int = 1000
 ) -> tuple[nn.Module, bool]:
@@ -91,7 +83,8 @@ def profile_model(
 
     Args:
         variant: the catalog variant (built from the zoo's model file, random weights).
-        small_input_max_px: the rules' small-input threshold: at or below it the small-input stem is built.
+        small_input_max_px: the rules' small-input threshold (``RuleSet.small_input_max_px``): at or below it
+            the small-input stem is built.
         image_size: input side in px (default: the catalog's input size, so figures compare with the catalog).
         batch: batch size of the throughput and memory figures (latency is always batch 1).
         device: ``cpu`` or ``cuda``.
