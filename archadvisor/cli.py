@@ -422,7 +422,7 @@ def rules_show(
 def _register_optional() -> None:
     """Commands that live in their own modules (they import torch lazily, only when run)."""
     try:
-        from archadvisor.measure_cli import compare, profile
+        from archadvisor.measure.cli import compare, profile
     except ImportError:  # pragma: no cover - shipped with the package
         return
     app.command("profile")(profile)
