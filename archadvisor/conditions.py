@@ -40,6 +40,12 @@ VARIABLES: dict[str, Var] = {
     "hflip": Var("bool", doc="a mirrored image keeps its class"),
     "object_size": Var("enum", OBJECT_SIZES, nullable=True, doc="detection: object size"),
     "arch_forced": Var("bool", doc="--arch was given"),
+    "horizon": Var("int", nullable=True, doc="forecasting: steps to predict"),
+    "lookback": Var("int", nullable=True, doc="forecasting: steps of history"),
+    "frequency": Var("str", nullable=True, doc="forecasting: canonical sampling frequency (h, D, W, ME ...)"),
+    "series": Var("int", nullable=True, doc="forecasting: number of series"),
+    "channels": Var("int", nullable=True, doc="sequences: variables per step"),
+    "length": Var("int", nullable=True, doc="sequences: steps (tokens for text) per example"),
     # known once an architecture is chosen (recipe tables)
     "arch": Var("str", phase="model", doc="the chosen variant"),
     "family": Var("str", phase="model", doc="the chosen family"),

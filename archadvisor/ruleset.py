@@ -83,6 +83,8 @@ CONSTRAINT_SCHEMA: dict[str, _T] = {
     "require_small_input": ("bool", False),
     "exclude_kinds": ("list[str]", False),
     "exclude_families": ("list[str]", False),
+    "exclude_hosted": ("bool", False),
+    "exclude_names": ("list[str]", False),
 }
 SELECTION_SCHEMA: dict[str, _T] = {
     "kind": ("str", True),
@@ -159,6 +161,7 @@ EXTERNAL_SCHEMA: dict[str, _T] = {
     "params_m": ("number|null", True),
     "metric": ("str", True),
     "source": ("str", True),
+    "hosted": ("bool", False),
 }
 
 # Fields a recipe table may set, with their types (archadvisor/recipe.py reads them).
