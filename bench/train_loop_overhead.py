@@ -7,7 +7,7 @@ Scaffolds the digits demo (the CLI's recommendation, or ``--rec``), imports its 
   generated  train.train_one_epoch with everything config.yaml turns on (EMA update, LR schedule, clipping,
              MixUp/CutMix, accumulation, channels-last, loss scaler, running loss, progress bar)
 on one fixed batch of the configured size, alternating bare/generated runs so both see the same machine
-load, and prints the median steps/s of each and the ratio (DESIGN.md section 6: target >= 0.95). Data
+load, and prints the median steps/s of each and the ratio (the project's target: >= 0.95). Data
 loading is out of both loops: this measures the loop's own overhead. Prints figures only.
 """
 

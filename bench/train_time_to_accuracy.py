@@ -6,7 +6,7 @@ Scaffolds the demo the way a user would (`archadvisor scaffold --task classifica
 --classes 10 --image-size 32 --compute cpu --target cloud-cpu --no-pretrained --no-hflip`; or renders
 ``--rec``), starts `python train.py` in it, and reads its per-epoch lines: the figure is the wall time from
 starting the process (interpreter and torch start-up included) to the end of the first epoch whose
-validation accuracy reaches the target; the run is stopped there. DESIGN.md section 6: target < 30 s on
+validation accuracy reaches the target; the run is stopped there. The project's target: < 30 s on
 2 cores; scikit-learn's SVC reaches 98.7 % on the same split. Prints figures only: speed never fails CI.
 """
 

@@ -1,5 +1,6 @@
 """Table-driven engine scenarios: each encodes a line of the guide's trees, matrix or tables
-(shared/reference/architect-guide.md) or a documented resolution of a conflict between them."""
+(the architect guide's decision trees, deployment matrix and hyperparameter tables) or a documented
+resolution of a conflict between them."""
 
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ SELECTION = [
         None,
     ),
     (
-        "Small images (<= 64 px) on CPU: small plain CNN with a stride-1 stem (DESIGN inputs)",
+        "Small images (<= 64 px) on CPU: small plain CNN with a stride-1 stem (CIFAR ResNet stem)",
         dict(images=1437, classes=10, image_size=32, compute="cpu", target="cloud-cpu", pretrained=False, hflip=False),
         {"simple_cnn"},
         "cls.image_size.tiny_cpu",

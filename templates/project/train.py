@@ -237,7 +237,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, t: dict[str, Any], steps_p
         raise ValueError(f"training.schedule {t['schedule']!r}: supported are cosine, constant")
     if warmup == 0:
         return main_phase
-    # start at lr/warmup rather than 0: a zero-lr first step is a wasted step (guide_deviations: cosine warmup)
+    # start at lr/warmup rather than 0: a zero-lr first step is a wasted step (gradual warmup, Goyal et al. 2017)
     warm = LinearLR(optimizer, start_factor=1 / warmup, end_factor=1.0, total_iters=warmup)
     return SequentialLR(optimizer, [warm, main_phase], milestones=[warmup])
 
