@@ -185,7 +185,9 @@ def _check_renderable(rec: Mapping[str, Any], name: str) -> None:
     supported = supported_augmentations(task)
     unknown = [op for op in ops if op not in supported]
     if unknown:
-        raise ScaffoldError(f"the generated project cannot build augmentation ops {unknown}; it supports {', '.join(supported)}")
+        raise ScaffoldError(
+            f"the generated project cannot build augmentation ops {unknown}; it supports {', '.join(supported)}"
+        )
 
 
 def _template_files(root: Path) -> dict[str, Path]:

@@ -562,7 +562,9 @@ def fit(run: Run) -> dict[str, Any]:
         epoch_start = time.perf_counter()
         stage = task.data_stage(cfg, epoch)
         if stage != run.stage:  # e.g. progressive resizing: a new stage rebuilds the loaders
-            run.data = task.build_data(cfg, stage, rank=run.rank, world_size=run.world, pin_memory=run.device.type == "cuda")
+            run.data = task.build_data(
+                cfg, stage, rank=run.rank, world_size=run.world, pin_memory=run.device.type == "cuda"
+            )
             run.stage = stage
             run.log(f"epoch {epoch}: data stage {stage}")
         if freeze["mode"] != "none" and epoch == freeze["epochs"] and epoch > 0:
@@ -609,7 +611,10 @@ def fit(run: Run) -> dict[str, Any]:
         else:
             run.stale_epochs += 1
         shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-        run.log(f"epoch {epoch + 1}/{epochs}  lr {lr:.3g}  train_loss {train_loss:.4f}  {shown}  ({seconds:.1f} s)", flush=True)
+        run.log(
+            f"epoch {epoch + 1}/{epochs}  lr {lr:.3g}  train_loss {train_loss:.4f}  {shown}  ({seconds:.1f} s)",
+            flush=True,
+        )
 
         # --- checkpoint, then stop early or on request
         save_checkpoints(run, metrics, improved)

@@ -18,16 +18,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import data
 import numpy as np
 import torch
 import torch.distributed as dist
+from errors import ProjectError
+from model import build_model as build_architecture
 from torch import nn
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
-
-import data
-from errors import ProjectError
-from model import build_model as build_architecture
 from weights import PretrainedWeightsError, load_pretrained
 
 # best.pt and early stopping follow the validation top-1 accuracy unless training.monitor says otherwise
@@ -57,7 +56,9 @@ def data_meta(cfg: dict[str, Any], loaded: data.Data, log: Callable[..., None] =
     """What rebuilds the model and its preprocessing later (saved in every checkpoint): plain values only."""
     m, d = cfg["model"], cfg["data"]
     if len(loaded.classes) != m["num_classes"]:
-        log(f"note: {loaded.root} has {len(loaded.classes)} classes; config.yaml says {m['num_classes']}: using the data's")
+        log(
+            f"note: {loaded.root} has {len(loaded.classes)} classes; config.yaml says {m['num_classes']}: using the data's"
+        )
     return {
         "arch": m["arch"],
         "num_classes": len(loaded.classes),
@@ -180,7 +181,13 @@ class Metrics:
         recall = torch.where(actual > 0, tp / actual.clamp(min=1), torch.zeros_like(tp))
         f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall), torch.zeros_like(tp))
         return [
-            {"class": name, "precision": 100 * float(p), "recall": 100 * float(r), "f1": 100 * float(f), "support": int(s)}
+            {
+                "class": name,
+                "precision": 100 * float(p),
+                "recall": 100 * float(r),
+                "f1": 100 * float(f),
+                "support": int(s),
+            }
             for name, p, r, f, s in zip(self.classes, precision, recall, f1, actual, strict=True)
         ]
 
@@ -192,7 +199,9 @@ def val_loader(cfg: dict[str, Any], meta: dict[str, Any], batch_size: int | None
     """The validation split of ``data.root`` at the checkpoint's image size; its classes must be the model's."""
     loader, classes = data.val_loader(cfg, meta["image_size"], batch_size)
     if classes != meta["classes"]:
-        raise ProjectError(f"the val folders {classes} differ from the classes the model was trained on {meta['classes']}")
+        raise ProjectError(
+            f"the val folders {classes} differ from the classes the model was trained on {meta['classes']}"
+        )
     return loader
 
 
