@@ -20,14 +20,17 @@ from archadvisor.resources import templates_dir
 from archadvisor.scaffold import (
     FileAction,
     ScaffoldError,
+    _why,
     plan,
+    project_name,
     render_project,
     supported_augmentations,
     write_project,
 )
 
 FIXTURE = Path(__file__).parent / "fixtures" / "rec_digits.json"
-PROJECT = templates_dir() / "project"
+CORE = templates_dir() / "core"
+TASK = templates_dir() / "tasks" / "classification"
 
 
 @pytest.fixture
@@ -58,19 +61,20 @@ def config_lines(files: dict[str, bytes]) -> dict[str, str]:
 
 def test_renders_the_whole_project_reproducibly(rec: dict[str, Any]) -> None:
     files = render_project(rec, name="digits")
-    expected = {
-        ".archadvisor.yaml", ".gitignore", "README.md", "pyproject.toml", "ruff.toml", "config.yaml", "model.py", "weights.py",
-        "data.py", "train.py", "evaluate.py", "export.py", "demo/digits.npz", "tests/test_project.py",
-    }  # fmt: skip
-    assert expected <= set(files)
-    assert not any(path.endswith(".j2") for path in files)
+    core = {".gitignore", "README.md", "pyproject.toml", "ruff.toml", "config.yaml", "train.py", "evaluate.py",
+            "predict.py", "export.py", "checkpoint.py", "errors.py", "tests/test_core.py"}  # fmt: skip
+    task = {"task.py", "data.py", "demo/digits.npz", "tests/conftest.py", "tests/test_task.py"}
+    assert core | task | {".archadvisor.yaml", "model.py", "weights.py"} <= set(files)
+    assert not any(path.endswith(".j2") or path.split("/")[-1].startswith("_") for path in files), "no partials"
     assert files == render_project(copy.deepcopy(rec), name="digits"), "rendering must be reproducible"
     models = templates_dir() / "models"
     assert files["model.py"] == (models / f"{rec['architecture']['module']}.py").read_bytes()
     assert files["weights.py"] == (models / "weights.py").read_bytes()
-    # non-template files, binary included, are copied byte for byte
-    for rel in ("train.py", "demo/digits.npz", "tests/test_project.py"):
-        assert files[rel] == (PROJECT / rel).read_bytes()
+    # non-template files, binary included, are copied byte for byte: the core's and the task's
+    for rel in ("train.py", "predict.py", "tests/test_core.py"):
+        assert files[rel] == (CORE / rel).read_bytes()
+    for rel in ("task.py", "demo/digits.npz", "tests/test_task.py"):
+        assert files[rel] == (TASK / rel).read_bytes()
 
 
 def test_config_yaml_carries_the_recipe_and_its_rules(rec: dict[str, Any]) -> None:
@@ -90,30 +94,39 @@ def test_config_yaml_carries_the_recipe_and_its_rules(rec: dict[str, Any]) -> No
     assert [op["name"] for op in cfg["augmentation"]["ops"]] == [op["name"] for op in rec["augmentation"]["ops"]]
     assert cfg["export"]["quantize"] == rec["deployment"]["quantize"]
     # each value names the rule that chose it, "(default)" when the recommendation has no provenance for it
+    assert cfg["training"]["monitor"] == t["monitor"]
+    assert cfg["data"]["eval_crop_pct"] == rec["augmentation"]["eval_crop_pct"]
     lines = config_lines(files)
-    assert lines["lr"].endswith("# " + rec["provenance"]["training.lr"])
-    assert lines["arch"].endswith("# " + rec["provenance"]["architecture"])
-    assert rec["provenance"]["training.optimizer"] in lines["optimizer"]
-    assert lines["label_smoothing"].endswith("# " + rec["provenance"]["training.label_smoothing"])
+    prov = rec["provenance"]
+    assert lines["lr"].endswith("# " + prov["training.lr"]["rule"])
+    assert lines["arch"].endswith("# " + prov["architecture"]["rule"])
+    assert prov["training.optimizer"]["rule"] in lines["optimizer"]
+    min_lr = prov["training.min_lr"]
+    assert lines["min_lr"].endswith(f"# end of the cosine decay: {min_lr['rule']}: {min_lr['reason']}")
     # a value without provenance says so
     del rec["provenance"]["training.label_smoothing"]
     assert config_lines(render_project(rec, name="digits"))["label_smoothing"].endswith("# (default)")
 
 
-def test_no_horizontal_flip_when_the_inputs_say_so(rec: dict[str, Any]) -> None:
+def test_provenance_never_names_the_tools_own_files_and_stays_in_its_comment(rec: dict[str, Any]) -> None:
+    assert _why({"rule": "lr.scaling", "file": "archadvisor/recipe.py", "reason": None}) == "lr.scaling"
+    assert _why({"rule": "a.b", "file": "rules/recipes.yaml", "reason": "why\nnot"}) == "a.b: why not"
+    assert _why(None) == "(default)"
+    assert _why("ls.small_data (rules/recipes.yaml): few images") == "ls.small_data: few images"
+    rec["provenance"]["training.lr"]["reason"] = "line one\nmodel: {evil: true}\r\n# more"
+    files = render_project(rec, name="digits")
+    text = files["config.yaml"].decode()
+    for internal in ("archadvisor/recipe.py", "rules/recipes.yaml", "rules/classification.yaml"):
+        assert internal not in text
+    cfg = yaml.safe_load(text)
+    assert "evil" not in json.dumps(cfg) and cfg["training"]["lr"] == rec["training"]["lr"]
+
+
+def test_augmentation_ops_are_rendered_as_the_recipe_decided(rec: dict[str, Any]) -> None:
+    """The recipe decides each op and its settings once; the renderer only flattens {name, params}."""
     rec["augmentation"]["ops"].insert(1, {"name": "horizontal_flip", "params": {"p": 0.5}})
-    rec["inputs"]["hflip"] = False
     ops = yaml.safe_load(render_project(rec, name="digits")["config.yaml"])["augmentation"]["ops"]
-    assert "horizontal_flip" not in [op["name"] for op in ops]
-    rec["inputs"]["hflip"] = True
-    ops = yaml.safe_load(render_project(rec, name="digits")["config.yaml"])["augmentation"]["ops"]
-    assert {"name": "horizontal_flip", "p": 0.5} in ops
-
-
-def test_crop_size_is_left_to_the_image_size(rec: dict[str, Any]) -> None:
-    rec["augmentation"]["ops"][0]["params"]["size"] = 999
-    ops = yaml.safe_load(render_project(rec, name="digits")["config.yaml"])["augmentation"]["ops"]
-    assert "size" not in ops[0]
+    assert ops == [{"name": op["name"], **op["params"]} for op in rec["augmentation"]["ops"]]
 
 
 def test_missing_recommendation_key_fails_loudly(rec: dict[str, Any]) -> None:
@@ -146,8 +159,22 @@ def test_readme_explains_the_choice_and_the_commands(rec: dict[str, Any]) -> Non
     assert rec["architecture"]["why"] in readme
     for alt in rec["alternatives"]:
         assert alt["name"] in readme
-    for command in ("python train.py", "python evaluate.py", "python export.py", "torchrun", "#SBATCH", "--resume"):
+    for command in ("python train.py", "python evaluate.py", "python export.py", "python predict.py", "torchrun",
+                    "#SBATCH", "--resume --epochs"):  # fmt: skip
         assert command in readme
+    # parameters at the project's class count, not ImageNet's; no article before a model name
+    assert f"{rec['architecture']['params_m_for_classes']}M parameters at 10 classes" in readme
+    assert "1000 classes" not in readme
+    assert not re.search(r"\bA \*\*|\bA [a-z_]+\d", readme)
+
+
+def test_readme_says_when_the_imagenet_top1_was_measured_at_another_size(rec: dict[str, Any]) -> None:
+    rec["architecture"].update(imagenet_top1=84.2, top1_image_size=384, params_m_for_classes=None, params_m=21.5)
+    readme = render_project(rec, name="digits")["README.md"].decode()
+    assert "ImageNet top-1 84.2% measured at 384 px (this recipe trains at 32 px)" in readme
+    assert "21.5M parameters with an ImageNet head (1000 classes)" in readme
+    rec["architecture"]["top1_image_size"] = 32
+    assert "measured at" not in render_project(rec, name="digits")["README.md"].decode()
 
 
 def test_pyproject_declares_the_dependencies_and_extras(rec: dict[str, Any]) -> None:
@@ -161,6 +188,20 @@ def test_pyproject_declares_the_dependencies_and_extras(rec: dict[str, Any]) -> 
     assert {"onnx", "onnxruntime", "onnxscript"} <= {d.split(">")[0] for d in extras["export"]}
     assert any(d.startswith("pytest") for d in extras["test"])
     assert pyproject["project"]["name"] == "digits"
+    assert pyproject["project"]["license"] == "MIT", "an SPDX string: setuptools >= 77 warns about a table"
+    assert pyproject["build-system"]["requires"] == ["setuptools>=77"]
+
+
+@pytest.mark.parametrize(
+    ("folder", "expected"),
+    [("my-project", "my_project"), ("3d", "p3d"), ("class", "class_project"), ("My Project!", "my_project"),
+     ("digits", "digits"), ("---", "project"), ("café-ml", "cafe_ml"), ("match", "match_project")],
+)  # fmt: skip
+def test_project_name_derives_a_package_name_from_the_folder(rec: dict[str, Any], folder: str, expected: str) -> None:
+    name = project_name(folder)
+    assert name == expected
+    assert name.isidentifier()
+    render_project(rec, name=name)  # accepted by the renderer
 
 
 # --- what cannot be scaffolded -----------------------------------------------------------------------------
@@ -200,11 +241,15 @@ def test_renderer_reads_the_augmentations_the_project_builds() -> None:
     ops = supported_augmentations()
     assert {"random_resized_crop", "horizontal_flip", "rand_augment", "random_erasing"} <= set(ops)
     # every op the engine can emit for images is one the project builds
+    import inspect
+
     from archadvisor.recipe import _augmentation
 
     for policy in ("none", "rand_augment", "trivial_augment"):
-        aug = _augmentation({"aug_level": "very-heavy", "policy": policy, "random_erasing": 0.25}, image_size=224,
-                            hflip=True, task="classification")  # fmt: skip
+        kwargs = {"image_size": 224, "hflip": True, "task": "classification"}
+        accepted = inspect.signature(_augmentation).parameters
+        aug = _augmentation({"aug_level": "very-heavy", "policy": policy, "random_erasing": 0.25},
+                            **{k: v for k, v in kwargs.items() if k in accepted})  # fmt: skip
         assert {o["name"] for o in aug["ops"]} <= set(ops)
 
 

@@ -27,11 +27,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from errors import ProjectError
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset, default_collate
 from torchvision import datasets
 from torchvision.transforms import v2
+
+from errors import ProjectError
 
 HERE = Path(__file__).resolve().parent
 DEMO_NPZ = HERE / "demo" / "digits.npz"

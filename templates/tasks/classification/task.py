@@ -18,15 +18,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import data
 import numpy as np
 import torch
 import torch.distributed as dist
-from errors import ProjectError
-from model import build_model as build_architecture
 from torch import nn
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
+
+import data
+from errors import ProjectError
+from model import build_model as build_architecture
 from weights import PretrainedWeightsError, load_pretrained
 
 # best.pt and early stopping follow the validation top-1 accuracy unless training.monitor says otherwise
@@ -57,7 +58,8 @@ def data_meta(cfg: dict[str, Any], loaded: data.Data, log: Callable[..., None] =
     m, d = cfg["model"], cfg["data"]
     if len(loaded.classes) != m["num_classes"]:
         log(
-            f"note: {loaded.root} has {len(loaded.classes)} classes; config.yaml says {m['num_classes']}: using the data's"
+            f"note: {loaded.root} has {len(loaded.classes)} classes; config.yaml says {m['num_classes']}: "
+            "using the data's"
         )
     return {
         "arch": m["arch"],

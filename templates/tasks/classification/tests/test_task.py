@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import task
 import torch
-import train
 import yaml
+
+import task
+import train
 from data import SUPPORTED_OPS, DataError, UnreadableImageError, build_train_transform, load_data
 from errors import error_line
 from weights import head_parameter_names
