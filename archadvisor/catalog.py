@@ -13,7 +13,7 @@ from archadvisor.ruleset import RuleSet, load_rules
 
 @dataclass(frozen=True)
 class Variant:
-    """One model of the zoo, with the reference facts from shared/reference/architectures.csv."""
+    """One model of the zoo, with its reference facts (rules/catalog.yaml)."""
 
     name: str
     family: str
@@ -21,6 +21,7 @@ class Variant:
     kind: str  # cnn | transformer | hybrid
     depth: str  # shallow | medium | deep
     params: int
+    head_features: int  # the classifier's input width
     gmacs: float
     input_size: int
     imagenet_top1: float | None
@@ -36,6 +37,10 @@ class Variant:
     @property
     def params_m(self) -> float:
         return self.params / 1e6
+
+    def params_m_for(self, num_classes: int) -> float:
+        """Parameters (millions) with a ``num_classes``-way head instead of ImageNet's 1000."""
+        return (self.params + (self.head_features + 1) * (num_classes - 1000)) / 1e6
 
     @property
     def reference(self) -> str:
@@ -83,6 +88,7 @@ class Catalog:
                     kind=fam["kind"],
                     depth=v["depth"],
                     params=v["params"],
+                    head_features=v["head_features"],
                     gmacs=float(v["gmacs"]),
                     input_size=v["input_size"],
                     imagenet_top1=v["imagenet_top1"],

@@ -96,8 +96,8 @@ _PROBLEM: list[inspect.Parameter] = [
         ("gpu_memory_gb", str | None, None, typer.Option("--gpu-memory-gb", help="Memory per GPU in GB (sizes the batch and gradient accumulation).")),
         ("latency_ms", str | None, None, typer.Option("--latency-ms", help="Inference budget per image on the target, in ms.")),
         ("target", str | None, None, typer.Option("--target", help="cloud-gpu, cloud-cpu, jetson, ios, android, browser [default: cloud-gpu].")),
-        ("pretrained", bool, True, typer.Option("--pretrained/--no-pretrained", help="May ImageNet/COCO weights be used.")),
-        ("hflip", bool, True, typer.Option("--hflip/--no-hflip", help="Is a mirrored image still the same class? (no for digits, text).")),
+        ("pretrained", bool | None, None, typer.Option("--pretrained/--no-pretrained", help="May ImageNet/COCO weights be used. [default: pretrained]")),
+        ("hflip", bool | None, None, typer.Option("--hflip/--no-hflip", help="Is a mirrored image still the same class? (no for digits, text). [default: hflip]")),
         ("object_size", str | None, None, typer.Option("--object-size", help="Detection only: small, large, variable.")),
         ("arch", str | None, None, typer.Option("--arch", help="Evaluate a forced architecture (catalog name or alias).")),
         ("rules", list[Path] | None, None, typer.Option("--rules", help="Directory of extra/override rule files (repeatable).")),
@@ -132,6 +132,8 @@ def _load(rules_dirs: list[Path] | None) -> tuple[Any, Any]:
     from archadvisor.ruleset import load_rules
 
     for d in rules_dirs or []:
+        if not str(d).strip():
+            raise InputError("--rules", str(d), "a directory of .yaml rule files (an empty path is not one)")
         if not d.is_dir():
             raise InputError("--rules", str(d), "an existing directory of .yaml rule files")
     rules = load_rules(rules_dirs or [])
@@ -142,6 +144,8 @@ def _spec(problem: dict[str, Any], rules: Any) -> Any:
     from archadvisor.spec import build_spec
 
     args = {k: v for k, v in problem.items() if k != "rules"}
+    args["pretrained"] = True if args["pretrained"] is None else args["pretrained"]
+    args["hflip"] = True if args["hflip"] is None else args["hflip"]
     defaults = {t: row["default_classes"] for t, row in rules.tasks.items()}
     return build_spec(**args, default_classes=defaults)
 
@@ -151,44 +155,11 @@ FORMAT_HELP = "Output: table (rich panels), json, yaml, markdown."
 
 def _check_format(fmt: str, choices: tuple[str, ...]) -> str:
     if fmt not in choices:
+        lower = fmt.lower()
+        if lower in choices:
+            return lower
         raise InputError("--format", fmt, choices)
     return fmt
-
-
-def _measured(spec: Any, rules: Any, catalog: Any) -> tuple[dict[str, Any] | None, str | None]:
-    """recommend --measure: measure the top candidates on this machine when it is the target."""
-    from archadvisor import engine
-
-    if spec.task != "classification":
-        return None, "--measure: only zoo architectures (classification) can be measured"
-    import importlib.util
-
-    if spec.target not in ("cloud-cpu", "cloud-gpu"):
-        return (
-            None,
-            f"--measure: {spec.target} is not this machine; latencies are device-profile estimates (rules/devices.yaml)",
-        )
-    if importlib.util.find_spec("torch") is None:
-        raise InputError("--measure", "torch", "an installed torch (pip install 'archadvisor[torch]')")
-    from archadvisor import measure
-
-    if spec.target == "cloud-gpu" and not measure.cuda_available():
-        return None, "--measure: target cloud-gpu but no CUDA device here; latencies are estimates"
-    from dataclasses import replace
-
-    device = "cuda" if spec.target == "cloud-gpu" else "cpu"
-    # the top candidates before the latency budget is applied: the budget is then checked on measurements
-    top = engine.select(replace(spec, latency_ms=None), rules, catalog).ranked[:5]
-    from rich.console import Console
-
-    with Console(stderr=True).status(f"measuring {len(top)} candidates on this machine ({device}) ..."):
-        results = measure.measure_candidates(top, image_size=spec.image_size, device=device, max_seconds=1.5)
-    note = (
-        f"--measure: measured {', '.join(v.name for v in top)} on this machine; "
-        + "; ".join(f"{r['name']} {r['median_ms']:.1f} ms" for r in results)
-        + f" ({results[0]['basis'].split(': ', 1)[-1] if results else ''}); the latency budget is checked on these"
-    )
-    return measure.as_latency_estimates(results), note
 
 
 @app.command()
@@ -201,16 +172,24 @@ def recommend(
 ) -> None:  # fmt: skip
     """Recommend an architecture, a training recipe and a deployment plan, with the rules that fired."""
     from archadvisor import engine, report
+    from archadvisor.vocab import FORMATS
 
-    fmt = _check_format(format, report.FORMATS)
+    fmt = _check_format(format, FORMATS)
     if save is not None and save.suffix.lower() not in (".json", ".yaml", ".yml", ".md"):
         raise InputError("--save", str(save), "a file ending in .json, .yaml, .yml or .md")
     if save is not None and not save.parent.is_dir():
         raise InputError("--save", str(save), "a path in an existing directory")
     rules, catalog = _load(problem["rules"])
     spec = _spec(problem, rules)
-    measured, note = _measured(spec, rules, catalog) if measure else (None, None)
-    rec = engine.recommend(spec, rules, catalog, measured=measured, measure_note=note)
+    if measure:
+        from rich.console import Console
+
+        from archadvisor.measured import recommend_measured
+
+        with Console(stderr=True).status("measuring ...") as status:
+            rec = recommend_measured(spec, rules, catalog, status=status.update)
+    else:
+        rec = engine.recommend(spec, rules, catalog)
     text = report.render(rec, fmt)
     if text is None:
         from rich.console import Console
@@ -240,7 +219,7 @@ def explain(
     format: Annotated[str, typer.Option("--format", "-f", help="table (a tree) or json.")] = "table",
 ) -> None:
     """Show the decision path: every rule considered, which fired, which decided, what would flip it."""
-    from archadvisor import engine
+    from archadvisor import engine, report
 
     fmt = _check_format(format, ("table", "json"))
     rules, catalog = _load(problem["rules"])
@@ -248,20 +227,16 @@ def explain(
     rec = engine.recommend(spec, rules, catalog)
     flips = engine.flips(spec, rules, catalog)
     if fmt == "json":
-        out = {"architecture": rec["architecture"]["name"], "decided_by": rec["decided_by"], "scores": rec["scores"],
-               "trace": rec["trace"], "flips": flips}  # fmt: skip
-        sys.stdout.write(json.dumps(out, indent=2) + "\n")
+        sys.stdout.write(report.explain_json(rec, flips) + "\n")
         return
     from rich.console import Console
 
-    from archadvisor.report import print_explain
-
-    print_explain(rec, flips, Console())
+    report.print_explain(rec, flips, Console())
 
 
 def _ask(problem: dict[str, Any]) -> dict[str, Any]:
     """No flags in a terminal: ask the questions, with the defaults a first project needs."""
-    from archadvisor.conditions import COMPUTE, TARGETS
+    from archadvisor.vocab import COMPUTE, TARGETS
 
     typer.echo("archadvisor scaffold: a few questions (Enter keeps the default).")
     problem["task"] = "classification"
@@ -277,24 +252,59 @@ def _ask(problem: dict[str, Any]) -> dict[str, Any]:
     return problem
 
 
-def _from_file(path: Path) -> dict[str, Any]:
+def _from_file(path: Path) -> Any:
+    """A saved recommendation, every field type-checked (a file is untrusted input)."""
+    from archadvisor.recommendation import Recommendation
+
     if not path.is_file():
         raise InputError("--from", str(path), "a recommendation saved with `archadvisor recommend --save FILE.json`")
     try:
+        if path.stat().st_size > MAX_FROM_BYTES:
+            raise InputError("--from", str(path), f"a saved recommendation of at most {MAX_FROM_BYTES // 1024} KiB")
         text = path.read_text(encoding="utf-8")
         if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            rec = yaml.safe_load(text)
+            data = _yaml_without_aliases(text)
         else:
-            rec = json.loads(text)
-    except (OSError, ValueError) as exc:
-        raise InputError("--from", str(path), "a JSON or YAML recommendation", hint=str(exc).splitlines()[0]) from None
-    need = {"task", "inputs", "architecture", "training", "augmentation", "deployment"}
-    if not isinstance(rec, dict) or not need <= set(rec):
-        missing = sorted(need - set(rec)) if isinstance(rec, dict) else sorted(need)
-        raise InputError("--from", str(path), "a saved recommendation", hint=f"it lacks {', '.join(missing)}")
-    return rec
+            data = json.loads(text)
+    except (OSError, ValueError, RecursionError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError("--from", str(path), "a JSON or YAML recommendation", hint=detail) from None
+    except Exception as exc:  # yaml.YAMLError (e.g. a !!python tag): the module is imported lazily above
+        if type(exc).__module__.startswith("yaml"):
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError("--from", str(path), "a plain JSON or YAML recommendation", hint=first) from None
+        raise
+    return Recommendation.from_json(data)
+
+
+MAX_FROM_BYTES = 1024 * 1024
+
+
+def _yaml_without_aliases(text: str) -> Any:
+    """safe_load, refusing aliases: `recommend --save` writes none, and an alias bomb expands exponentially."""
+    import yaml
+
+    class NoAliases(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(None, None, f"YAML aliases are not allowed (line {mark.line + 1})")
+            return super().compose_node(parent, index)
+
+    return yaml.load(text, Loader=NoAliases)  # noqa: S506 - a SafeLoader subclass
+
+
+def _check_name(name: str | None) -> None:
+    import keyword
+
+    if name is None:
+        return
+    if keyword.iskeyword(name):
+        raise InputError(
+            "--name", name, "a Python identifier that is not a keyword", hint=f"{name!r} is a Python keyword"
+        )
+    if not name.isidentifier():
+        raise InputError("--name", name, "a Python identifier (letters, digits and _, not starting with a digit)")
 
 
 @app.command()
@@ -302,56 +312,47 @@ def _from_file(path: Path) -> dict[str, Any]:
 def scaffold(
     problem: dict[str, Any],
     out: Annotated[Path | None, typer.Option("--out", help="Project directory [default: ./NAME].")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="Project name, a Python identifier [default: <arch>_project].")] = None,
-    from_file: Annotated[Path | None, typer.Option("--from", help="Scaffold a saved recommendation (recommend --save FILE.json).")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Project package name, a Python identifier [default: from --out, or <arch>_project].")] = None,
+    from_file: Annotated[Path | None, typer.Option("--from", help="Scaffold a saved recommendation (recommend --save FILE.json); problem flags given beside it override its inputs.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Write into a non-empty directory, replacing generated files.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List each file as create / identical / conflict; write nothing.")] = False,
 ) -> None:  # fmt: skip
-    """Generate a ready-to-run PyTorch project (image classification) from a recommendation."""
+    """Generate a ready-to-run PyTorch project from a recommendation."""
     from archadvisor import engine
     from archadvisor import scaffold as scaffolder
 
-    given = {k: v for k, v in problem.items() if v is not None and k not in ("pretrained", "hflip", "rules")}
+    _check_name(name)
+    given = {k: v for k, v in problem.items() if v is not None and k != "rules"}
     if from_file is not None:
-        if set(given) - {"arch"}:
-            raise InputError("--from", str(from_file), "either --from or the problem flags, not both",
-                             hint=f"also given: {', '.join('--' + k.replace('_', '-') for k in sorted(set(given) - {'arch'}))}")  # fmt: skip
         rec = _from_file(from_file)
-        if problem["arch"] is not None:  # re-run the saved inputs with the forced architecture
-            rules, catalog = _load(problem["rules"])
-            inputs = {**rec["inputs"], "arch": problem["arch"]}
-            from archadvisor.spec import spec_from_inputs
+        if given or problem["rules"]:  # flags beside --from override the saved inputs: run the engine again
+            from dataclasses import asdict
 
-            defaults = {t: row["default_classes"] for t, row in rules.tasks.items()}
-            rec = engine.recommend(spec_from_inputs(inputs, defaults), rules, catalog)
+            rules, catalog = _load(problem["rules"])
+            saved = {k: v for k, v in asdict(rec.inputs).items() if k != "notes"}
+            rec = engine.recommend(_spec({**saved, "rules": None, **given}, rules), rules, catalog)
     else:
         if not given and sys.stdin.isatty() and sys.stdout.isatty():
             problem = _ask(problem)
         rules, catalog = _load(problem["rules"])
         rec = engine.recommend(_spec(problem, rules), rules, catalog)
-    name = name or (out.name if out is not None else f"{rec['architecture']['name']}_project")
+    if name is None:
+        name = scaffolder.project_name(out.name if out is not None else f"{rec.architecture.name}_project")
     out = out if out is not None else Path(name)
-    try:
-        files = scaffolder.render_project(rec, name=name)
-        actions = scaffolder.plan(files, out)
-        if dry_run:
-            for a in actions:
-                typer.echo(f"{a.status:>9}  {out / a.path}")
-            return
-        scaffolder.write_project(files, out, force=force)
-    except scaffolder.ScaffoldError as exc:
-        raise _ScaffoldFailure(str(exc)) from None
-    a = rec["architecture"]
+    files = scaffolder.render_project(rec, name=name)
+    actions = scaffolder.plan(files, out)
+    if dry_run:
+        for a in actions:
+            typer.echo(f"{a.status:>9}  {out / a.path}")
+        return
+    scaffolder.write_project(files, out, force=force)
+    a = rec.architecture
     counts = {s: sum(1 for x in actions if x.status == s) for s in ("create", "identical", "conflict")}
-    typer.echo(f"scaffolded {name} ({a['name']}, {a['family']}) in {out}: {counts['create']} created, "
+    typer.echo(f"scaffolded {name} ({a.name}, {a.family}) in {out}: {counts['create']} created, "
                f"{counts['conflict']} replaced, {counts['identical']} unchanged")  # fmt: skip
-    for w in rec["warnings"]:
+    for w in rec.warnings:
         typer.echo(f"warning: {w}")
     typer.echo(f"next: cd {out} && pip install -e . && python train.py   (see README.md)")
-
-
-class _ScaffoldFailure(ArchAdvisorError):
-    """A scaffold error, reported as one line with exit code 2."""
 
 
 @app.command()
@@ -364,45 +365,25 @@ def archs(
     rules: RulesOpt = None,
 ) -> None:
     """List the catalog: every variant with its reference facts."""
-    from archadvisor.conditions import TASKS
+    from archadvisor import report
+    from archadvisor.vocab import TASKS
 
     fmt = _check_format(format, ("table", "json"))
-    rules_set, catalog = _load(rules)
+    _, catalog = _load(rules)
     if task is not None and task not in TASKS:
         raise InputError("--task", task, TASKS)
-    rows: list[dict[str, Any]] = []
-    if task in (None, "classification"):
-        fams = sorted(catalog.families)
-        if family is not None and family not in catalog.families:
-            lower = {f.lower(): f for f in fams}
-            if family.lower() not in lower:
-                raise InputError("--family", family, fams)
-            family = lower[family.lower()]
-        for v in catalog.variants:
-            if family is None or v.family == family:
-                rows.append({"name": v.name, "family": v.family, "task": "classification", "params_m": round(v.params_m, 2),
-                             "gmacs": v.gmacs, "input_size": v.input_size, "imagenet_top1": v.imagenet_top1,
-                             "reference": v.reference, "small_input": v.small_input, "source": v.top1_source})  # fmt: skip
-    if task not in (None, "classification") or (task is None and family is None):
-        for e in catalog.external:
-            if task is None or e.task == task:
-                rows.append({"name": e.name, "family": "external", "task": e.task, "params_m": e.params_m, "gmacs": None,
-                             "input_size": None, "imagenet_top1": None, "reference": e.provider, "small_input": False,
-                             "source": f"{e.metric} ({e.source})"})  # fmt: skip
+    if family is not None:
+        lower = {f.lower(): f for f in catalog.families}
+        if family.lower() not in lower:
+            raise InputError("--family", family, sorted(catalog.families))
+        family = lower[family.lower()]
+    rows = report.catalog_rows(catalog, family=family, task=task)
     if fmt == "json":
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"archadvisor catalog ({len(rows)} models)")
-    for col in ("name", "family", "task", "params (M)", "GMACs", "size", "top-1", "reference"):
-        table.add_column(col, justify="right" if col in ("params (M)", "GMACs", "size", "top-1") else "left")
-    for r in rows:
-        table.add_row(r["name"], r["family"], r["task"], "-" if r["params_m"] is None else f"{r['params_m']:.2f}",
-                      "-" if r["gmacs"] is None else f"{r['gmacs']:.3f}", "-" if r["input_size"] is None else str(r["input_size"]),
-                      "-" if r["imagenet_top1"] is None else f"{r['imagenet_top1']:.1f}", r["reference"])  # fmt: skip
-    Console().print(table)
+    report.print_catalog(rows, Console())
 
 
 @rules_app.command("validate")
@@ -410,17 +391,12 @@ def rules_validate(
     directory: Annotated[Path | None, typer.Argument(help="A directory of rule files to check on top of the built-in rules.")] = None,
 ) -> None:  # fmt: skip
     """Check rule files: YAML, keys, types, operators, variables, architecture names, reachability."""
+    from archadvisor import report
     from archadvisor.ruleset import load_rules
 
-    if directory is not None and not directory.is_dir():
+    if directory is not None and (not str(directory).strip() or not directory.is_dir()):
         raise InputError("DIR", str(directory), "an existing directory of .yaml rule files")
-    rs = load_rules([directory] if directory else [])
-    n_rules = sum(len(s["rules"]) + len(s.get("constraints", [])) for s in rs.selections.values())
-    n_rows = sum(len(t["rows"]) for t in rs.tables)
-    typer.echo(
-        f"ok: {len(rs.sources)} files; {len(rs.catalog['variants'])} variants, {len(rs.catalog['external'])} external models, "
-        f"{len(rs.tasks)} tasks, {n_rules} selection rules, {len(rs.targets)} targets, {n_rows} recipe rows (digest {rs.digest})"
-    )
+    typer.echo(report.validate_summary(load_rules([directory] if directory else [])))
 
 
 @rules_app.command("show")
@@ -429,42 +405,12 @@ def rules_show(
     rules: RulesOpt = None,
 ) -> None:
     """Print every rule: id, condition and reason."""
-    from archadvisor import conditions
-    from archadvisor.ruleset import load_rules
+    from archadvisor import report
 
-    kinds = ("selection", "deployment", "recipes", "tasks")
-    if kind is not None and kind not in kinds:
-        raise InputError("--kind", kind, kinds)
-    rs = load_rules(rules or [])
-    out: list[str] = []
-    if kind in (None, "tasks"):
-        out.append("# tasks (selection table)")
-        out += [
-            f"task.{t}: best {', '.join(r['best'])}; alternative {', '.join(r['alternative'])}; mobile {', '.join(r['mobile']) or '-'}"
-            for t, r in rs.tasks.items()
-        ]
-    if kind in (None, "selection"):
-        for task, sel in rs.selections.items():
-            out.append(f"# selection: {task} (axes {sel['axes']})")
-            for c in sel.get("constraints", []):
-                out.append(f"{c['id']} [constraint]: if {conditions.describe(c['when'])}: {c['because']}")
-            for r in sel["rules"]:
-                out.append(
-                    f"{r['id']} [{r['axis']}]: if {conditions.describe(r['when'])}: prefer {', '.join(r['prefer'])}"
-                )
-    if kind in (None, "deployment"):
-        out.append("# deployment matrix")
-        out += [
-            f"{t['id']}: {t['target']} -> {', '.join(t['prefer'])}; {t['export']} / {t['runtime']} / {t['precision']}"
-            for t in rs.targets.values()
-        ]
-    if kind in (None, "recipes"):
-        for table in rs.tables:
-            out.append(f"# recipe table: {table['name']}")
-            for row in table["rows"]:
-                cond = conditions.describe(row["when"]) if "when" in row else "otherwise"
-                out.append(f"{row['id']}: if {cond}: set {row['set']}")
-    sys.stdout.write("\n".join(out) + "\n")
+    if kind is not None and kind not in report.RULE_KINDS:
+        raise InputError("--kind", kind, report.RULE_KINDS)
+    rs, _ = _load(rules)
+    sys.stdout.write("\n".join(report.rules_lines(rs, kind)) + "\n")
 
 
 def _register_optional() -> None:

@@ -12,25 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from archadvisor.errors import closest
-
-TASKS = (
-    "classification",
-    "detection",
-    "semantic-segmentation",
-    "instance-segmentation",
-    "text",
-    "code",
-    "time-series",
-    "image-generation",
-    "text-generation",
-    "speech-recognition",
-    "video",
-)
-COMPUTE = ("cpu", "edge", "single-gpu", "multi-gpu")
-TARGETS = ("cloud-gpu", "cloud-cpu", "jetson", "ios", "android", "browser")
-OBJECT_SIZES = ("small", "large", "variable")
-KINDS = ("cnn", "transformer", "hybrid", "external")
-DEPTHS = ("shallow", "medium", "deep")
+from archadvisor.vocab import COMPUTE, DEPTHS, MODEL_KINDS, OBJECT_SIZES, TARGETS, TASKS
 
 
 @dataclass(frozen=True)
@@ -61,7 +43,7 @@ VARIABLES: dict[str, Var] = {
     # known once an architecture is chosen (recipe tables)
     "arch": Var("str", phase="model", doc="the chosen variant"),
     "family": Var("str", phase="model", doc="the chosen family"),
-    "kind": Var("enum", KINDS, phase="model", doc="cnn | transformer | hybrid | external"),
+    "kind": Var("enum", MODEL_KINDS, phase="model", doc="cnn | transformer | hybrid | external"),
     "params_m": Var("number", phase="model", doc="parameters, millions"),
     "gmacs": Var("number", phase="model", doc="GMACs at the catalog input size"),
     "depth": Var("enum", DEPTHS, phase="model", doc="shallow | medium | deep"),

@@ -1,4 +1,4 @@
-"""The rules engine: ProblemSpec + RuleSet -> Recommendation (a JSON-able dict).
+"""The rules engine: ProblemSpec + RuleSet -> Recommendation (typed, frozen; archadvisor.recommendation).
 
 Policy (also in rules/classification.yaml): hard constraints filter first (latency budget on the
 target, the target's size limit, GPU memory, input resolution); then every fired rule votes with its
@@ -8,17 +8,30 @@ every rule considered, whether it fired, and which one decided.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from archadvisor import __version__, conditions
 from archadvisor.catalog import Catalog, External, Variant
 from archadvisor.errors import InputError
 from archadvisor.recipe import apply_tables, derive
+from archadvisor.recommendation import (
+    Alternative,
+    Architecture,
+    Deployment,
+    Expected,
+    Monitor,
+    Provenance,
+    Recommendation,
+    Score,
+    TaskSettings,
+    TraceEntry,
+)
 from archadvisor.ruleset import RuleSet
 from archadvisor.spec import ProblemSpec
+from archadvisor.vocab import COMPUTE, DEFAULT_GPUS, EDGE_TARGETS, TARGETS
 
-EDGE_TARGETS = ("jetson", "ios", "android", "browser")
+ENGINE = "archadvisor/engine.py"  # the trace's file for the engine's own steps
 
 
 @dataclass
@@ -28,7 +41,7 @@ class Selection:
     ranked: list[Any]  # Variant | External, best first
     scores: dict[str, float]
     votes: dict[str, dict[str, float]]  # candidate -> rule id -> vote
-    trace: list[dict[str, Any]] = field(default_factory=list)
+    trace: list[TraceEntry] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     decided_by: str | None = None
     latency: dict[str, Any] = field(default_factory=dict)  # name -> LatencyEstimate
@@ -39,16 +52,20 @@ class Selection:
         return self.ranked[0]
 
 
+def uses_small_input(variant: Variant, image_size: int | None, rules: RuleSet) -> bool:
+    """The variant is built with its small-input stem: it has one and the images are at most the rules'
+    small-input size (the bound of the constraint that requires one)."""
+    return variant.small_input and image_size is not None and image_size <= rules.small_input_max_px
+
+
 def _estimate(variant: Variant, target: str, image_size: int, rules: RuleSet) -> Any:
     """Latency on the target: the device-profile estimate (archadvisor/latency.py, rules/devices.yaml)."""
     from archadvisor.latency import estimate_latency_ms
 
     devices = {k: v for k, v in rules.devices.items() if k != "_file"} or None
-    return estimate_latency_ms(variant, target, image_size, devices=devices)
-
-
-def _uses_small_input(variant: Variant, image_size: int) -> bool:
-    return variant.small_input and image_size <= 64
+    return estimate_latency_ms(
+        variant, target, image_size, devices=devices, small_input=uses_small_input(variant, image_size, rules)
+    )
 
 
 def _vote(rule: dict, weight: float, credit: float, pool: list[Any], votes: dict[str, dict[str, float]],
@@ -79,7 +96,7 @@ def select_catalog(
     family_of = {v.name: v.family for v in catalog.variants}
     sel_rules = rules.selections[spec.task]
     env = spec.env()
-    trace: list[dict[str, Any]] = []
+    trace: list[TraceEntry] = []
     warnings: list[str] = []
     pool: list[Variant] = list(catalog.variants)
 
@@ -95,13 +112,13 @@ def select_catalog(
             if v not in survivors
         )
         if survivors:
-            trace.append({"rule": rule_id, "file": rules.files.get(rule_id, "archadvisor/engine.py"), "fired": True,
-                          "because": f"{because} (excludes {removed} of {len(before)})", "kind": "constraint"})  # fmt: skip
+            trace.append(TraceEntry(rule_id, rules.files.get(rule_id, ENGINE), True,
+                                    f"{because} (excludes {removed} of {len(before)})", "constraint"))  # fmt: skip
             return survivors
         best = min(before, key=fallback_key)
         warnings.append(f"no architecture satisfies {rule_id} ({because}); keeping the closest, {best.name}")
-        trace.append({"rule": rule_id, "file": rules.files.get(rule_id, "archadvisor/engine.py"), "fired": True,
-                      "because": f"{because}: nothing meets it, kept the closest ({best.name})", "kind": "constraint"})  # fmt: skip
+        trace.append(TraceEntry(rule_id, rules.files.get(rule_id, ENGINE), True,
+                                f"{because}: nothing meets it, kept the closest ({best.name})", "constraint"))  # fmt: skip
         return [best]
 
     # 1. hard constraints, in the documented order: input resolution, size limits (target, compute,
@@ -109,8 +126,9 @@ def select_catalog(
     for c in sel_rules.get("constraints", []):
         fired = conditions.evaluate(c["when"], env)
         if not fired:
-            trace.append({"rule": c["id"], "file": rules.files[c["id"]], "fired": False,
-                          "because": conditions.describe(c["when"], env), "kind": "constraint"})  # fmt: skip
+            trace.append(
+                TraceEntry(c["id"], rules.files[c["id"]], False, conditions.describe(c["when"], env), "constraint")
+            )
             continue
         before = pool
         if c.get("require_small_input"):
@@ -137,9 +155,8 @@ def select_catalog(
         # --measure: only what was measured here competes, so an estimate never outranks a measurement
         before = pool
         pool = [v for v in pool if v.name in measured] or pool
-        trace.append({"rule": "measure.pool", "file": "archadvisor/measure.py", "fired": True, "kind": "constraint",
-                      "because": f"--measure: ranking the {len(pool)} candidates measured on this machine "
-                                 f"(of {len(before)} that meet the other constraints)"})  # fmt: skip
+        trace.append(TraceEntry("measure.pool", ENGINE, True, f"--measure: ranking the {len(pool)} candidates measured on "
+                                f"this machine (of {len(before)} that meet the other constraints)", "constraint"))  # fmt: skip
     latency: dict[str, Any] = {}
     for v in pool:
         if measured and v.name in measured:
@@ -160,16 +177,16 @@ def select_catalog(
     fired_rules = []
     for r in sel_rules["rules"]:
         fired = conditions.evaluate(r["when"], env)
-        trace.append({"rule": r["id"], "file": rules.files[r["id"]], "fired": fired, "axis": r["axis"],
-                      "because": r["because"] + f" [{conditions.describe(r['when'], env)}]", "kind": "vote"})  # fmt: skip
+        trace.append(TraceEntry(r["id"], rules.files[r["id"]], fired, r["because"] + f" [{conditions.describe(r['when'], env)}]",
+                                "vote", axis=r["axis"]))  # fmt: skip
         if fired:
             fired_rules.append(r)
             _vote(r, axes[r["axis"]], credit, pool, votes, family_of)
     if "target" in axes:
         trow = {"id": target_row["id"], "prefer": target_row["prefer"]}
         _vote(trow, axes["target"], credit, pool, votes, family_of)
-        trace.append({"rule": target_row["id"], "file": rules.files[target_row["id"]], "fired": True, "axis": "target",
-                      "because": f"deployment matrix: {target_row['because']}", "kind": "vote"})  # fmt: skip
+        trace.append(TraceEntry(target_row["id"], rules.files[target_row["id"]], True,
+                                f"deployment matrix: {target_row['because']}", "vote", axis="target"))  # fmt: skip
 
     scores = {v.name: sum(votes.get(v.name, {}).values()) for v in pool}
     ranked = sorted(pool, key=lambda v: (-round(scores[v.name], 6), -(v.imagenet_top1 or 0.0), v.gmacs))
@@ -199,11 +216,11 @@ def select_tree(spec: ProblemSpec, rules: RuleSet, catalog: Catalog) -> Selectio
     env = spec.env()
     pool = [e for e in catalog.external if e.task == spec.task]
     votes: dict[str, dict[str, float]] = {}
-    trace: list[dict[str, Any]] = []
+    trace: list[TraceEntry] = []
     for r in sel_rules["rules"]:
         fired = conditions.evaluate(r["when"], env)
-        trace.append({"rule": r["id"], "file": rules.files[r["id"]], "fired": fired, "axis": r["axis"],
-                      "because": r["because"] + f" [{conditions.describe(r['when'], env)}]", "kind": "vote"})  # fmt: skip
+        trace.append(TraceEntry(r["id"], rules.files[r["id"]], fired, r["because"] + f" [{conditions.describe(r['when'], env)}]",
+                                "vote", axis=r["axis"]))  # fmt: skip
         if fired:
             _vote(r, sel_rules["axes"][r["axis"]], 0.0, pool, votes, {})
     task_row = rules.tasks[spec.task]
@@ -232,8 +249,7 @@ def select_table(spec: ProblemSpec, rules: RuleSet, catalog: Catalog) -> Selecti
             seen.append(e)
     column = "Mobile/Edge" if edge and row["mobile"] else "2024 Best Choice"
     because = f"selection table, {spec.task}: {column} ({row['rationale']})"
-    trace = [{"rule": f"task.{spec.task}", "file": rules.files[f"task.{spec.task}"], "fired": True,
-              "because": because, "kind": "table"}]  # fmt: skip
+    trace = [TraceEntry(f"task.{spec.task}", rules.files[f"task.{spec.task}"], True, because, "table")]
     votes = {seen[0].name: {f"task.{spec.task}": 1.0}} if seen else {}
     return Selection(
         ranked=seen, scores={e.name: 0.0 for e in seen}, votes=votes, trace=trace, decided_by=f"task.{spec.task}"
@@ -276,9 +292,13 @@ def _model_env(spec: ProblemSpec, chosen: Any, small_input: bool) -> dict[str, A
     return env
 
 
+def _monitor(task_row: dict[str, Any]) -> Monitor:
+    return Monitor(task_row.get("monitor") or "val_loss", task_row.get("monitor_mode") or "min")
+
+
 def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: dict[str, Any] | None = None,
-              measure_note: str | None = None) -> dict[str, Any]:  # fmt: skip
-    """The full Recommendation (DESIGN.md section 4) for ``spec``."""
+              measure_note: str | None = None) -> Recommendation:  # fmt: skip
+    """The full Recommendation for ``spec``: architecture, alternatives, recipe, deployment, trace."""
     sel = select(spec, rules, catalog, measured=measured)
     # the automatic choice's fallback warnings do not concern a model the user forced
     warnings = list(spec.notes) + (sel.warnings if spec.arch is None else [])
@@ -290,86 +310,81 @@ def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: 
             raise InputError("--task", spec.task, "a task with at least one model in the rules")
         chosen = sel.winner
     is_variant = isinstance(chosen, Variant)
-    small_input = is_variant and _uses_small_input(chosen, spec.image_size)
+    small_input = is_variant and uses_small_input(chosen, spec.image_size, rules)
+    small_images = spec.image_size is not None and spec.image_size <= rules.small_input_max_px
     env = _model_env(spec, chosen, small_input)
-    recipe = apply_tables(rules, env)
-    derived = derive(recipe, env, image_size=spec.image_size, small_input=small_input, hflip=spec.hflip)
     task_row = rules.tasks[spec.task]
+    recipe = apply_tables(rules, env)
+    derived = derive(recipe, env, image_size=spec.image_size, small_input=small_input, small_images=small_images,
+                     hflip=spec.hflip, monitor=_monitor(task_row))  # fmt: skip
+    arch = _architecture(spec, chosen, sel, reasons, small_input, task_row)
+    deployment = _deployment(spec, rules, chosen, sel)
+    _check_warnings(spec, chosen, env, deployment, warnings, task_row)
 
-    # architecture
-    if is_variant:
-        why = _why(sel, chosen.name, reasons) if spec.arch is None else "forced with --arch"
-        if small_input:
-            why += f"; {spec.image_size} px <= 64: small-input stem (3x3 stride 1, total stride 8)"
-        arch = {
-            "name": chosen.name, "family": chosen.family, "module": chosen.module, "kind": chosen.kind,
-            "params_m": round(chosen.params_m, 2), "gmacs": chosen.gmacs, "gmacs_at_input": round(chosen.gmacs_at(spec.image_size, small_input), 4),
-            "imagenet_top1": chosen.imagenet_top1, "top1_source": chosen.top1_source, "reference": chosen.reference,
-            "paper": chosen.paper, "structure": chosen.structure, "small_input": small_input, "scaffold": chosen.scaffold and task_row["scaffold"],
-            "why": why,
-        }  # fmt: skip
-    else:
-        arch = {
-            "name": chosen.name, "family": chosen.name, "module": None, "kind": "external",
-            "params_m": chosen.params_m, "gmacs": None, "gmacs_at_input": None, "imagenet_top1": None,
-            "metric": chosen.metric, "top1_source": chosen.source, "reference": chosen.provider, "paper": chosen.source, "structure": None,
-            "small_input": False, "scaffold": False,
-            "why": (_why(sel, chosen.name, reasons) if spec.arch is None else "forced with --arch")
-            + f"; get it from {chosen.provider}",
-        }  # fmt: skip
-
-    alternatives = _alternatives(sel, chosen, reasons, task_row)
-    deployment = _deployment(spec, rules, chosen, small_input, sel)
-    _check_warnings(spec, chosen, env, deployment, warnings)
-    trace = sel.trace + [
-        {"rule": t["rule"], "file": t["file"], "fired": True, "because": t["because"], "kind": "recipe"}
-        for t in recipe.trace
-    ]
+    trace = sel.trace + [TraceEntry(t["rule"], t["file"], True, t["because"], "recipe") for t in recipe.trace]
     if measure_note:
-        trace.append(
-            {
-                "rule": "measure",
-                "file": "archadvisor/measure.py",
-                "fired": True,
-                "because": measure_note,
-                "kind": "measure",
-            }
-        )
+        trace.append(TraceEntry("measure", ENGINE, True, measure_note, "measure"))
     decided = sel.decided_by if spec.arch is None else "--arch"
-    for t in trace:
-        t["decided"] = t["rule"] == decided
-    provenance = {"architecture": f"{decided} ({rules.files.get(decided or '', 'the command line')})"}
-    for key, rid in derived["provenance"].items():
-        if not rid:
-            provenance[key] = "(default)"
-        elif " " in rid:  # a derived value with its reason inline
-            provenance[key] = (
-                f"{rid.split(':', 1)[0]} (archadvisor/recipe.py):{rid.split(':', 1)[1]}" if ":" in rid else rid
-            )
-        else:
-            provenance[key] = f"{rid} ({rules.files.get(rid, 'archadvisor/recipe.py')})"
-    target_rule = rules.targets[spec.target]["id"]
+    trace = [replace(t, decided=t.rule == decided) for t in trace]
+
+    provenance = dict(derived.provenance)
+    provenance["architecture"] = (
+        Provenance("--arch", None, "forced on the command line")
+        if spec.arch is not None
+        else Provenance(decided or "constraints", rules.files.get(decided or ""), reasons.get(decided or ""))
+    )
+    if small_input:
+        stem_rule = next(c for c in rules.selections["classification"]["constraints"] if c.get("require_small_input"))
+        provenance["training.small_input"] = Provenance(
+            stem_rule["id"], rules.files[stem_rule["id"]], stem_rule["because"]
+        )
+    target_row = rules.targets[spec.target]
     for key in ("deployment", "deployment.runtime", "deployment.precision", "deployment.quantize", "deployment.export"):
-        provenance[key] = f"{target_rule} ({rules.files[target_rule]})"
-    rec: dict[str, Any] = {
-        "schema": 1,
-        "tool_version": __version__,
-        "rules_digest": rules.digest,
-        "task": spec.task,
-        "inputs": spec.to_json(),
-        "architecture": arch,
-        "alternatives": alternatives,
-        "training": derived["training"],
-        "augmentation": derived["augmentation"],
-        "deployment": deployment,
-        "expected": _expected(spec, chosen, deployment, task_row),
-        "provenance": provenance,
-        "decided_by": decided,
-        "scores": scores_table(sel),
-        "trace": trace,
-        "warnings": warnings,
-    }
-    return rec
+        provenance[key] = Provenance(target_row["id"], rules.files[target_row["id"]], target_row["because"])
+    image_task = spec.image_size is not None
+    return Recommendation(
+        task=spec.task,
+        inputs=spec,
+        architecture=arch,
+        alternatives=tuple(_alternatives(sel, chosen, reasons, task_row)),
+        training=derived.training,
+        augmentation=derived.augmentation if image_task or derived.augmentation.ops else None,
+        deployment=deployment,
+        expected=_expected(spec, chosen, deployment, task_row),
+        task_settings=TaskSettings(loss=task_row.get("loss"), metrics=tuple(task_row.get("metrics", ()))),
+        provenance=provenance,
+        decided_by=decided,
+        scores=tuple(scores_table(sel)),
+        trace=tuple(trace),
+        warnings=tuple(warnings),
+        tool_version=__version__,
+        rules_digest=rules.digest,
+    )
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def _architecture(spec: ProblemSpec, chosen: Any, sel: Selection, reasons: dict[str, str], small_input: bool,
+                  task_row: dict[str, Any]) -> Architecture:  # fmt: skip
+    why = _why(sel, chosen.name, reasons, None if isinstance(chosen, Variant) else task_row)
+    if spec.arch is not None:
+        why = "forced with --arch"
+    if not isinstance(chosen, Variant):
+        return Architecture(name=chosen.name, family=chosen.name, kind="external", why=f"{why}; get it from {chosen.provider}",
+                            params_m=chosen.params_m, metric=chosen.metric, top1_source=chosen.source,
+                            reference=chosen.provider, paper=chosen.source)  # fmt: skip
+    if small_input:
+        why += f"; {spec.image_size} px images: small-input stem (3x3 stride 1, total stride 8)"
+    return Architecture(
+        name=chosen.name, family=chosen.family, kind=chosen.kind, why=why, module=chosen.module,
+        params_m=round(chosen.params_m, 2), params_m_for_classes=round(chosen.params_m_for(spec.classes), 2),
+        gmacs=chosen.gmacs, gmacs_at_input=round(chosen.gmacs_at(spec.image_size, small_input), 4),
+        imagenet_top1=chosen.imagenet_top1, top1_image_size=chosen.input_size if chosen.imagenet_top1 else None,
+        top1_source=chosen.top1_source, reference=chosen.reference, paper=chosen.paper, structure=chosen.structure,
+        small_input=small_input, scaffold=chosen.scaffold and bool(task_row["scaffold"]),
+    )  # fmt: skip
 
 
 def _reasons(rules: RuleSet) -> dict[str, str]:
@@ -377,6 +392,8 @@ def _reasons(rules: RuleSet) -> dict[str, str]:
     for sel in rules.selections.values():
         for r in sel["rules"]:
             out[r["id"]] = r["because"]
+        for c in sel.get("constraints", []):
+            out[c["id"]] = c["because"]
     for t in rules.targets.values():
         out[t["id"]] = "deployment matrix: " + t["because"]
     for task, t in rules.tasks.items():
@@ -389,9 +406,9 @@ def _forced(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, sel: Selection,
     if rules.tasks[spec.task]["selector"] == "catalog":
         chosen = catalog.resolve(spec.arch)
         if chosen not in sel.ranked:
-            excluded = [t["because"] for t in sel.trace if t.get("kind") == "constraint" and t["fired"]]
+            excluded = [t.because for t in sel.trace if t.kind == "constraint" and t.fired]
             problems = []
-            if spec.image_size <= 64 and not chosen.small_input:
+            if spec.image_size is not None and spec.image_size <= rules.small_input_max_px and not chosen.small_input:
                 problems.append(f"{spec.image_size} px images need a small-input stem, which {chosen.family} lacks")
             limit = rules.targets[spec.target]["max_params_m"]
             if chosen.params_m > limit:
@@ -413,10 +430,15 @@ def _forced(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, sel: Selection,
     return ext
 
 
-def _alternatives(sel: Selection, chosen: Any, reasons: dict[str, str], table: dict[str, Any]) -> list[dict[str, Any]]:
-    """Up to 3, ranked; different families first so the user sees real alternatives."""
+def _family(c: Any) -> str:
+    return c.family if isinstance(c, Variant) else c.name
+
+
+def _alternatives(sel: Selection, chosen: Any, reasons: dict[str, str], table: dict[str, Any]) -> list[Alternative]:
+    """Up to 3, ranked; different families first so the user sees real alternatives. Each says what it
+    has for it (its own strongest votes) and how far behind the choice it scored."""
     rest = [c for c in sel.ranked if c.name != chosen.name]
-    other_fam = [c for c in rest if getattr(c, "family", c.name) != getattr(chosen, "family", chosen.name)]
+    other_fam = [c for c in rest if _family(c) != _family(chosen)]
     picked: list[Any] = []
     for c in other_fam + rest:
         if c not in picked:
@@ -427,61 +449,66 @@ def _alternatives(sel: Selection, chosen: Any, reasons: dict[str, str], table: d
     misses = {c.name: why for c, why in reversed(sel.excluded) if c.name != chosen.name}
     for name in list(misses)[: max(0, 2 - len(picked))]:
         picked.append(next(c for c, _ in sel.excluded if c.name == name))
+    chosen_votes = sel.votes.get(chosen.name, {})
     out = []
     for c in picked:
-        why = (
-            misses.get(c.name)
-            if c not in sel.ranked
-            else _why(sel, c.name, reasons, None if isinstance(c, Variant) else table)
-        )
-        item = {"name": c.name, "family": getattr(c, "family", c.name), "why": why,
-                "meets_constraints": c in sel.ranked, "score": round(sel.scores.get(c.name, 0.0), 3)}  # fmt: skip
-        if isinstance(c, Variant):
-            item.update(params_m=round(c.params_m, 2), gmacs=c.gmacs, imagenet_top1=c.imagenet_top1)
-            est = sel.latency.get(c.name)
-            if est is not None:
-                item["expected_latency_ms"] = round(est.ms, 2)
+        if c not in sel.ranked:
+            why = misses[c.name]
         else:
-            item.update(params_m=c.params_m, metric=c.metric, provider=c.provider)
-        out.append(item)
+            own = {rid: v for rid, v in sel.votes.get(c.name, {}).items() if v > chosen_votes.get(rid, 0.0)}
+            if own:  # the rules that favour it over the choice
+                why = "; ".join(reasons.get(rid, rid) for rid, _ in sorted(own.items(), key=lambda kv: -kv[1])[:2])
+            else:
+                why = _why(sel, c.name, reasons, None if isinstance(c, Variant) else table)
+            if sel.scores.get(chosen.name) is not None and isinstance(c, Variant):
+                why += f" (score {sel.scores.get(c.name, 0.0):.2f} vs {sel.scores[chosen.name]:.2f} for {chosen.name})"
+        est = sel.latency.get(c.name)
+        if isinstance(c, Variant):
+            out.append(Alternative(name=c.name, family=c.family, why=why, meets_constraints=c in sel.ranked,
+                                   score=round(sel.scores.get(c.name, 0.0), 3), params_m=round(c.params_m, 2),
+                                   gmacs=c.gmacs, imagenet_top1=c.imagenet_top1,
+                                   expected_latency_ms=None if est is None else round(est.ms, 2)))  # fmt: skip
+        else:
+            out.append(Alternative(name=c.name, family=c.name, why=why, meets_constraints=c in sel.ranked,
+                                   score=round(sel.scores.get(c.name, 0.0), 3), params_m=c.params_m,
+                                   metric=c.metric, provider=c.provider))  # fmt: skip
     return out
 
 
-def _deployment(spec: ProblemSpec, rules: RuleSet, chosen: Any, small_input: bool, sel: Selection) -> dict[str, Any]:
+def _deployment(spec: ProblemSpec, rules: RuleSet, chosen: Any, sel: Selection) -> Deployment:
     row = rules.targets[spec.target]
-    dep: dict[str, Any] = {
-        "target": spec.target, "export": row["export"], "runtime": row["runtime"], "precision": row["precision"],
-        "quantize": row["quantize"], "rule": row["id"], "guide_expected": {"top1": row.get("guide_top1"), "latency_ms": row.get("guide_latency_ms")},
-    }  # fmt: skip
+    common = dict(target=spec.target, export=row["export"], runtime=row["runtime"], precision=row["precision"],
+                  quantize=row["quantize"], rule=row["id"])  # fmt: skip
     if isinstance(chosen, Variant):
         est = sel.latency.get(chosen.name) or _estimate(chosen, spec.target, spec.image_size, rules)
-        dep.update(expected_latency_ms=round(est.ms, 2), latency_range_ms=[round(est.low_ms, 2), round(est.high_ms, 2)],
-                   latency_basis=est.basis, latency_source=est.source, latency_measured=bool(getattr(est, "measured", False)))  # fmt: skip
-    else:
-        dep.update(expected_latency_ms=None, latency_range_ms=None, latency_measured=False,
-                   latency_basis="not estimated: external model; see the publisher's benchmark", latency_source=chosen.source)  # fmt: skip
-    return dep
+        return Deployment(**common, expected_latency_ms=round(est.ms, 2),
+                          latency_range_ms=(round(est.low_ms, 2), round(est.high_ms, 2)), latency_basis=est.basis,
+                          latency_source=est.source, latency_measured=bool(getattr(est, "measured", False)))  # fmt: skip
+    return Deployment(**common, latency_basis="not estimated: external model; see the publisher's benchmark",
+                      latency_source=chosen.source)  # fmt: skip
 
 
-def _expected(spec: ProblemSpec, chosen: Any, dep: dict[str, Any], task_row: dict) -> dict[str, Any]:
+def _expected(spec: ProblemSpec, chosen: Any, dep: Deployment, task_row: dict) -> Expected:
     if isinstance(chosen, Variant):
         top1 = (
-            f"{chosen.imagenet_top1:.1f}% ImageNet top-1 ({chosen.top1_source})"
+            f"{chosen.imagenet_top1:.1f}% ImageNet top-1 at {chosen.input_size} px ({chosen.top1_source})"
             if chosen.imagenet_top1
             else "no ImageNet figure (baseline model)"
         )
-        return {
-            "benchmark": top1,
-            "latency": f"{dep['expected_latency_ms']} ms per image on {spec.target} ({dep['latency_basis']})",
-            "note": "accuracy on your data depends on the data; ImageNet top-1 ranks architectures, it does not predict your score",
-        }  # fmt: skip
-    return {"benchmark": f"{chosen.metric} ({chosen.source})", "latency": dep["latency_basis"],
-            "note": f"{task_row['rationale']}; archadvisor can scaffold only classification projects"}  # fmt: skip
+        return Expected(
+            benchmark=top1,
+            latency=f"{dep.expected_latency_ms} ms per image on {spec.target} ({dep.latency_basis})",
+            note="accuracy on your data depends on the data; ImageNet top-1 ranks architectures, it does not predict your score",
+        )
+    scaffold = (
+        "archadvisor can scaffold this task" if task_row["scaffold"] else "archadvisor does not scaffold this task yet"
+    )
+    return Expected(benchmark=f"{chosen.metric} ({chosen.source})", latency=dep.latency_basis,
+                    note=f"{task_row['rationale']}; {scaffold}")  # fmt: skip
 
 
-def _check_warnings(
-    spec: ProblemSpec, chosen: Any, env: dict[str, Any], dep: dict[str, Any], warnings: list[str]
-) -> None:
+def _check_warnings(spec: ProblemSpec, chosen: Any, env: dict[str, Any], dep: Deployment, warnings: list[str],
+                    task_row: dict[str, Any]) -> None:  # fmt: skip
     params_m = env["params_m"]
     examples = "images" if spec.image_size is not None else "examples"
     if (
@@ -508,21 +535,22 @@ def _check_warnings(
         )
     if (
         spec.latency_ms is not None
-        and dep.get("expected_latency_ms") is not None
-        and dep["expected_latency_ms"] > spec.latency_ms
+        and dep.expected_latency_ms is not None
+        and dep.expected_latency_ms > spec.latency_ms
     ):
         warnings.append(
-            f"expected {dep['expected_latency_ms']} ms on {spec.target} exceeds the {spec.latency_ms:g} ms budget"
+            f"expected {dep.expected_latency_ms} ms on {spec.target} exceeds the {spec.latency_ms:g} ms budget"
         )
-    if not (isinstance(chosen, Variant) and chosen.scaffold):
-        article = "an" if spec.task[0] in "aeiou" else "a"
-        warnings.append(f"archadvisor cannot scaffold {article} {spec.task} project; it scaffolds image classification")
+    if not task_row["scaffold"]:
+        warnings.append(f"archadvisor cannot scaffold {_article(spec.task)} {spec.task} project yet")
+    elif not (isinstance(chosen, Variant) and chosen.scaffold):
+        warnings.append(f"archadvisor has no project template for {chosen.name}")
 
 
-def scores_table(sel: Selection, top: int = 5) -> list[dict[str, Any]]:
+def scores_table(sel: Selection, top: int = 5) -> list[Score]:
     return [
-        {"name": c.name, "score": round(sel.scores.get(c.name, 0.0), 3),
-         "votes": {k: round(v, 3) for k, v in sorted(sel.votes.get(c.name, {}).items(), key=lambda kv: -kv[1])}}
+        Score(c.name, round(sel.scores.get(c.name, 0.0), 3),
+              {k: round(v, 3) for k, v in sorted(sel.votes.get(c.name, {}).items(), key=lambda kv: -kv[1])})
         for c in sel.ranked[:top]
     ]  # fmt: skip
 
@@ -546,12 +574,9 @@ def _perturbations(spec: ProblemSpec) -> list[tuple[str, dict[str, Any], float]]
             out.append((f"--latency-ms {ms:g}", {"latency_ms": ms}, change))
     if spec.latency_ms is not None:
         out.append(("no --latency-ms", {"latency_ms": None}, 1.0))
-    from archadvisor.conditions import COMPUTE, TARGETS
-
     for c in COMPUTE:
         if c != spec.compute:
-            gpus = {"cpu": 0, "edge": 0, "single-gpu": 1, "multi-gpu": 4}[c]
-            out.append((f"--compute {c}", {"compute": c, "gpus": gpus}, 1.0))
+            out.append((f"--compute {c}", {"compute": c, "gpus": DEFAULT_GPUS[c]}, 1.0))
     for t in TARGETS:
         if t != spec.target:
             out.append((f"--target {t}", {"target": t}, 1.0))
@@ -565,7 +590,6 @@ def _perturbations(spec: ProblemSpec) -> list[tuple[str, dict[str, Any], float]]
 
 def flips(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, limit: int = 3) -> list[dict[str, Any]]:
     """The smallest single-flag changes that change the recommended architecture."""
-    from dataclasses import replace
 
     base = select(spec, rules, catalog)
     if not base.ranked:

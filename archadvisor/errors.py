@@ -37,6 +37,14 @@ class InputError(ArchAdvisorError, ValueError):
         super().__init__(msg)
 
 
+class MissingInput(InputError):
+    """A required flag was not given: names it and what it means."""
+
+    def __init__(self, flag: str, what: str):
+        self.flag, self.value = flag, None
+        ArchAdvisorError.__init__(self, f"missing {flag}: {what}")
+
+
 class RuleError(ArchAdvisorError):
     """A malformed rule file: names the file, the line, the rule id and what is wrong."""
 

@@ -24,9 +24,9 @@ from typing import Any, Protocol
 
 from archadvisor.errors import InputError, RuleError, closest
 from archadvisor.resources import rules_dir
+from archadvisor.vocab import TARGETS
+from archadvisor.vocab import ZOO_KINDS as KINDS
 
-TARGETS = ("cloud-gpu", "cloud-cpu", "jetson", "ios", "android", "browser")
-KINDS = ("cnn", "transformer", "hybrid")
 PRECISIONS = ("fp32", "fp16", "int8")
 CONFIDENCE = ("high", "medium", "low")
 
@@ -444,8 +444,8 @@ def _check_target(target: str) -> None:
 # Estimating
 
 
-def _gmacs_at(variant: HasModelFacts, image_size: int) -> tuple[float, bool]:
-    small = image_size <= 64 and bool(variant.small_input)
+def _gmacs_at(variant: HasModelFacts, image_size: int, small_input: bool) -> tuple[float, bool]:
+    small = small_input and bool(variant.small_input)
     gmacs_at = getattr(variant, "gmacs_at", None)
     if callable(gmacs_at):
         return float(gmacs_at(image_size, small_input=small)), small
@@ -459,7 +459,12 @@ def _band(ms: float, low_ratio: float, high_ratio: float, floor: float) -> tuple
 
 
 def estimate_latency_ms(
-    variant: HasModelFacts, target: str, image_size: int, devices: Mapping[str, Any] | None = None
+    variant: HasModelFacts,
+    target: str,
+    image_size: int,
+    devices: Mapping[str, Any] | None = None,
+    *,
+    small_input: bool = False,
 ) -> LatencyEstimate:
     """Estimated batch-1 latency of ``variant`` on ``target`` at ``image_size`` px: an estimate, never a measurement.
 
@@ -469,6 +474,8 @@ def estimate_latency_ms(
         image_size: input side in pixels; compute is scaled from the catalog's input size by pixel count
             (and by 16 when a small-input stem is used, as ``Variant.gmacs_at`` does).
         devices: device profiles to use instead of rules/devices.yaml (e.g. the rules loader's merged set).
+        small_input: the model is built with its small-input stem (the caller decides, from the rules'
+            small-input threshold).
 
     Returns:
         A ``LatencyEstimate`` with ``measured=False``, its band, the basis (model and fitted constants) and sources.
@@ -476,7 +483,7 @@ def estimate_latency_ms(
     _check_target(target)
     if image_size <= 0:
         raise InputError("--image-size", image_size, "a positive number of pixels")
-    gmacs, small = _gmacs_at(variant, image_size)
+    gmacs, small = _gmacs_at(variant, image_size, small_input)
     stem = ", small-input stem" if small else ""
     if target == "cloud-cpu" and variant.cpu_latency_ms:
         scale = gmacs / variant.gmacs if variant.gmacs > 0 else (image_size / variant.input_size) ** 2

@@ -1,10 +1,11 @@
 """The training recipe: the hyperparameter tables of rules/recipes.yaml, then the derived values.
 
 Tables set fields (first matching row per table, later tables override). This module then derives
-what the tables cannot say as data: the LR scaling rule for the batch actually used, the per-device
-batch from GPU memory and resolution with gradient accumulation, the warmup and EMA horizon for the
-run's real length, the progressive-resizing schedule and the augmentation pipeline. Every value keeps
-its provenance ("which rule chose it"), which config.yaml comments and `explain` show.
+what the tables cannot say as data, one small step per value: the per-device batch from GPU memory and
+resolution with gradient accumulation, the LR for the batch actually used, the run's length and warmup,
+the EMA horizon, the progressive-resizing schedule, the freezing phase and the augmentation pipeline.
+Every value keeps its provenance (the rule that chose it, its file and reason), which config.yaml comments
+and `explain` show.
 """
 
 from __future__ import annotations
@@ -14,22 +15,45 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archadvisor import conditions
+from archadvisor.recommendation import (
+    Augmentation,
+    AugOp,
+    Freeze,
+    Monitor,
+    Normalize,
+    Optimizer,
+    ProgressiveResizing,
+    Provenance,
+    Training,
+)
 from archadvisor.ruleset import RuleSet
 
 # Default ImageNet statistics: the pretrained weights expect them; harmless from scratch.
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
+DERIVED = "derived"  # the trace's table name for values computed here
+HERE = "archadvisor/recipe.py"  # the trace's file for derived values
 
 
 @dataclass
 class Recipe:
+    """The table fields with the rule behind each, and the trace of every row and derivation."""
+
     fields: dict[str, Any] = field(default_factory=dict)
-    provenance: dict[str, str] = field(default_factory=dict)  # field -> rule id
+    provenance: dict[str, Provenance] = field(default_factory=dict)  # field -> rule
     trace: list[dict[str, Any]] = field(default_factory=list)
 
-    def set(self, name: str, value: Any, rule: str) -> None:
+    def set(self, name: str, value: Any, rule: Provenance) -> None:
         self.fields[name] = value
         self.provenance[name] = rule
+
+    def rule(self, name: str) -> Provenance | None:
+        return self.provenance.get(name)
+
+    def note(self, rule: str, because: str) -> Provenance:
+        """Record a derivation in the trace; returns its provenance record."""
+        self.trace.append({"rule": rule, "file": HERE, "because": because, "table": DERIVED})
+        return Provenance(rule, HERE, because)
 
 
 def _pow2_floor(x: float) -> int:
@@ -43,12 +67,13 @@ def apply_tables(rules: RuleSet, env: dict[str, Any]) -> Recipe:
         for row in table["rows"]:
             if "when" in row and not conditions.evaluate(row["when"], env):
                 continue
+            record = Provenance(row["id"], rules.files.get(row["id"]), row["because"])
             for name, value in row["set"].items():
-                recipe.set(name, value, row["id"])
+                recipe.set(name, value, record)
             recipe.trace.append(
                 {
                     "rule": row["id"],
-                    "file": rules.files.get(row["id"], ""),
+                    "file": rules.files.get(row["id"]),
                     "because": row["because"]
                     + (f" [{conditions.describe(row['when'], env)}]" if "when" in row else ""),
                     "table": table["name"],
@@ -58,43 +83,50 @@ def apply_tables(rules: RuleSet, env: dict[str, Any]) -> Recipe:
     return recipe
 
 
-def derive(
-    recipe: Recipe, env: dict[str, Any], *, image_size: int | None, small_input: bool, hflip: bool
-) -> dict[str, Any]:
-    """Turn table fields into the Recommendation's training and augmentation sections."""
+@dataclass(frozen=True)
+class Batch:
+    per_device: int
+    devices: int
+    accum: int
+    rule: Provenance | None  # what sized the per-device batch
+    accum_rule: Provenance | None
+
+    @property
+    def effective(self) -> int:
+        return self.per_device * self.devices * self.accum
+
+
+def derive_batch(recipe: Recipe, env: dict[str, Any], train_size: int | None, small_input: bool) -> Batch:
+    """Per-device batch from the table, scaled for resolution and GPU memory, then gradient accumulation to
+    reach the effective batch (capped so a small dataset still gets ~20 optimizer steps per epoch)."""
     f = recipe.fields
-    task = env["task"]
-    images = env["images"]
     gpus = env["gpus"] if env["compute"] in ("single-gpu", "multi-gpu") else 0
     devices = max(1, gpus)
-
-    def note(rule: str, because: str) -> None:
-        recipe.trace.append({"rule": rule, "file": "archadvisor/recipe.py", "because": because, "table": "derived"})
-
-    # --- batch size: table per-device batch, scaled for resolution and memory, then accumulation
     effective = f.get("effective_batch", 256)
     # Fewer than ~20 optimizer steps per epoch starves warmup/EMA/early stopping of updates.
-    cap = max(16, _pow2_floor(images / 20))
+    cap = max(16, _pow2_floor(env["images"] / 20))
     if effective > cap:
-        note(
-            "batch.dataset_cap", f"{images} images: effective batch {effective} -> {cap} (at least ~20 steps per epoch)"
+        recipe.provenance["effective_batch"] = recipe.note(
+            "batch.dataset_cap",
+            f"{env['images']} examples: effective batch {effective} -> {cap} (at least ~20 steps per epoch)",
         )
         effective = cap
-        recipe.provenance["effective_batch"] = "batch.dataset_cap"
     per_device = f.get("batch_per_device", 64)
-    train_size = f.get("train_image_size", image_size)
+    rule = recipe.rule("batch_per_device")
     # activation memory grows with pixels; the table is for 224 px (a small-input stem ~ 4x the side)
     side = None if train_size is None else train_size * (4 if small_input and env.get("family") != "SimpleCNN" else 1)
-    ref_side = 640 if task == "detection" else 224
+    ref_side = 640 if env["task"] == "detection" else 224
     if side is not None and side > ref_side:
         scaled = max(1, _pow2_floor(per_device * (ref_side / side) ** 2))
-        note("batch.resolution", f"{train_size} px: per-device batch {per_device} -> {scaled} (memory ~ pixels)")
+        rule = recipe.note(
+            "batch.resolution", f"{train_size} px: per-device batch {per_device} -> {scaled} (memory ~ pixels)"
+        )
         per_device = scaled
     mem = env.get("gpu_memory_gb")
     need = f.get("batch_memory_gb", 16)
     if mem is not None and gpus > 0 and mem < need:
         scaled = max(1, _pow2_floor(per_device * mem / need))
-        note(
+        rule = recipe.note(
             "batch.gpu_memory",
             f"{mem:g} GB per GPU < {need:g} GB the table assumes: per-device batch {per_device} -> {scaled}",
         )
@@ -104,145 +136,224 @@ def derive(
     per_device = min(per_device, max(1, effective // devices))
     accum = max(1, math.ceil(effective / (per_device * devices)))
     max_accum = f.get("max_grad_accum", 8)
+    accum_rule = rule
     if accum > max_accum:
-        note("batch.accum_cap", f"gradient accumulation {accum} capped at {max_accum}: effective batch shrinks")
-        accum = max_accum
-    effective_actual = per_device * devices * accum
-    if accum > 1:
-        note(
-            "batch.accumulation",
-            f"{per_device} x {devices} device(s) x {accum} steps = effective batch {effective_actual}",
+        accum_rule = recipe.note(
+            "batch.accum_cap", f"gradient accumulation {accum} capped at {max_accum}: effective batch shrinks"
         )
+        accum = max_accum
+    if accum > 1:
+        accum_rule = recipe.note(
+            "batch.accumulation",
+            f"{per_device} x {devices} device(s) x {accum} steps = effective batch {per_device * devices * accum}",
+        )
+    return Batch(per_device, devices, accum, rule, accum_rule)
 
-    # --- learning rate: the scaling rule LR = base_LR x (batch / 256) for the batch actually used
+
+def derive_lr(recipe: Recipe, effective_batch: int) -> tuple[float, Provenance | None]:
+    """The peak LR: the linear scaling rule LR = base_LR x batch/256 (Goyal et al. 2017, arXiv:1706.02677)
+    for the batch actually used, where the table asks for it; the table's LR as it is otherwise."""
+    f = recipe.fields
     base_lr = f["base_lr"]
     if f.get("lr_scaling", "linear") == "linear":
-        lr = base_lr * effective_actual / 256
-        note("lr.scaling", f"LR = {base_lr:g} x {effective_actual}/256 = {lr:.3g} (guide: LR = base_LR x batch/256)")
-        lr_rule = "lr.scaling"
-    else:
-        lr = base_lr
-        lr_rule = recipe.provenance.get("base_lr", "")
+        lr = base_lr * effective_batch / 256
+        return lr, recipe.note(
+            "lr.scaling", f"LR = {base_lr:g} x {effective_batch}/256 = {lr:.3g} (linear scaling rule)"
+        )
+    return base_lr, recipe.rule("base_lr")
 
-    # --- duration
-    fine_tune = env.get("fine_tune", False)
-    progressive = bool(f.get("progressive_resizing", False))
+
+@dataclass(frozen=True)
+class Duration:
+    epochs: int
+    epochs_rule: Provenance | None
+    warmup_epochs: int
+    warmup_rule: Provenance | None
+    steps_per_epoch: int
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+
+def derive_duration(recipe: Recipe, env: dict[str, Any], effective_batch: int, progressive: bool) -> Duration:
+    """Epochs (the progressive-resizing column when it applies) and a warmup of at most 10 % of the run."""
+    f = recipe.fields
     epochs = f.get("epochs", 100)
-    epochs_rule = recipe.provenance.get("epochs", "")
-    if progressive and not fine_tune and "progressive_epochs" in f:
+    epochs_rule = recipe.rule("epochs")
+    if progressive and not env.get("fine_tune", False) and "progressive_epochs" in f:
         epochs = f["progressive_epochs"]
-        epochs_rule = recipe.provenance["progressive_epochs"]
-        note("epochs.progressive", f"progressive resizing: {epochs} epochs (the table's Progressive Resizing column)")
-    steps_per_epoch = max(1, math.ceil(images / effective_actual))
-    total_steps = epochs * steps_per_epoch
+        epochs_rule = recipe.rule("progressive_epochs")
+        recipe.note("epochs.progressive", f"progressive resizing: {epochs} epochs (the table's progressive column)")
+    steps_per_epoch = max(1, math.ceil(env["images"] / effective_batch))
     warmup = f.get("warmup_epochs", 0)
+    warmup_rule = recipe.rule("warmup_epochs")
     if warmup > max(1, epochs // 10):
-        note("warmup.cap", f"warmup {warmup} -> {max(1, epochs // 10)} epochs (at most 10% of a {epochs}-epoch run)")
+        warmup_rule = recipe.note(
+            "warmup.cap", f"warmup {warmup} -> {max(1, epochs // 10)} epochs (at most 10% of a {epochs}-epoch run)"
+        )
         warmup = max(1, epochs // 10)
-        recipe.provenance["warmup_epochs"] = "warmup.cap"
+    return Duration(epochs, epochs_rule, warmup, warmup_rule, steps_per_epoch)
 
-    # --- EMA: the table's decay, unless its horizon 1/(1-d) exceeds a tenth of the run (then the EMA
-    # would still be mostly the random init at the end: guide_deviations.md, EMA)
-    ema = f.get("ema_decay")
+
+def derive_ema(recipe: Recipe, total_steps: int) -> tuple[float | None, Provenance | None]:
+    """The table's EMA decay, unless its horizon 1/(1-d) exceeds a tenth of the run: the average would then
+    still be mostly the random initialization at the end (the horizon of an EMA is ~1/(1-d) updates)."""
+    ema = recipe.fields.get("ema_decay")
     if ema is not None and 1 / (1 - ema) > total_steps / 10:
         new = round(max(0.9, 1 - 10 / total_steps), 4)
-        note(
+        return new, recipe.note(
             "ema.horizon",
             f"{total_steps} optimizer steps: EMA decay {ema} -> {new} so it averages the last ~10% of the run",
         )
-        ema = new
-        recipe.provenance["ema_decay"] = "ema.horizon"
+    return ema, recipe.rule("ema_decay")
 
-    # --- progressive resizing schedule: 4 equal stages up to the full size (the guide's schedule shape)
-    schedule: list[list[int]] = []
-    if progressive:
-        start = f.get("progressive_start", 0.5)
-        stages = 4
-        for i in range(stages):
-            frac = start + (1 - start) * i / (stages - 1)
-            size = max(32, int(round(train_size * frac / 32)) * 32)
-            schedule.append([i * epochs // stages, min(size, train_size)])
-        schedule[-1][1] = train_size
 
-    freeze_mode = f.get("freeze_mode", "none") if fine_tune else "none"
-    freeze_epochs = round(f.get("freeze_epochs_ratio", 0.0) * epochs) if freeze_mode != "none" else 0
+def derive_progressive(enabled: bool, epochs: int, train_size: int | None, start: float) -> ProgressiveResizing:
+    """4 equal stages from ``start`` x the size up to the full size (Tan & Le 2021, arXiv:2104.00298)."""
+    if not enabled or train_size is None:
+        return ProgressiveResizing(enabled=False)
+    stages = 4
+    schedule = []
+    for i in range(stages):
+        frac = start + (1 - start) * i / (stages - 1)
+        size = max(32, int(round(train_size * frac / 32)) * 32)
+        schedule.append((i * epochs // stages, min(size, train_size) if i < stages - 1 else train_size))
+    return ProgressiveResizing(enabled=True, schedule=tuple(schedule))
 
-    training = {
-        "pretrained": bool(fine_tune),
-        "freeze": {"mode": freeze_mode, "epochs": freeze_epochs},
-        "image_size": train_size,
-        "small_input": small_input,
-        "num_classes": env["classes"],
-        "optimizer": {
-            "name": f.get("optimizer", "adamw"),
-            "momentum": f.get("momentum") if f.get("optimizer") == "sgd" else None,
-            "nesterov": f.get("nesterov") if f.get("optimizer") == "sgd" else None,
-            "betas": [0.9, 0.999] if f.get("optimizer", "adamw") == "adamw" else None,
-        },
-        "base_lr": base_lr,
-        "lr": float(f"{lr:.4g}"),
-        "min_lr": float(f"{lr * 0.01:.3g}"),
-        "batch_size": per_device,
-        "effective_batch_size": effective_actual,
-        "grad_accum_steps": accum,
-        "weight_decay": f.get("weight_decay", 0.05),
-        "epochs": epochs,
-        "warmup_epochs": warmup,
-        "schedule": "cosine",
-        "label_smoothing": f.get("label_smoothing", 0.0),
-        "dropout": f.get("dropout", 0.0),
-        "drop_path": f.get("drop_path", 0.0),
-        "ema_decay": ema,
-        "early_stopping_patience": f.get("early_stopping_patience", 10),
-        "grad_clip_norm": f.get("grad_clip_norm"),
-        "amp": True,
-        "channels_last": env.get("kind") == "cnn",
-        "progressive_resizing": {"enabled": progressive, "schedule": schedule},
-        "steps_per_epoch": steps_per_epoch,
-    }
-    prov = recipe.provenance
-    provenance = {
+
+def derive_freeze(recipe: Recipe, fine_tune: bool, epochs: int) -> Freeze:
+    mode = recipe.fields.get("freeze_mode", "none") if fine_tune else "none"
+    return Freeze(mode, round(recipe.fields.get("freeze_epochs_ratio", 0.0) * epochs) if mode != "none" else 0)
+
+
+@dataclass(frozen=True)
+class Derived:
+    training: Training
+    augmentation: Augmentation
+    provenance: dict[str, Provenance]
+
+
+def _fixed(rule: str, reason: str) -> Provenance:
+    return Provenance(rule, HERE, reason)
+
+
+def derive(
+    recipe: Recipe,
+    env: dict[str, Any],
+    *,
+    image_size: int | None,
+    small_input: bool,
+    small_images: bool,
+    hflip: bool,
+    monitor: Monitor,
+) -> Derived:
+    """Turn table fields into the Recommendation's training and augmentation sections.
+
+    ``small_input``: the model uses its small-input stem; ``small_images``: the images are at most the rules'
+    small-input size (crop and eval-crop policy), whether or not the model has such a stem.
+    """
+    f = recipe.fields
+    train_size = f.get("train_image_size", image_size)
+    fine_tune = bool(env.get("fine_tune", False))
+    batch = derive_batch(recipe, env, train_size, small_input)
+    lr, lr_rule = derive_lr(recipe, batch.effective)
+    progressive = bool(f.get("progressive_resizing", False))
+    duration = derive_duration(recipe, env, batch.effective, progressive)
+    ema, ema_rule = derive_ema(recipe, duration.total_steps)
+    optimizer = f.get("optimizer", "adamw")
+    cnn = env.get("kind") == "cnn"
+    training = Training(
+        pretrained=fine_tune,
+        freeze=derive_freeze(recipe, fine_tune, duration.epochs),
+        image_size=train_size,
+        small_input=small_input,
+        num_classes=env["classes"],
+        optimizer=Optimizer(
+            name=optimizer,
+            momentum=f.get("momentum") if optimizer == "sgd" else None,
+            nesterov=f.get("nesterov") if optimizer == "sgd" else None,
+            betas=(0.9, 0.999) if optimizer == "adamw" else None,
+        ),
+        base_lr=f["base_lr"],
+        lr=float(f"{lr:.4g}"),
+        min_lr=float(f"{lr * 0.01:.3g}"),
+        batch_size=batch.per_device,
+        effective_batch_size=batch.effective,
+        grad_accum_steps=batch.accum,
+        weight_decay=f.get("weight_decay", 0.05),
+        epochs=duration.epochs,
+        warmup_epochs=duration.warmup_epochs,
+        schedule="cosine",
+        label_smoothing=f.get("label_smoothing", 0.0),
+        dropout=f.get("dropout", 0.0),
+        drop_path=f.get("drop_path", 0.0),
+        ema_decay=ema,
+        early_stopping_patience=f.get("early_stopping_patience", 10),
+        grad_clip_norm=f.get("grad_clip_norm"),
+        amp=True,
+        channels_last=cnn,
+        progressive_resizing=derive_progressive(
+            progressive, duration.epochs, train_size, f.get("progressive_start", 0.5)
+        ),
+        steps_per_epoch=duration.steps_per_epoch,
+        monitor=monitor,
+    )
+    rule = recipe.rule
+    provenance: dict[str, Provenance | None] = {
         "training.lr": lr_rule,
-        "training.base_lr": prov.get("base_lr", ""),
-        "training.optimizer": prov.get("optimizer", "opt.adamw"),
-        "training.batch_size": prov.get("batch_per_device", ""),
-        "training.effective_batch_size": prov.get("effective_batch", ""),
-        "training.grad_accum_steps": "batch.accumulation" if accum > 1 else prov.get("batch_per_device", ""),
-        "training.weight_decay": prov.get("weight_decay", ""),
-        "training.epochs": epochs_rule,
-        "training.warmup_epochs": prov.get("warmup_epochs", ""),
-        "training.label_smoothing": prov.get("label_smoothing", ""),
-        "training.dropout": prov.get("dropout", ""),
-        "training.drop_path": prov.get("drop_path", ""),
-        "training.ema_decay": prov.get("ema_decay", ""),
-        "training.early_stopping_patience": prov.get("early_stopping_patience", ""),
-        "training.grad_clip_norm": prov.get("grad_clip_norm", ""),
-        "training.freeze": prov.get("freeze_mode", ""),
-        "training.progressive_resizing": prov.get("progressive_resizing", ""),
-        "training.image_size": prov.get("train_image_size", "size.input"),
-        "training.pretrained": "inputs: --pretrained, and the catalog has reference weights"
+        "training.base_lr": rule("base_lr"),
+        "training.optimizer": rule("optimizer"),
+        "training.batch_size": batch.rule,
+        "training.effective_batch_size": rule("effective_batch"),
+        "training.grad_accum_steps": batch.accum_rule,
+        "training.weight_decay": rule("weight_decay"),
+        "training.epochs": duration.epochs_rule,
+        "training.warmup_epochs": duration.warmup_rule,
+        "training.label_smoothing": rule("label_smoothing"),
+        "training.dropout": rule("dropout"),
+        "training.drop_path": rule("drop_path"),
+        "training.ema_decay": ema_rule,
+        "training.early_stopping_patience": rule("early_stopping_patience"),
+        "training.grad_clip_norm": rule("grad_clip_norm"),
+        "training.freeze": rule("freeze_mode"),
+        "training.progressive_resizing": rule("progressive_resizing"),
+        "training.image_size": rule("train_image_size") or _fixed("size.input", "the input resolution given"),
+        "training.pretrained": _fixed("inputs.pretrained", "--pretrained, and the catalog has reference weights")
         if fine_tune
-        else "inputs: --no-pretrained (or no published weights)",
-        "training.small_input": "cls.small_images.stem" if small_input else "",
-        "training.min_lr": "lr.cosine_floor: the cosine ends at 1% of the peak, not 0 (the guide's snippet wastes its last steps at LR 0)",
-        "training.schedule": "lr.warmup_cosine: linear warmup then cosine (guide: Cosine Annealing with Warmup, RECOMMENDED)",
-        "training.amp": "amp.default: mixed precision (bf16 autocast on CPU, fp16/bf16 on GPU): ~2x throughput, same accuracy",
-        "training.channels_last": "memory_format.cnn: channels_last for convolutions (faster cuDNN/oneDNN kernels)"
-        if env.get("kind") == "cnn"
-        else "memory_format.default: not a convolutional network",
-    }
-    augmentation = _augmentation(f, image_size=train_size, hflip=hflip, task=task)
+        else _fixed("inputs.pretrained", "--no-pretrained (or no published weights)"),
+        "training.min_lr": _fixed("lr.cosine_floor", "the cosine ends at 1% of the peak, not 0: the last steps still learn"),
+        "training.schedule": _fixed("lr.warmup_cosine", "linear warmup then cosine decay (Loshchilov & Hutter 2017, arXiv:1608.03983; Goyal et al. 2017)"),
+        "training.amp": _fixed("amp.default", "mixed precision (bf16 autocast on CPU, fp16/bf16 on GPU; Micikevicius et al. 2018, arXiv:1710.03740)"),
+        "training.channels_last": _fixed("memory_format.cnn", "channels_last for convolutions (faster cuDNN/oneDNN kernels; PyTorch memory-format tutorial)")
+        if cnn
+        else _fixed("memory_format.default", "not a convolutional network"),
+        "training.monitor": _fixed("monitor.task", f"{monitor.metric} ({monitor.mode}) picks the best checkpoint and drives early stopping"),
+    }  # fmt: skip
+    augmentation = derive_augmentation(
+        f, image_size=train_size, hflip=hflip, task=env["task"], small_images=small_images
+    )
+    aug_rule = rule("aug_level")
     for key in ("level", "mixup_alpha", "cutmix_alpha", "ops"):
-        provenance[f"augmentation.{key}"] = prov.get("aug_level", "")
+        provenance[f"augmentation.{key}"] = aug_rule
     provenance["augmentation.mix_prob"] = (
-        "mix.half: half the batches mixed, MixUp or CutMix 50/50 (DeiT/timm switch_prob 0.5)"
-        if augmentation["mix_prob"]
-        else prov.get("aug_level", "")
+        _fixed("mix.half", "half the batches mixed, MixUp or CutMix 50/50 (DeiT / timm switch_prob 0.5)")
+        if augmentation.mix_prob
+        else aug_rule
     )
-    provenance["augmentation.normalize"] = (
-        "normalize.imagenet: ImageNet mean/std, what pretrained weights expect (harmless from scratch)"
-    )
-    return {"training": training, "augmentation": augmentation, "provenance": provenance}
+    if augmentation.normalize is not None:
+        provenance["augmentation.normalize"] = _fixed(
+            "normalize.imagenet", "ImageNet mean/std, what pretrained weights expect (harmless from scratch)"
+        )
+    if augmentation.eval_crop_pct is not None:
+        provenance["augmentation.eval_crop_pct"] = (
+            _fixed("eval_crop.small_images", "small images are evaluated whole: a center crop would cut the object")
+            if small_images
+            else _fixed(
+                "eval_crop.imagenet", "resize to size/0.875, center-crop (torchvision reference eval transform)"
+            )
+        )
+    return Derived(training, augmentation, {k: v for k, v in provenance.items() if v is not None})
 
 
 # Augmentation for inputs that are not images: no crops, flips or colour ops there.
@@ -258,49 +369,53 @@ _NON_IMAGE_OPS: dict[str, list[dict[str, Any]]] = {
 }  # fmt: skip
 
 
-def _augmentation(f: dict[str, Any], *, image_size: int | None, hflip: bool, task: str) -> dict[str, Any]:
+def _ops(raw: list[dict[str, Any]]) -> tuple[AugOp, ...]:
+    return tuple(AugOp(op["name"], dict(op.get("params", {}))) for op in raw)
+
+
+def derive_augmentation(
+    f: dict[str, Any], *, image_size: int | None, hflip: bool, task: str, small_images: bool
+) -> Augmentation:
+    """The final pipeline, each setting decided here once: the crop size is ``training.image_size`` (not an
+    op parameter), no horizontal flip when a mirrored input changes the class, the eval crop."""
     level = f.get("aug_level", "light")
-    ops: list[dict[str, Any]] = []
     if task in _NON_IMAGE_OPS or image_size is None:
-        ops = _NON_IMAGE_OPS.get(task, [])
-        return {"level": "light" if ops else "none", "ops": ops, "mixup_alpha": 0.0, "cutmix_alpha": 0.0, "mix_prob": 0.0,
-                "normalize": None}  # fmt: skip
+        ops = _ops(_NON_IMAGE_OPS.get(task, []))
+        return Augmentation(level="light" if ops else "none", ops=ops, mixup_alpha=0.0, cutmix_alpha=0.0,
+                            mix_prob=0.0, normalize=None, eval_crop_pct=None)  # fmt: skip
+    raw: list[dict[str, Any]] = []
     if task == "detection":
         if f.get("mosaic"):
-            ops.append({"name": "mosaic", "params": {"p": 1.0, "close_last_epochs": 10}})
-        ops.append({"name": "hsv", "params": {"h": 0.015, "s": 0.7, "v": 0.4}})
-        ops.append({"name": "random_scale", "params": {"scale": 0.5}})
+            raw.append({"name": "mosaic", "params": {"p": 1.0, "close_last_epochs": 10}})
+        raw.append({"name": "hsv", "params": {"h": 0.015, "s": 0.7, "v": 0.4}})
+        raw.append({"name": "random_scale", "params": {"scale": 0.5}})
         if hflip:
-            ops.append({"name": "horizontal_flip", "params": {"p": 0.5}})
-        return {"level": level, "ops": ops, "mixup_alpha": 0.0, "cutmix_alpha": 0.0, "mix_prob": 0.0,
-                "normalize": {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}}  # fmt: skip
+            raw.append({"name": "horizontal_flip", "params": {"p": 0.5}})
+        return Augmentation(level=level, ops=_ops(raw), mixup_alpha=0.0, cutmix_alpha=0.0, mix_prob=0.0,
+                            normalize=Normalize((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), eval_crop_pct=None)  # fmt: skip
     # Basic augmentation (always): RandomResizedCrop + flip + ColorJitter. Small images keep at least a
     # third of the image: scale 0.08 of a 64 px image is an 18 px crop, which destroys the object.
-    min_scale = f.get("crop_scale_min", 0.35 if image_size <= 64 else 0.08)
-    ops.append(
-        {
-            "name": "random_resized_crop",
-            "params": {"size": image_size, "scale": [min_scale, 1.0], "ratio": [0.75, 1.3333]},
-        }
-    )
+    min_scale = f.get("crop_scale_min", 0.35 if small_images else 0.08)
+    raw.append({"name": "random_resized_crop", "params": {"scale": [min_scale, 1.0], "ratio": [0.75, 1.3333]}})
     if hflip:
-        ops.append({"name": "horizontal_flip", "params": {"p": 0.5}})
-    ops.append({"name": "color_jitter", "params": {"brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.1}})
+        raw.append({"name": "horizontal_flip", "params": {"p": 0.5}})
+    raw.append({"name": "color_jitter", "params": {"brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.1}})
     policy = f.get("policy", "none")
     if policy == "rand_augment":
-        ops.append({"name": "rand_augment", "params": {"num_ops": 2, "magnitude": f.get("rand_augment_magnitude", 9)}})
+        raw.append({"name": "rand_augment", "params": {"num_ops": 2, "magnitude": f.get("rand_augment_magnitude", 9)}})
     elif policy == "trivial_augment":
-        ops.append({"name": "trivial_augment", "params": {}})
+        raw.append({"name": "trivial_augment", "params": {}})
     if level == "very-heavy":
-        ops.append({"name": "random_grayscale", "params": {"p": 0.1}})
+        raw.append({"name": "random_grayscale", "params": {"p": 0.1}})
     if f.get("random_erasing", 0.0) > 0:
-        ops.append({"name": "random_erasing", "params": {"p": f["random_erasing"]}})
+        raw.append({"name": "random_erasing", "params": {"p": f["random_erasing"]}})
     mix = f.get("mixup_alpha", 0.0) > 0 or f.get("cutmix_alpha", 0.0) > 0
-    return {
-        "level": level,
-        "ops": ops,
-        "mixup_alpha": f.get("mixup_alpha", 0.0),
-        "cutmix_alpha": f.get("cutmix_alpha", 0.0),
-        "mix_prob": 0.5 if mix else 0.0,
-        "normalize": {"mean": list(MEAN), "std": list(STD)},
-    }
+    return Augmentation(
+        level=level,
+        ops=_ops(raw),
+        mixup_alpha=f.get("mixup_alpha", 0.0),
+        cutmix_alpha=f.get("cutmix_alpha", 0.0),
+        mix_prob=0.5 if mix else 0.0,
+        normalize=Normalize(MEAN, STD),
+        eval_crop_pct=1.0 if small_images else 0.875,
+    )

@@ -19,10 +19,10 @@ from typing import Any
 from archadvisor import conditions
 from archadvisor.errors import RuleError, closest
 from archadvisor.resources import rules_dir
+from archadvisor.vocab import RULE_FILE_KINDS, TARGETS, TASKS
 
 # bump when validation or the RuleSet layout changes: it keys the validated-rules cache
 _SCHEMA_VERSION = "rules-1"
-KINDS = ("catalog", "tasks", "selection", "deployment", "recipes", "devices")
 
 
 class _LineDict(dict):
@@ -123,6 +123,12 @@ TASK_SCHEMA: dict[str, _T] = {
     "alternative": ("list[str]", True),
     "mobile": ("list[str]", True),
     "rationale": ("str", True),
+    # what a project of this task minimizes and reports: its loss, the metric that picks the best
+    # checkpoint and drives early stopping (with min/max), the metrics it reports
+    "loss": ("str|null", False),
+    "monitor": ("str|null", False),
+    "monitor_mode": ("enum:min,max", False),
+    "metrics": ("list[str]", False),
 }
 FAMILY_SCHEMA: dict[str, _T] = {
     "name": ("str", True),
@@ -138,6 +144,7 @@ VARIANT_SCHEMA: dict[str, _T] = {
     "family": ("str", True),
     "reference": ("map", True),
     "params": ("int", True),
+    "head_features": ("int", True),
     "gmacs": ("number", True),
     "input_size": ("int", True),
     "imagenet_top1": ("number|null", True),
@@ -285,6 +292,20 @@ class RuleSet:
     sources: list[Path] = field(default_factory=list)
     digest: str = ""
 
+    @property
+    def small_input_max_px(self) -> int:
+        """The largest image side that gets a small-input stem: the bound of the classification constraint
+        that requires one (``{var: image_size, op: le, value: N}``); 0 when no rule asks for small stems."""
+        for c in self.selections.get("classification", {}).get("constraints", []):
+            when = c.get("when", {})
+            if c.get("require_small_input") and when.get("var") == "image_size":
+                value = when.get("value")
+                if when.get("op") == "le" and isinstance(value, int):
+                    return value
+                if when.get("op") == "lt" and isinstance(value, int):
+                    return value - 1
+        return 0
+
 
 def _read(path: Path) -> Any:
     import yaml
@@ -306,11 +327,14 @@ def _read(path: Path) -> Any:
     if kind is None and "variants" in data and "families" in data:
         kind = "catalog"  # the catalog predates the kind key; accept it without
         data["kind"] = kind
-    if kind not in KINDS:
-        hint = closest(str(kind), KINDS)
+    if kind not in RULE_FILE_KINDS:
+        hint = closest(str(kind), RULE_FILE_KINDS)
         extra = f" (did you mean {hint!r}?)" if hint else ""
         raise RuleError(
-            str(path), line_of(data), None, f"unknown kind {kind!r}{extra}; expected one of {', '.join(KINDS)}"
+            str(path),
+            line_of(data),
+            None,
+            f"unknown kind {kind!r}{extra}; expected one of {', '.join(RULE_FILE_KINDS)}",
         )
     if data.get("schema", 1) != 1:
         raise RuleError(
@@ -461,8 +485,8 @@ def _merge_catalog(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
             raise ctx.fail(var, var["name"], "params and gmacs must be positive")
     for ext in data.get("external", []):
         _check(ctx, ext, EXTERNAL_SCHEMA, "external model", ext.get("name") if isinstance(ext, dict) else None)
-        if ext["task"] not in conditions.TASKS:
-            raise ctx.fail(ext, ext["name"], f"unknown task {ext['task']!r}; one of {', '.join(conditions.TASKS)}")
+        if ext["task"] not in TASKS:
+            raise ctx.fail(ext, ext["name"], f"unknown task {ext['task']!r}; one of {', '.join(TASKS)}")
     aliases = data.get("aliases", {})
     if not isinstance(aliases, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()):
         raise ctx.fail(data, None, "aliases must map names to catalog variant names")
@@ -487,8 +511,8 @@ def _merge_tasks(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
             raise ctx.fail(data, None, f"unknown key {key!r} in tasks file; allowed: kind, schema, tasks")
     for t in data.get("tasks", []):
         _check(ctx, t, TASK_SCHEMA, "task", t.get("task") if isinstance(t, dict) else None)
-        if t["task"] not in conditions.TASKS:
-            raise ctx.fail(t, t["task"], f"unknown task {t['task']!r}; one of {', '.join(conditions.TASKS)}")
+        if t["task"] not in TASKS:
+            raise ctx.fail(t, t["task"], f"unknown task {t['task']!r}; one of {', '.join(TASKS)}")
         if t["selector"] not in ("catalog", "tree", "table"):
             raise ctx.fail(t, t["task"], f"selector must be catalog, tree or table, got {t['selector']!r}")
         rs.tasks[t["task"]] = t
@@ -498,14 +522,20 @@ def _merge_tasks(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
 def _merge_selection(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
     _check(ctx, data, SELECTION_SCHEMA, "selection file")
     task = data["task"]
-    if task not in conditions.TASKS:
-        raise ctx.fail(data, None, f"unknown task {task!r}; one of {', '.join(conditions.TASKS)}")
+    if task not in TASKS:
+        raise ctx.fail(data, None, f"unknown task {task!r}; one of {', '.join(TASKS)}")
     for axis, weight in data["axes"].items():
         if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight <= 0:
             raise ctx.fail(data, None, f"axis {axis!r} needs a positive weight, got {weight!r}")
     for c in data.get("constraints", []):
         _check(ctx, c, CONSTRAINT_SCHEMA, "constraint")
         _check_cond(ctx, c, c["id"], phase="spec")
+        when = c["when"]
+        if c.get("require_small_input") and not (
+            when.get("var") == "image_size" and when.get("op") in ("le", "lt") and type(when.get("value")) is int
+        ):
+            raise ctx.fail(c, c["id"], "require_small_input needs `when: {var: image_size, op: le, value: N}` "
+                           "(N: the largest image side that gets a small-input stem)")  # fmt: skip
         rs.files[c["id"]] = ctx.file
     for r in data["rules"]:
         _check(ctx, r, RULE_SCHEMA, "rule")
@@ -533,8 +563,8 @@ def _merge_deployment(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
             raise ctx.fail(data, None, f"unknown key {key!r} in deployment file; allowed: kind, schema, targets")
     for t in data.get("targets", []):
         _check(ctx, t, TARGET_SCHEMA, "deployment target")
-        if t["target"] not in conditions.TARGETS:
-            hint = closest(t["target"], conditions.TARGETS)
+        if t["target"] not in TARGETS:
+            hint = closest(t["target"], TARGETS)
             extra = f" (did you mean {hint!r}?)" if hint else ""
             raise ctx.fail(t, t["id"], f"unknown target {t['target']!r}{extra}")
         rs.targets[t["target"]] = t
@@ -606,10 +636,10 @@ def _cross_check(rs: RuleSet) -> None:
     for t in rs.targets.values():
         for name in t["prefer"]:
             known(name, rs.files[t["id"]], t, t["id"], zoo_only=True)
-    missing = [t for t in conditions.TASKS if t not in rs.tasks]
+    missing = [t for t in TASKS if t not in rs.tasks]
     if missing:
         raise RuleError(str(rules_dir()), None, None, f"the tasks table lacks {', '.join(missing)}")
-    missing = [t for t in conditions.TARGETS if t not in rs.targets]
+    missing = [t for t in TARGETS if t not in rs.targets]
     if missing:
         raise RuleError(str(rules_dir()), None, None, f"the deployment matrix lacks {', '.join(missing)}")
     if rs.devices:

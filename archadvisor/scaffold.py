@@ -28,17 +28,21 @@ import keyword
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import jinja2
 import yaml
 
 from archadvisor import __version__
+from archadvisor.errors import ArchAdvisorError
 from archadvisor.resources import templates_dir
+
+if TYPE_CHECKING:
+    from archadvisor.recommendation import Recommendation
 
 __all__ = [
     "SCAFFOLD_TASKS",
@@ -100,7 +104,7 @@ _MANIFEST = ".archadvisor.yaml"
 Status = Literal["create", "identical", "conflict"]
 
 
-class ScaffoldError(Exception):
+class ScaffoldError(ArchAdvisorError):
     """The project cannot be generated or written; the one-line message says why (the CLI exits with 2)."""
 
 
@@ -126,27 +130,7 @@ def _toml_str(value: Any) -> str:
     return json.dumps(str(value))
 
 
-def _why(record: Any) -> str:
-    """A provenance record as one line for a comment: ``rule: reason``, ``rule``, or ``(default)``.
-
-    The record is ``{rule, file, reason}``; the file (a path inside archadvisor) is never shown: the generated
-    project's reader does not have it. Newlines become spaces, so the text cannot leave its comment.
-    """
-    if not record:
-        return "(default)"
-    if isinstance(record, Mapping):
-        rule, reason = str(record.get("rule") or "").strip(), str(record.get("reason") or "").strip()
-    else:  # the older "rule (file): reason" string
-        import re
-
-        head, _, reason = str(record).partition(": ")
-        rule = re.sub(r"\s*\([^)]*\)\s*$", "", head).strip()
-        reason = reason.strip()
-    text = f"{rule}: {reason}" if rule and reason else rule or reason or "(default)"
-    return " ".join(text.split())
-
-
-def _environment(roots: list[Path], provenance: Mapping[str, Any]) -> jinja2.Environment:
+def _environment(roots: list[Path], why: Callable[[str], str]) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(r) for r in roots]),
         undefined=jinja2.StrictUndefined,
@@ -156,7 +140,7 @@ def _environment(roots: list[Path], provenance: Mapping[str, Any]) -> jinja2.Env
     env.filters["yaml"] = _yaml_inline
     env.filters["toml"] = _toml_str
     env.filters["pad"] = lambda text, width: str(text).ljust(width - 1) + " "
-    env.globals["why"] = lambda key: _why(provenance.get(key))
+    env.globals["why"] = why
     env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False)
     return env
 
@@ -204,7 +188,7 @@ def _template_files(root: Path) -> dict[str, Path]:
 
 
 def _augmentation_ops(rec: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The ops as config.yaml lists them, ``{name, **params}``: the recipe decided every setting already."""
+    """The ops as config.yaml lists them, ``{name, **params}``: the recipe has already decided every setting."""
     return [{"name": op["name"], **(op.get("params") or {})} for op in rec["augmentation"]["ops"]]
 
 
@@ -240,13 +224,14 @@ def _manifest(rec: Mapping[str, Any], name: str, files: Mapping[str, bytes]) -> 
     return (header + yaml.safe_dump(body, sort_keys=False, width=120)).encode("utf-8")
 
 
-def render_project(rec: Mapping[str, Any], *, name: str) -> dict[str, bytes]:
+def render_project(recommendation: Recommendation, *, name: str) -> dict[str, bytes]:
     """Render the whole project for ``rec`` in memory: relative POSIX path -> file contents.
 
     Raises:
         ScaffoldError: the task or family cannot be scaffolded, ``name`` is not a Python identifier, the
             model file is missing, or a template needs a key the Recommendation lacks.
     """
+    rec = recommendation.to_json()
     _check_renderable(rec, name)
     root = templates_dir()
     core, task_dir = root / "core", _task_dir(rec["task"])
@@ -254,7 +239,7 @@ def render_project(rec: Mapping[str, Any], *, name: str) -> dict[str, bytes]:
     if not model_file.is_file():
         raise ScaffoldError(f"no model file for {rec['architecture']['family']}: {model_file} is missing")
 
-    env = _environment([task_dir, core], rec.get("provenance") or {})
+    env = _environment([task_dir, core], recommendation.why)
     context = {"rec": rec, "name": name, "version": __version__, "aug_ops": _augmentation_ops(rec)}
     sources = {**_template_files(core), **_template_files(task_dir)}  # a task file replaces the core's
     files: dict[str, bytes] = {}

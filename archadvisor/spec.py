@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from archadvisor.conditions import COMPUTE, OBJECT_SIZES, TARGETS, TASKS
-from archadvisor.errors import InputError
+from archadvisor.errors import InputError, MissingInput
+from archadvisor.vocab import (
+    COMPUTE,
+    DEFAULT_COMPUTE,
+    DEFAULT_GPUS,
+    DEFAULT_TARGET,
+    DEFAULT_TASK,
+    GPU_COMPUTE,
+    IMAGE_TASKS,
+    OBJECT_SIZES,
+    TARGETS,
+    TASKS,
+)
 
 DEFAULT_IMAGE_SIZE = 224
-GPU_COMPUTE = ("single-gpu", "multi-gpu")
-# tasks whose inputs are images (or frames): --image-size applies; the others have no resolution
-IMAGE_TASKS = (
-    "classification",
-    "detection",
-    "semantic-segmentation",
-    "instance-segmentation",
-    "image-generation",
-    "video",
-)
+# upper bounds on counts: far beyond any real problem, small enough that arithmetic on them stays exact
+MAX_EXAMPLES = 10**12
+MAX_CLASSES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,14 @@ class ProblemSpec:
     hflip: bool
     object_size: str | None
     arch: str | None = None
+    # task inputs (None where a task does not use them): forecasting horizon/lookback/frequency/series,
+    # sequence channels and length (tokens for text)
+    horizon: int | None = None
+    lookback: int | None = None
+    frequency: str | None = None
+    series: int | None = None
+    channels: int | None = None
+    length: int | None = None
     notes: tuple[str, ...] = field(default=(), compare=False)  # input contradictions -> warnings
 
     def env(self) -> dict[str, Any]:
@@ -53,7 +65,7 @@ class ProblemSpec:
         return d
 
 
-def _int(flag: str, raw: Any, lo: int, hi: int | None = None) -> int:
+def _int(flag: str, raw: Any, lo: int, hi: int) -> int:
     try:
         if isinstance(raw, bool):
             raise ValueError
@@ -61,11 +73,9 @@ def _int(flag: str, raw: Any, lo: int, hi: int | None = None) -> int:
         if isinstance(raw, float) or (isinstance(raw, str) and not str(raw).replace("_", "").lstrip("-").isdigit()):
             raise ValueError
     except (TypeError, ValueError):
-        rng = f"an integer >= {lo}" if hi is None else f"an integer in {lo}..{hi}"
-        raise InputError(flag, raw, rng) from None
-    if value < lo or (hi is not None and value > hi):
-        rng = f"an integer >= {lo}" if hi is None else f"an integer in {lo}..{hi}"
-        raise InputError(flag, raw, rng)
+        raise InputError(flag, raw, f"an integer in {lo}..{hi}") from None
+    if value < lo or value > hi:
+        raise InputError(flag, raw, f"an integer in {lo}..{hi}")
     return value
 
 
@@ -90,7 +100,7 @@ def _choice(flag: str, raw: Any, choices: tuple[str, ...]) -> str:
 
 def build_spec(
     *,
-    task: str | None = "classification",
+    task: str | None = DEFAULT_TASK,
     images: Any = None,
     classes: Any = None,
     image_size: Any = None,
@@ -106,14 +116,14 @@ def build_spec(
     default_classes: dict[str, int] | None = None,
 ) -> ProblemSpec:
     """Validate raw flag values (strings or numbers) into a ProblemSpec with the documented defaults."""
-    task_v = _choice("--task", task if task is not None else "classification", TASKS)
+    task_v = _choice("--task", task if task is not None else DEFAULT_TASK, TASKS)
     if images is None:
-        raise InputError("--images", None, "an integer >= 1 (the number of labelled training examples)")
-    images_v = _int("--images", images, 1)
+        raise MissingInput("--images", "the number of labelled training examples, e.g. --images 8000")
+    images_v = _int("--images", images, 1, MAX_EXAMPLES)
     if classes is None:
         classes_v = (default_classes or {}).get(task_v, 1000 if task_v == "classification" else 2)
     else:
-        classes_v = _int("--classes", classes, 2, 1_000_000)
+        classes_v = _int("--classes", classes, 2, MAX_CLASSES)
     default_size = 640 if task_v == "detection" else DEFAULT_IMAGE_SIZE
     image_size_v: int | None = default_size if image_size is None else _int("--image-size", image_size, 8, 2048)
     notes: list[str] = []
@@ -121,10 +131,10 @@ def build_spec(
         if image_size is not None:
             notes.append(f"--image-size {image_size_v} does not apply to {task_v}; ignored")
         image_size_v = None
-    compute_v = _choice("--compute", compute if compute is not None else "single-gpu", COMPUTE)
-    target_v = _choice("--target", target if target is not None else "cloud-gpu", TARGETS)
+    compute_v = _choice("--compute", compute if compute is not None else DEFAULT_COMPUTE, COMPUTE)
+    target_v = _choice("--target", target if target is not None else DEFAULT_TARGET, TARGETS)
     if gpus is None:
-        gpus_v = {"cpu": 0, "edge": 0, "single-gpu": 1, "multi-gpu": 4}[compute_v]
+        gpus_v = DEFAULT_GPUS[compute_v]
     else:
         gpus_v = _int("--gpus", gpus, 0, 4096)
         if compute_v in ("cpu", "edge") and gpus_v > 0:
@@ -160,13 +170,32 @@ def build_spec(
     )
 
 
+_SAVED_TYPES: dict[str, tuple[type, ...]] = {
+    "task": (str,), "images": (int,), "classes": (int,), "image_size": (int, type(None)), "compute": (str,),
+    "gpus": (int,), "gpu_memory_gb": (int, float, type(None)), "latency_ms": (int, float, type(None)),
+    "target": (str,), "pretrained": (bool,), "hflip": (bool,), "object_size": (str, type(None)),
+    "arch": (str, type(None)), "horizon": (int, type(None)), "lookback": (int, type(None)),
+    "frequency": (str, type(None)), "series": (int, type(None)), "channels": (int, type(None)),
+    "length": (int, type(None)),
+}  # fmt: skip
+
+
 def spec_from_inputs(inputs: dict[str, Any], default_classes: dict[str, int] | None = None) -> ProblemSpec:
-    """Rebuild a spec from a saved Recommendation's ``inputs`` (``--from rec.json``)."""
-    keys = {
-        "task", "images", "classes", "image_size", "compute", "gpus", "gpu_memory_gb", "latency_ms",
-        "target", "pretrained", "hflip", "object_size", "arch",
-    }  # fmt: skip
-    unknown = set(inputs) - keys
+    """Rebuild a spec from a saved Recommendation's ``inputs`` (``--from rec.json``), strictly typed:
+    ``"pretrained": "false"`` is an error, not true."""
+    unknown = sorted(set(inputs) - set(_SAVED_TYPES))
     if unknown:
-        raise InputError("--from", sorted(unknown)[0], sorted(keys), hint="unknown key in the saved inputs")
-    return build_spec(**{k: v for k, v in inputs.items() if k in keys}, default_classes=default_classes)
+        raise InputError("--from", unknown[0], sorted(_SAVED_TYPES), hint="unknown key in the saved inputs")
+    for key, value in inputs.items():
+        types_ = _SAVED_TYPES[key]
+        if not isinstance(value, types_) or (isinstance(value, bool) and bool not in types_):
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in types_)
+            raise InputError("--from", value, f"{names} for inputs.{key}")
+    known = {k: v for k, v in inputs.items() if k in _BUILD_KEYS}
+    spec = build_spec(**known, default_classes=default_classes)
+    extra = {k: inputs[k] for k in _TASK_INPUT_KEYS if inputs.get(k) is not None}
+    return replace(spec, **extra) if extra else spec
+
+
+_TASK_INPUT_KEYS = ("horizon", "lookback", "frequency", "series", "channels", "length")
+_BUILD_KEYS = tuple(k for k in _SAVED_TYPES if k not in _TASK_INPUT_KEYS)

@@ -17,8 +17,9 @@ CATALOG = Catalog(RULES)
 
 
 def rec(**kw: Any) -> dict[str, Any]:
+    """The recommendation in its JSON form: the contract users and files read."""
     kw.setdefault("images", 8000)
-    return recommend(build_spec(**kw), RULES, CATALOG)
+    return recommend(build_spec(**kw), RULES, CATALOG).to_json()
 
 
 # (guide line, inputs, expected architecture or set of acceptable ones, decided-by rule or None)
@@ -369,8 +370,8 @@ targets:
     )
     rules = load_rules([tmp_path])
     catalog = Catalog(rules)
-    browser = recommend(build_spec(images=5000, target="browser"), rules, catalog)["deployment"]
+    browser = recommend(build_spec(images=5000, target="browser"), rules, catalog).to_json()["deployment"]
     assert "fast laptop" in browser["latency_basis"]
     assert browser["expected_latency_ms"] == pytest.approx(5.0, rel=0.05)  # the fit passes through its points
-    jetson = recommend(build_spec(images=5000, target="jetson"), rules, catalog)["deployment"]
+    jetson = recommend(build_spec(images=5000, target="jetson"), rules, catalog).to_json()["deployment"]
     assert jetson["latency_basis"] == rec(images=5000, target="jetson")["deployment"]["latency_basis"]

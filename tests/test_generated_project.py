@@ -36,6 +36,7 @@ import pytest
 import yaml
 from zoo_support import catalog, families, smallest_per_family
 
+from archadvisor.recommendation import Recommendation
 from archadvisor.resources import model_file, templates_dir
 from archadvisor.scaffold import SCAFFOLD_TASKS, render_project, write_project
 
@@ -100,7 +101,7 @@ def fixture_rec() -> dict[str, Any]:
     return json.loads(FIXTURE.read_text(encoding="utf-8"))
 
 
-def demo_rec(kind: TaskKind) -> dict[str, Any]:
+def demo_rec(kind: TaskKind) -> Recommendation:
     """The engine's recommendation for the demo inputs: what `archadvisor scaffold` would render."""
     from archadvisor.catalog import Catalog
     from archadvisor.engine import recommend
@@ -111,8 +112,9 @@ def demo_rec(kind: TaskKind) -> dict[str, Any]:
     return recommend(build_spec(**kind.demo_inputs), rules, Catalog(rules))
 
 
-def scaffold(rec: dict[str, Any], out: Path, name: str = "project") -> Path:
-    write_project(render_project(rec, name=name), out, force=False)
+def scaffold(rec: dict[str, Any] | Recommendation, out: Path, name: str = "project") -> Path:
+    typed = rec if isinstance(rec, Recommendation) else Recommendation.from_json(rec)
+    write_project(render_project(typed, name=name), out, force=False)
     return out
 
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from test_cli import assert_complete, assert_one_line_error, invoke
 
 from archadvisor.catalog import load_catalog
-from archadvisor.conditions import COMPUTE, OBJECT_SIZES, TARGETS, TASKS
+from archadvisor.vocab import COMPUTE, OBJECT_SIZES, TARGETS, TASKS
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -91,7 +91,7 @@ def test_valid_flags_always_give_a_complete_recommendation(p: dict[str, Any]) ->
     assert_complete(rec, task=p["task"], target=p["target"] or "cloud-gpu")
     inputs = rec["inputs"]
     assert inputs["images"] == p["images"]
-    from archadvisor.spec import IMAGE_TASKS
+    from archadvisor.vocab import IMAGE_TASKS
 
     if p["image-size"] is not None and p["task"] in IMAGE_TASKS:
         assert inputs["image_size"] == p["image-size"]

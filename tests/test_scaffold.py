@@ -16,17 +16,28 @@ import pytest
 import yaml
 
 from archadvisor import __version__
+from archadvisor.errors import InputError
+from archadvisor.recommendation import Provenance, Recommendation
 from archadvisor.resources import templates_dir
 from archadvisor.scaffold import (
     FileAction,
     ScaffoldError,
-    _why,
     plan,
     project_name,
-    render_project,
     supported_augmentations,
     write_project,
 )
+from archadvisor.scaffold import render_project as render_typed
+
+
+def render_project(rec: dict[str, Any], *, name: str) -> dict[str, bytes]:
+    """Render a recommendation given in its JSON form (as a saved, possibly tampered, file would be)."""
+    return render_typed(Recommendation.from_json(copy.deepcopy(rec)), name=name)
+
+
+def why(rec: dict[str, Any], key: str) -> str:
+    return Provenance(**rec["provenance"][key]).text()
+
 
 FIXTURE = Path(__file__).parent / "fixtures" / "rec_digits.json"
 CORE = templates_dir() / "core"
@@ -97,41 +108,49 @@ def test_config_yaml_carries_the_recipe_and_its_rules(rec: dict[str, Any]) -> No
     assert cfg["training"]["monitor"] == t["monitor"]
     assert cfg["data"]["eval_crop_pct"] == rec["augmentation"]["eval_crop_pct"]
     lines = config_lines(files)
-    prov = rec["provenance"]
-    assert lines["lr"].endswith("# " + prov["training.lr"]["rule"])
-    assert lines["arch"].endswith("# " + prov["architecture"]["rule"])
-    assert prov["training.optimizer"]["rule"] in lines["optimizer"]
-    min_lr = prov["training.min_lr"]
-    assert lines["min_lr"].endswith(f"# end of the cosine decay: {min_lr['rule']}: {min_lr['reason']}")
+    assert lines["lr"].endswith("# " + why(rec, "training.lr"))
+    assert lines["arch"].endswith("# " + why(rec, "architecture"))
+    assert why(rec, "training.optimizer") in lines["optimizer"]
+    assert lines["label_smoothing"].endswith("# " + why(rec, "training.label_smoothing"))
+    min_lr = why(rec, "training.min_lr")
+    assert lines["min_lr"].endswith(f"# end of the cosine decay: {min_lr}")
     # a value without provenance says so
     del rec["provenance"]["training.label_smoothing"]
     assert config_lines(render_project(rec, name="digits"))["label_smoothing"].endswith("# (default)")
 
 
 def test_provenance_never_names_the_tools_own_files_and_stays_in_its_comment(rec: dict[str, Any]) -> None:
-    assert _why({"rule": "lr.scaling", "file": "archadvisor/recipe.py", "reason": None}) == "lr.scaling"
-    assert _why({"rule": "a.b", "file": "rules/recipes.yaml", "reason": "why\nnot"}) == "a.b: why not"
-    assert _why(None) == "(default)"
-    assert _why("ls.small_data (rules/recipes.yaml): few images") == "ls.small_data: few images"
-    rec["provenance"]["training.lr"]["reason"] = "line one\nmodel: {evil: true}\r\n# more"
+    # a saved recommendation cannot carry a newline into a comment (refused on load), and records never do
+    assert Provenance("a.b", "rules/x.yaml", "line one\n# model: evil").text() == "a.b: line one # model: evil"
     files = render_project(rec, name="digits")
     text = files["config.yaml"].decode()
     for internal in ("archadvisor/recipe.py", "rules/recipes.yaml", "rules/classification.yaml"):
         assert internal not in text
     cfg = yaml.safe_load(text)
-    assert "evil" not in json.dumps(cfg) and cfg["training"]["lr"] == rec["training"]["lr"]
+    assert cfg["training"]["lr"] == rec["training"]["lr"]
 
 
-def test_augmentation_ops_are_rendered_as_the_recipe_decided(rec: dict[str, Any]) -> None:
-    """The recipe decides each op and its settings once; the renderer only flattens {name, params}."""
-    rec["augmentation"]["ops"].insert(1, {"name": "horizontal_flip", "params": {"p": 0.5}})
-    ops = yaml.safe_load(render_project(rec, name="digits")["config.yaml"])["augmentation"]["ops"]
-    assert ops == [{"name": op["name"], **op["params"]} for op in rec["augmentation"]["ops"]]
+@pytest.mark.parametrize("hflip", [True, False])
+def test_config_ops_are_the_recipes_ops_as_decided(hflip: bool) -> None:
+    """Each setting is decided once, in the recipe: the flip (by --hflip) and the crop size (training.image_size)
+    reach config.yaml as the recommendation has them, nothing added, stripped or rewritten on the way."""
+    from archadvisor.catalog import Catalog
+    from archadvisor.engine import recommend
+    from archadvisor.ruleset import load_rules
+    from archadvisor.spec import build_spec
+
+    rules = load_rules()
+    typed = recommend(build_spec(images=20_000, image_size=128, hflip=hflip), rules, Catalog(rules))
+    ops = yaml.safe_load(render_typed(typed, name="p")["config.yaml"])["augmentation"]["ops"]
+    assert ops == [{"name": op.name, **op.params} for op in typed.augmentation.ops]
+    assert ("horizontal_flip" in [op["name"] for op in ops]) is hflip
+    crop = next(op for op in ops if op["name"] == "random_resized_crop")
+    assert "size" not in crop  # data.image_size is the crop size
 
 
 def test_missing_recommendation_key_fails_loudly(rec: dict[str, Any]) -> None:
     del rec["training"]["lr"]
-    with pytest.raises(ScaffoldError, match="lr"):
+    with pytest.raises(InputError, match="training.lr"):
         render_project(rec, name="digits")
 
 
@@ -241,16 +260,12 @@ def test_renderer_reads_the_augmentations_the_project_builds() -> None:
     ops = supported_augmentations()
     assert {"random_resized_crop", "horizontal_flip", "rand_augment", "random_erasing"} <= set(ops)
     # every op the engine can emit for images is one the project builds
-    import inspect
-
-    from archadvisor.recipe import _augmentation
+    from archadvisor.recipe import derive_augmentation
 
     for policy in ("none", "rand_augment", "trivial_augment"):
-        kwargs = {"image_size": 224, "hflip": True, "task": "classification"}
-        accepted = inspect.signature(_augmentation).parameters
-        aug = _augmentation({"aug_level": "very-heavy", "policy": policy, "random_erasing": 0.25},
-                            **{k: v for k, v in kwargs.items() if k in accepted})  # fmt: skip
-        assert {o["name"] for o in aug["ops"]} <= set(ops)
+        aug = derive_augmentation({"aug_level": "very-heavy", "policy": policy, "random_erasing": 0.25}, image_size=224,
+                                  hflip=True, task="classification", small_images=False)  # fmt: skip
+        assert {o.name for o in aug.ops} <= set(ops)
 
 
 # --- writing -----------------------------------------------------------------------------------------------
@@ -348,7 +363,8 @@ def test_scaffold_never_imports_torch(tmp_path: Path) -> None:
     code = (
         "import json, sys; from pathlib import Path\n"
         "from archadvisor.scaffold import render_project, write_project\n"
-        f"rec = json.loads(Path({str(FIXTURE)!r}).read_text())\n"
+        "from archadvisor.recommendation import Recommendation\n"
+        f"rec = Recommendation.from_json(json.loads(Path({str(FIXTURE)!r}).read_text()))\n"
         f"write_project(render_project(rec, name='digits'), Path({str(tmp_path / 'p')!r}), force=False)\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'numpy')))\n"
     )

@@ -1,0 +1,60 @@
+"""The vocabulary every module shares, defined once: tasks, compute levels, targets, model kinds, devices.
+
+Thresholds and facts the rules set (the small-input image size, size limits, recipes) are *not* here: they
+live in rules/ and are read from the loaded RuleSet wherever code needs them.
+"""
+
+from __future__ import annotations
+
+# what is learned: every row of the selection table (rules/tasks.yaml has one row per task)
+TASKS: tuple[str, ...] = (
+    "classification",
+    "detection",
+    "semantic-segmentation",
+    "instance-segmentation",
+    "text",
+    "code",
+    "time-series",
+    "image-generation",
+    "text-generation",
+    "speech-recognition",
+    "video",
+)
+# tasks whose inputs are images (or frames): --image-size applies; the others have no resolution
+IMAGE_TASKS: tuple[str, ...] = (
+    "classification",
+    "detection",
+    "semantic-segmentation",
+    "instance-segmentation",
+    "image-generation",
+    "video",
+)
+DEFAULT_TASK = "classification"
+
+# training budget, and the GPUs each level means when --gpus is not given
+COMPUTE: tuple[str, ...] = ("cpu", "edge", "single-gpu", "multi-gpu")
+GPU_COMPUTE: tuple[str, ...] = ("single-gpu", "multi-gpu")
+DEFAULT_GPUS: dict[str, int] = {"cpu": 0, "edge": 0, "single-gpu": 1, "multi-gpu": 4}
+DEFAULT_COMPUTE = "single-gpu"
+
+# where the model runs; the edge targets are devices other than the training machine
+TARGETS: tuple[str, ...] = ("cloud-gpu", "cloud-cpu", "jetson", "ios", "android", "browser")
+EDGE_TARGETS: tuple[str, ...] = ("jetson", "ios", "android", "browser")
+DEFAULT_TARGET = "cloud-gpu"
+
+OBJECT_SIZES: tuple[str, ...] = ("small", "large", "variable")
+
+# what a model is built of: drives optimizer, dropout and drop-path tables, and latency factors.
+# "external" is a model outside the zoo (another library or a hosted service).
+MODEL_KINDS: tuple[str, ...] = ("cnn", "transformer", "hybrid", "external")
+ZOO_KINDS: tuple[str, ...] = ("cnn", "transformer", "hybrid")
+DEPTHS: tuple[str, ...] = ("shallow", "medium", "deep")
+
+# where `profile` / `--measure` run a model on this machine
+DEVICES: tuple[str, ...] = ("cpu", "cuda")
+
+# the kinds of rule file under rules/ (the `kind:` key of each file)
+RULE_FILE_KINDS: tuple[str, ...] = ("catalog", "tasks", "selection", "deployment", "recipes", "devices")
+
+# output formats of `recommend`
+FORMATS: tuple[str, ...] = ("table", "json", "yaml", "markdown")
