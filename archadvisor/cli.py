@@ -80,9 +80,22 @@ def _main(
 
 
 # --- the problem flags, shared by recommend / explain / scaffold ------------------------------------
+def _rules_path(value: str) -> Path:
+    """A rules directory as typed: an empty string is refused (Path("") would silently mean ".")."""
+    if isinstance(value, Path):
+        return value
+    if not value.strip():
+        raise typer.BadParameter("an empty path is not a rules directory; name one, e.g. ./my_rules")
+    return Path(value)
+
+
 RulesOpt = Annotated[
     list[Path] | None,
-    typer.Option("--rules", help="Directory of rule files that add to or override the built-in rules (repeatable)."),
+    typer.Option(
+        "--rules",
+        parser=_rules_path,
+        help="Directory of rule files that add to or override the built-in rules (repeatable).",
+    ),
 ]
 _PROBLEM: list[inspect.Parameter] = [
     inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, opt])
@@ -100,7 +113,7 @@ _PROBLEM: list[inspect.Parameter] = [
         ("hflip", bool, True, typer.Option("--hflip/--no-hflip", help="Is a mirrored image still the same class? (no for digits, text).")),
         ("object_size", str | None, None, typer.Option("--object-size", help="Detection only: small, large, variable.")),
         ("arch", str | None, None, typer.Option("--arch", help="Evaluate a forced architecture (catalog name or alias).")),
-        ("rules", list[Path] | None, None, typer.Option("--rules", help="Directory of extra/override rule files (repeatable).")),
+        ("rules", list[Path] | None, None, typer.Option("--rules", parser=_rules_path, help="Directory of extra/override rule files (repeatable).")),
     ]
 ]  # fmt: skip
 _PROBLEM_NAMES = [p.name for p in _PROBLEM]
@@ -407,7 +420,7 @@ def archs(
 
 @rules_app.command("validate")
 def rules_validate(
-    directory: Annotated[Path | None, typer.Argument(help="A directory of rule files to check on top of the built-in rules.")] = None,
+    directory: Annotated[Path | None, typer.Argument(parser=_rules_path, help="A directory of rule files to check on top of the built-in rules.")] = None,
 ) -> None:  # fmt: skip
     """Check rule files: YAML, keys, types, operators, variables, architecture names, reachability."""
     from archadvisor.ruleset import load_rules
