@@ -58,7 +58,12 @@ def _loader() -> type:
             # an alias is the very node of its anchor, met a second time: refused, since expanding
             # shared nodes is how a few hundred bytes become gigabytes (the "billion laughs")
             if node in self.constructed_objects or node in self.recursive_objects:
-                raise error(None, None, "YAML aliases (*name) are not allowed in rule files", node.start_mark)
+                raise error(
+                    None,
+                    None,
+                    "the node anchored here is used again through an alias (*name): aliases are not allowed in rule files",
+                    node.start_mark,
+                )
             self._nodes += 1
             if self._nodes > MAX_NODES:
                 raise error(None, None, f"more than {MAX_NODES:,} YAML nodes (the limit)", node.start_mark)
@@ -402,7 +407,8 @@ def _read(path: Path, blob: bytes) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise RuleError(str(path), line, None, f"YAML syntax error: {_one_line(exc.problem or exc)}") from None
+        what = "YAML error" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
+        raise RuleError(str(path), line, None, f"{what}: {_one_line(exc.problem or exc)}") from None
     except yaml.YAMLError as exc:
         raise RuleError(str(path), None, None, f"YAML error: {_one_line(exc)}") from None
     if data is None:
@@ -492,7 +498,9 @@ def _to_cache(rs: RuleSet, key: str) -> None:
 
 @cache
 def _load(extra_dirs: tuple[Path, ...]) -> RuleSet:
-    paths = _rule_files(rules_dir()) + [p for d in extra_dirs for p in _rule_files(d)]
+    dirs = [_rule_files(rules_dir())] + [_rule_files(d) for d in extra_dirs]
+    paths = [p for files in dirs for p in files]
+    groups = [i for i, files in enumerate(dirs) for _ in files]  # which rules directory (given) each file is from
     blobs = [(p, _read_bytes(p)) for p in paths]
     # cache key: the validator version, every file's path and bytes (crc32 + length: zlib is already
     # loaded, hashlib's OpenSSL import is not); a stale key only means validating again
@@ -503,7 +511,7 @@ def _load(extra_dirs: tuple[Path, ...]) -> RuleSet:
     cached = _from_cache(key)
     if cached is not None:
         return cached
-    rs = _validate(blobs)
+    rs = _validate(blobs, groups)
     import hashlib
 
     digest = hashlib.sha256()  # the rules' identity: file names and contents (recorded in projects)
@@ -514,25 +522,23 @@ def _load(extra_dirs: tuple[Path, ...]) -> RuleSet:
     return rs
 
 
-def _validate(blobs: list[tuple[Path, bytes]]) -> RuleSet:
+def _validate(blobs: list[tuple[Path, bytes]], groups: list[int] | None = None) -> RuleSet:
+    """``groups[i]``: the rules directory file ``i`` came from (the built-in one is 0); ids are unique
+    within a directory, and a later directory may override an earlier one's."""
     rs = RuleSet()
-    raw: list[tuple[Path, dict]] = []
-    for path, blob in blobs:
-        raw.append((path, _read(path, blob)))
+    ids: dict[Any, dict[tuple[str, str], tuple[str, int]]] = {}  # rules directory -> the ids it defined
+    raw: list[tuple[_Ctx, dict]] = []
+    for i, (path, blob) in enumerate(blobs):
+        data = _read(path, blob)
+        raw.append((_Ctx(display_name(path), ids.setdefault(groups[i] if groups else path.parent, {})), data))
     rs.sources = [p for p, _ in blobs]
-    ids: dict[Path, dict[tuple[str, str], tuple[str, int]]] = {}  # rules directory -> the ids it defined
-
-    def ctx_of(path: Path) -> _Ctx:
-        return _Ctx(display_name(path), ids.setdefault(path.parent, {}))
-
     # catalog first: everything else refers to its names
-    for path, data in raw:
+    for ctx, data in raw:
         if data["kind"] == "catalog":
-            _merge_catalog(rs, ctx_of(path), data)
+            _merge_catalog(rs, ctx, data)
     if not rs.catalog:
         raise RuleError(str(rules_dir()), None, None, "no catalog (kind: catalog) found")
-    for path, data in raw:
-        ctx = ctx_of(path)
+    for ctx, data in raw:
         kind = data["kind"]
         if kind == "tasks":
             _merge_tasks(rs, ctx, data)
