@@ -193,6 +193,8 @@ def validate(cond: Any, *, phase: str = "model", line: int | None = None, _seen:
         for v in value:
             _check_scalar(var, spec, v, line)
     elif kind == "range":
+        if spec.type not in ("int", "number"):
+            raise ConditionError(f"operator {op!r} needs a numeric variable, {var!r} is {spec.type}", line)
         if (
             not isinstance(value, list)
             or len(value) != 2

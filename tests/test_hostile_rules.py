@@ -65,6 +65,9 @@ CASES = [
     Case("newline_id", "classification_extra.yaml", ("control characters",), None, 7),
     Case("merge_key", "classification_extra.yaml", ("merge keys",), None, 7),
     Case("mapping_key", "classification_extra.yaml", ("key must be a scalar",), None, 12),
+    # found by tests/test_fuzz_rules.py
+    Case("between_enum", "classification_extra.yaml", ("'between' needs a numeric variable",), "user.between_enum", 9),
+    Case("devices_newline_key", "devices_extra.yaml", ("bad\\nkey", "unknown key")),
 ]
 
 _SEL = "kind: selection\nschema: 1\ntask: classification\naxes: {dataset: 1}\n"
