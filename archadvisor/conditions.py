@@ -143,7 +143,7 @@ def validate(cond: Any, *, phase: str = "model", line: int | None = None, _seen:
     combinators = [k for k in ("all", "any", "not") if k in cond]
     if combinators:
         if len(cond) != 1:
-            raise ConditionError(f"{combinators[0]!r} must stand alone, found keys {sorted(cond)}", line)
+            raise ConditionError(f"{combinators[0]!r} must stand alone, found keys {sorted(map(str, cond))}", line)
         key = combinators[0]
         seen[1] += 1
         try:
@@ -161,7 +161,7 @@ def validate(cond: Any, *, phase: str = "model", line: int | None = None, _seen:
     unknown = set(cond) - {"var", "op", "value"}
     if unknown:
         raise ConditionError(
-            f"unknown key(s) in condition: {sorted(unknown)}; expected var, op, value or all/any/not", line
+            f"unknown key(s) in condition: {sorted(map(str, unknown))}; expected var, op, value or all/any/not", line
         )
     for key in ("var", "op", "value"):
         if key not in cond:

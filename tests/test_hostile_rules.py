@@ -68,6 +68,7 @@ CASES = [
     # found by tests/test_fuzz_rules.py
     Case("between_enum", "classification_extra.yaml", ("'between' needs a numeric variable",), "user.between_enum", 9),
     Case("devices_newline_key", "devices_extra.yaml", ("bad\\nkey", "unknown key")),
+    Case("mixed_condition_keys", "classification_extra.yaml", ("unknown key(s) in condition",), "user.mixed_keys", 9),
 ]
 
 _SEL = "kind: selection\nschema: 1\ntask: classification\naxes: {dataset: 1}\n"
