@@ -589,6 +589,11 @@ def _check_warnings(spec: ProblemSpec, chosen: Any, env: dict[str, Any], dep: De
         warnings.append(
             f"expected {dep.expected_latency_ms} ms on {spec.target} exceeds the {spec.latency_ms:g} ms budget"
         )
+    if spec.images < 1000 and spec.task not in ("time-series", "text-generation", "image-generation", "code"):
+        warnings.append(
+            f"{spec.images} {examples}: one validation split of ~{max(1, spec.images // 5)} is noisy (a few points of "
+            "accuracy from split to split); use 5-fold cross-validation or repeated splits to compare runs"
+        )
     if not task_row["scaffold"]:
         warnings.append(f"archadvisor cannot scaffold {_article(spec.task)} {spec.task} project yet")
     elif not (isinstance(chosen, Variant) and chosen.scaffold):

@@ -115,7 +115,7 @@ def derive_batch(recipe: Recipe, env: dict[str, Any], train_size: int | None, sm
     rule = recipe.rule("batch_per_device")
     # activation memory grows with pixels; the table is for 224 px (a small-input stem ~ 4x the side)
     side = None if train_size is None else train_size * (4 if small_input and env.get("family") != "SimpleCNN" else 1)
-    ref_side = 640 if env["task"] == "detection" else 224
+    ref_side = f.get("batch_image_size", 224)
     if side is not None and side > ref_side:
         scaled = max(1, _pow2_floor(per_device * (ref_side / side) ** 2))
         rule = recipe.note(
@@ -151,14 +151,21 @@ def derive_batch(recipe: Recipe, env: dict[str, Any], train_size: int | None, sm
 
 
 def derive_lr(recipe: Recipe, effective_batch: int) -> tuple[float, Provenance | None]:
-    """The peak LR: the linear scaling rule LR = base_LR x batch/256 (Goyal et al. 2017, arXiv:1706.02677)
-    for the batch actually used, where the table asks for it; the table's LR as it is otherwise."""
+    """The peak LR for the batch actually used: linear scaling LR = base_LR x batch/256 for SGD (Goyal et al.
+    2017, arXiv:1706.02677), square-root scaling for adaptive optimizers (Malladi et al. 2022), or the table's
+    LR as it is (fine-tuning, and recipes whose LR is given for their own batch)."""
     f = recipe.fields
     base_lr = f["base_lr"]
-    if f.get("lr_scaling", "linear") == "linear":
+    scaling = f.get("lr_scaling", "linear")
+    if scaling == "linear":
         lr = base_lr * effective_batch / 256
         return lr, recipe.note(
-            "lr.scaling", f"LR = {base_lr:g} x {effective_batch}/256 = {lr:.3g} (linear scaling rule)"
+            "lr.scaling", f"LR = {base_lr:g} x {effective_batch}/256 = {lr:.3g} (linear scaling rule, SGD)"
+        )
+    if scaling == "sqrt":
+        lr = base_lr * math.sqrt(effective_batch / 256)
+        return lr, recipe.note(
+            "lr.scaling_sqrt", f"LR = {base_lr:g} x sqrt({effective_batch}/256) = {lr:.3g} (square-root scaling, AdamW)"
         )
     return base_lr, recipe.rule("base_lr")
 
@@ -170,6 +177,7 @@ class Duration:
     warmup_epochs: int
     warmup_rule: Provenance | None
     steps_per_epoch: int
+    warmup_steps: int | None = None  # warmup in optimizer steps, where the recipe counts it so
 
     @property
     def total_steps(self) -> int:
@@ -193,7 +201,20 @@ def derive_duration(recipe: Recipe, env: dict[str, Any], effective_batch: int, p
             "warmup.cap", f"warmup {warmup} -> {max(1, epochs // 10)} epochs (at most 10% of a {epochs}-epoch run)"
         )
         warmup = max(1, epochs // 10)
-    return Duration(epochs, epochs_rule, warmup, warmup_rule, steps_per_epoch)
+    total = epochs * steps_per_epoch
+    warmup_steps = None
+    if "warmup_ratio" in f:
+        warmup_steps = max(1, math.ceil(f["warmup_ratio"] * total))
+        warmup_rule = recipe.note(
+            "warmup.ratio", f"warmup {f['warmup_ratio']:.0%} of {total} optimizer steps = {warmup_steps} steps"
+        )
+    elif "warmup_steps" in f:
+        warmup_steps = min(f["warmup_steps"], max(1, total // 10))
+        if warmup_steps < f["warmup_steps"]:
+            warmup_rule = recipe.note(
+                "warmup.cap", f"warmup {f['warmup_steps']} -> {warmup_steps} steps (at most 10% of {total} steps)"
+            )
+    return Duration(epochs, epochs_rule, warmup, warmup_rule, steps_per_epoch, warmup_steps)
 
 
 def derive_ema(recipe: Recipe, total_steps: int) -> tuple[float | None, Provenance | None]:
@@ -209,8 +230,13 @@ def derive_ema(recipe: Recipe, total_steps: int) -> tuple[float | None, Provenan
     return ema, recipe.rule("ema_decay")
 
 
-def derive_progressive(enabled: bool, epochs: int, train_size: int | None, start: float) -> ProgressiveResizing:
-    """4 equal stages from ``start`` x the size up to the full size (Tan & Le 2021, arXiv:2104.00298)."""
+def derive_progressive(
+    enabled: bool, epochs: int, train_size: int | None, start: float, task: str
+) -> ProgressiveResizing | None:
+    """4 equal stages from ``start`` x the size up to the full size (Tan & Le 2021, arXiv:2104.00298); None
+    where it does not apply (tasks other than classification)."""
+    if task != "classification":
+        return None
     if not enabled or train_size is None:
         return ProgressiveResizing(enabled=False)
     stages = 4
@@ -222,7 +248,9 @@ def derive_progressive(enabled: bool, epochs: int, train_size: int | None, start
     return ProgressiveResizing(enabled=True, schedule=tuple(schedule))
 
 
-def derive_freeze(recipe: Recipe, fine_tune: bool, epochs: int) -> Freeze:
+def derive_freeze(recipe: Recipe, fine_tune: bool, epochs: int, task: str) -> Freeze | None:
+    if task != "classification":
+        return None
     mode = recipe.fields.get("freeze_mode", "none") if fine_tune else "none"
     return Freeze(mode, round(recipe.fields.get("freeze_epochs_ratio", 0.0) * epochs) if mode != "none" else 0)
 
@@ -265,7 +293,7 @@ def derive(
     cnn = env.get("kind") == "cnn"
     training = Training(
         pretrained=fine_tune,
-        freeze=derive_freeze(recipe, fine_tune, duration.epochs),
+        freeze=derive_freeze(recipe, fine_tune, duration.epochs, env["task"]),
         image_size=train_size,
         small_input=small_input,
         num_classes=env["classes"],
@@ -277,24 +305,29 @@ def derive(
         ),
         base_lr=f["base_lr"],
         lr=float(f"{lr:.4g}"),
-        min_lr=float(f"{lr * 0.01:.3g}"),
+        min_lr=float(f"{lr * f.get('min_lr_ratio', 0.01):.3g}"),
         batch_size=batch.per_device,
         effective_batch_size=batch.effective,
         grad_accum_steps=batch.accum,
         weight_decay=f.get("weight_decay", 0.05),
         epochs=duration.epochs,
         warmup_epochs=duration.warmup_epochs,
-        schedule="cosine",
-        label_smoothing=f.get("label_smoothing", 0.0),
-        dropout=f.get("dropout", 0.0),
-        drop_path=f.get("drop_path", 0.0),
+        warmup_steps=duration.warmup_steps,
+        schedule=f.get("schedule", "cosine"),
+        poly_power=f.get("poly_power") if f.get("schedule") == "poly" else None,
+        milestones=tuple(round(m * duration.epochs) for m in f["milestones"])
+        if f.get("schedule") == "multistep" and "milestones" in f
+        else None,
+        label_smoothing=f.get("label_smoothing"),
+        dropout=f.get("dropout"),
+        drop_path=f.get("drop_path"),
         ema_decay=ema,
         early_stopping_patience=f.get("early_stopping_patience", 10),
         grad_clip_norm=f.get("grad_clip_norm"),
         amp=True,
         channels_last=cnn,
         progressive_resizing=derive_progressive(
-            progressive, duration.epochs, train_size, f.get("progressive_start", 0.5)
+            progressive, duration.epochs, train_size, f.get("progressive_start", 0.5), env["task"]
         ),
         steps_per_epoch=duration.steps_per_epoch,
         monitor=monitor,
@@ -322,8 +355,11 @@ def derive(
         "training.pretrained": _fixed("inputs.pretrained", "--pretrained, and the catalog has reference weights")
         if fine_tune
         else _fixed("inputs.pretrained", "--no-pretrained (or no published weights)"),
-        "training.min_lr": _fixed("lr.cosine_floor", "the cosine ends at 1% of the peak, not 0: the last steps still learn"),
-        "training.schedule": _fixed("lr.warmup_cosine", "linear warmup then cosine decay (Loshchilov & Hutter 2017, arXiv:1608.03983; Goyal et al. 2017)"),
+        "training.min_lr": rule("min_lr_ratio"),
+        "training.schedule": rule("schedule"),
+        "training.poly_power": rule("poly_power"),
+        "training.milestones": rule("milestones"),
+        "training.warmup_steps": duration.warmup_rule if duration.warmup_steps is not None else None,
         "training.amp": _fixed("amp.default", "mixed precision (bf16 autocast on CPU, fp16/bf16 on GPU; Micikevicius et al. 2018, arXiv:1710.03740)"),
         "training.channels_last": _fixed("memory_format.cnn", "channels_last for convolutions (faster cuDNN/oneDNN kernels; PyTorch memory-format tutorial)")
         if cnn
@@ -384,15 +420,36 @@ def derive_augmentation(
         return Augmentation(level="light" if ops else "none", ops=ops, mixup_alpha=0.0, cutmix_alpha=0.0,
                             mix_prob=0.0, normalize=None, eval_crop_pct=None)  # fmt: skip
     raw: list[dict[str, Any]] = []
-    if task == "detection":
-        if f.get("mosaic"):
-            raw.append({"name": "mosaic", "params": {"p": 1.0, "close_last_epochs": 10}})
-        raw.append({"name": "hsv", "params": {"h": 0.015, "s": 0.7, "v": 0.4}})
-        raw.append({"name": "random_scale", "params": {"scale": 0.5}})
-        if hflip:
-            raw.append({"name": "horizontal_flip", "params": {"p": 0.5}})
+    flip = [{"name": "horizontal_flip", "params": {"p": 0.5}}] if hflip else []
+    if task in ("detection", "instance-segmentation") and f.get("mosaic"):
+        # ultralytics' own pipeline (cfg/default.yaml: mosaic 1.0, close_mosaic 10, hsv_h/s/v, scale 0.5, fliplr)
+        raw += [{"name": "mosaic", "params": {"p": 1.0, "close_last_epochs": 10}},
+                {"name": "hsv", "params": {"h": 0.015, "s": 0.7, "v": 0.4}},
+                {"name": "random_scale", "params": {"scale": 0.5}}, *flip]  # fmt: skip
         return Augmentation(level=level, ops=_ops(raw), mixup_alpha=0.0, cutmix_alpha=0.0, mix_prob=0.0,
                             normalize=Normalize((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), eval_crop_pct=None)  # fmt: skip
+    if task in ("detection", "instance-segmentation"):
+        # torchvision references/detection presets: flip, scale jitter, photometric distortion; boxes and masks
+        # follow every geometric op and degenerate boxes are dropped (SanitizeBoundingBoxes)
+        raw += [*flip, {"name": "scale_jitter", "params": {"scale": [0.5, 2.0]}},
+                {"name": "photometric_distort", "params": {"p": 0.5}}]  # fmt: skip
+        return Augmentation(
+            level=level,
+            ops=_ops(raw),
+            mixup_alpha=0.0,
+            cutmix_alpha=0.0,
+            mix_prob=0.0,
+            normalize=None,
+            eval_crop_pct=None,
+        )  # fmt: skip  (torchvision detectors normalize inside)
+    if task == "semantic-segmentation":
+        # torchvision references/segmentation presets: random resize 0.5-2.0 of the base size, flip, random
+        # crop padded with the ignore index in the mask, photometric changes on the image only
+        raw += [{"name": "scale_jitter", "params": {"scale": [0.5, 2.0]}}, *flip,
+                {"name": "random_crop", "params": {"pad_image": 0, "pad_mask": 255}},
+                {"name": "color_jitter", "params": {"brightness": 0.3, "contrast": 0.3, "saturation": 0.3, "hue": 0.0}}]  # fmt: skip
+        return Augmentation(level=level, ops=_ops(raw), mixup_alpha=0.0, cutmix_alpha=0.0, mix_prob=0.0,
+                            normalize=Normalize(MEAN, STD), eval_crop_pct=None)  # fmt: skip
     # Basic augmentation (always): RandomResizedCrop + flip + ColorJitter. Small images keep at least a
     # third of the image: scale 0.08 of a 64 px image is an 18 px crop, which destroys the object.
     min_scale = f.get("crop_scale_min", 0.35 if small_images else 0.08)

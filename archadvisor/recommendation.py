@@ -101,8 +101,11 @@ class Monitor:
 
 @dataclass(frozen=True)
 class Training:
+    """The training recipe. A field that does not apply to the task is None (null in JSON, left out of the
+    report and the generated config)."""
+
     pretrained: bool
-    freeze: Freeze
+    freeze: Freeze | None
     image_size: int | None
     small_input: bool
     num_classes: int
@@ -116,18 +119,21 @@ class Training:
     weight_decay: float
     epochs: int
     warmup_epochs: int
-    schedule: str
+    schedule: str  # cosine | poly | multistep | linear, after the warmup
     label_smoothing: float | None
-    dropout: float
-    drop_path: float
+    dropout: float | None
+    drop_path: float | None
     ema_decay: float | None
     early_stopping_patience: int
     grad_clip_norm: float | None
     amp: bool
     channels_last: bool
-    progressive_resizing: ProgressiveResizing
+    progressive_resizing: ProgressiveResizing | None
     steps_per_epoch: int
     monitor: Monitor
+    warmup_steps: int | None = None  # warmup counted in optimizer steps (detection, fine-tuned transformers)
+    poly_power: float | None = None  # poly: lr x (1 - t/T)^power
+    milestones: tuple[int, ...] | None = None  # multistep: epochs where the LR drops 10x
 
 
 @dataclass(frozen=True)

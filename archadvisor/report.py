@@ -63,7 +63,7 @@ def _recipe_rows(rec: Recommendation) -> list[tuple[str, str, str]]:
     prog = t.progressive_resizing
     rows: list[tuple[str, str | None, str]] = [
         ("pretrained", "yes" if t.pretrained else "no (from scratch)", rule("training.pretrained")),
-        ("freeze", t.freeze.mode + (f" for {t.freeze.epochs} epochs" if t.freeze.epochs else ""), rule("training.freeze")),
+        ("freeze", None if t.freeze is None else t.freeze.mode + (f" for {t.freeze.epochs} epochs" if t.freeze.epochs else ""), rule("training.freeze")),
         ("image size", None if t.image_size is None else f"{t.image_size} px" + (" (small-input stem)" if t.small_input else ""), rule("training.image_size")),
         ("optimizer", opt_text, rule("training.optimizer")),
         ("peak LR", lr_text, rule("training.lr")),
@@ -75,7 +75,7 @@ def _recipe_rows(rec: Recommendation) -> list[tuple[str, str, str]]:
         ("EMA decay", None if t.ema_decay is None else _fmt(t.ema_decay), rule("training.ema_decay")),
         ("early stopping", f"patience {t.early_stopping_patience} on {t.monitor.metric} ({t.monitor.mode})", rule("training.early_stopping_patience")),
         ("grad clip", None if t.grad_clip_norm is None else _fmt(t.grad_clip_norm), rule("training.grad_clip_norm")),
-        ("progressive resizing", ", ".join(f"ep {e}: {s}px" for e, s in prog.schedule) if prog.enabled else "off", rule("training.progressive_resizing")),
+        ("progressive resizing", None if prog is None else ", ".join(f"ep {e}: {s}px" for e, s in prog.schedule) if prog.enabled else "off", rule("training.progressive_resizing")),
     ]  # fmt: skip
     return [(k, v, r) for k, v, r in rows if v is not None]
 

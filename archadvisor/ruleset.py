@@ -214,15 +214,15 @@ RECIPE_FIELDS: dict[str, str] = {
     "momentum": "number",
     "nesterov": "bool",
     "base_lr": "number",
-    "lr_scaling": "enum:linear,none",
+    "lr_scaling": "enum:linear,sqrt,none",
     "effective_batch": "int",
     "weight_decay": "number",
     "batch_per_device": "int",
     "batch_memory_gb": "number",
     "max_grad_accum": "int",
-    "dropout": "number",
-    "drop_path": "number",
-    "label_smoothing": "number",
+    "dropout": "number|null",
+    "drop_path": "number|null",
+    "label_smoothing": "number|null",
     "aug_level": "enum:none,light,moderate,heavy,very-heavy",
     "mixup_alpha": "number",
     "cutmix_alpha": "number",
@@ -242,6 +242,15 @@ RECIPE_FIELDS: dict[str, str] = {
     "freeze_epochs_ratio": "number",
     "grad_clip_norm": "number|null",
     "train_image_size": "int",
+    "batch_image_size": "int",  # the resolution the table's per-device batch is for (default 224)
+    "schedule": "enum:cosine,poly,multistep,linear",
+    "poly_power": "number",
+    "milestones": "list[number]",  # multistep: fractions of the run where the LR drops 10x
+    "min_lr_ratio": "number",  # the LR at the end of the decay, as a fraction of the peak
+    "warmup_ratio": "number",  # warmup as a fraction of all optimizer steps (instead of warmup_epochs)
+    "warmup_steps": "int",  # warmup in optimizer steps (instead of warmup_epochs)
+    "aux_loss_weight": "number",
+    "max_length": "int",
 }
 
 
@@ -256,6 +265,9 @@ def _type_ok(value: Any, typ: str) -> bool:
         "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
         "bool": lambda v: isinstance(v, bool),
         "list[str]": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        "list[number]": lambda v: (
+            isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+        ),
         "map": lambda v: isinstance(v, dict),
         "list[map]": lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v),
         "cond": lambda v: isinstance(v, dict),

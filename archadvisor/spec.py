@@ -10,6 +10,8 @@ from archadvisor.vocab import (
     COMPUTE,
     DEFAULT_COMPUTE,
     DEFAULT_GPUS,
+    DEFAULT_IMAGE_SIZE,
+    DEFAULT_IMAGE_SIZES,
     DEFAULT_TARGET,
     DEFAULT_TASK,
     FORECAST_TASKS,
@@ -23,7 +25,6 @@ from archadvisor.vocab import (
     TASKS,
 )
 
-DEFAULT_IMAGE_SIZE = 224
 # upper bounds on counts: far beyond any real problem, small enough that arithmetic on them stays exact
 MAX_EXAMPLES = 10**12
 MAX_CLASSES = 1_000_000
@@ -159,7 +160,7 @@ def build_spec(
         classes_v = (default_classes or {}).get(task_v, 1000 if task_v == "classification" else 2)
     else:
         classes_v = _int("--classes", classes, 1 if task_v in ONE_CLASS_TASKS else 2, MAX_CLASSES)
-    default_size = 640 if task_v == "detection" else DEFAULT_IMAGE_SIZE
+    default_size = DEFAULT_IMAGE_SIZES.get(task_v, DEFAULT_IMAGE_SIZE)
     image_size_v: int | None = default_size if image_size is None else _int("--image-size", image_size, 8, 2048)
     notes: list[str] = []
     if task_v not in IMAGE_TASKS:

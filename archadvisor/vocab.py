@@ -31,6 +31,10 @@ IMAGE_TASKS: tuple[str, ...] = (
     "video",
 )
 DEFAULT_TASK = "classification"
+# the input resolution assumed when --image-size is not given: the reference recipes' training sizes
+# (ImageNet 224; ultralytics imgsz 640; SegFormer / ADE20K crops 512; torchvision Mask R-CNN min_size 800)
+DEFAULT_IMAGE_SIZES: dict[str, int] = {"detection": 640, "semantic-segmentation": 512, "instance-segmentation": 800}
+DEFAULT_IMAGE_SIZE = 224
 # sequence tasks and the task inputs they take (the other tasks ignore them with a note)
 FORECAST_TASKS: tuple[str, ...] = ("time-series",)
 SEQUENCE_TASKS: tuple[str, ...] = ("time-series", "time-series-classification", "text", "code", "speech-recognition")

@@ -129,9 +129,12 @@ def assert_complete(rec: dict[str, Any], *, task: str | None = None, target: str
     else:  # text, code, time series, speech: no resolution
         assert t["image_size"] is None and rec["inputs"]["image_size"] is None
     assert _number(t["weight_decay"]) and t["weight_decay"] >= 0
-    assert _number(t["label_smoothing"]) and 0 <= t["label_smoothing"] < 1
-    assert _number(t["dropout"]) and 0 <= t["dropout"] < 1
-    assert _number(t["drop_path"]) and 0 <= t["drop_path"] < 1
+    # a setting that does not apply to the task is null, never a classification value
+    for key in ("label_smoothing", "dropout", "drop_path"):
+        if rec["task"] == "classification":
+            assert _number(t[key]) and 0 <= t[key] < 1, key
+        else:
+            assert t[key] is None or (_number(t[key]) and 0 <= t[key] < 1), key
     assert t["ema_decay"] is None or (_number(t["ema_decay"]) and 0 < t["ema_decay"] < 1)
     assert isinstance(t["early_stopping_patience"], int) and t["early_stopping_patience"] >= 1
     assert isinstance(t["schedule"], str) and t["schedule"]

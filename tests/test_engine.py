@@ -275,10 +275,19 @@ def test_alternatives_obey_the_constraints_of_the_choice():
      dict(images=50_000, pretrained=False), dict(images=5000, gpu_memory_gb=8, gpus=2, compute="multi-gpu")],
 )  # fmt: skip
 def test_lr_follows_the_batch_scaling_rule(inputs):
+    """Linear scaling LR = base x batch/256 is an SGD rule (Goyal et al. 2017); AdamW scales by the square root
+    (Malladi et al. 2022); fine-tuning keeps its small LR whatever the batch."""
     r = rec(**inputs)
-    t = r["training"]  # "Scaling Rule: LR = base_LR x (batch_size / 256)"
+    t = r["training"]
     assert t["effective_batch_size"] == t["batch_size"] * max(1, r["inputs"]["gpus"]) * t["grad_accum_steps"]
-    assert t["lr"] == pytest.approx(t["base_lr"] * t["effective_batch_size"] / 256, rel=1e-3)
+    rule = r["provenance"]["training.lr"]["rule"]
+    ratio = t["effective_batch_size"] / 256
+    if t["pretrained"]:
+        assert t["lr"] == t["base_lr"] and 1e-5 <= t["lr"] <= 1e-3
+    elif t["optimizer"]["name"] == "sgd":
+        assert rule == "lr.scaling" and t["lr"] == pytest.approx(t["base_lr"] * ratio, rel=1e-3)
+    else:
+        assert rule == "lr.scaling_sqrt" and t["lr"] == pytest.approx(t["base_lr"] * ratio**0.5, rel=1e-3)
 
 
 def test_fine_tune_gets_lower_lr_shorter_schedule_lighter_regularization():
@@ -296,11 +305,29 @@ def test_fine_tune_gets_lower_lr_shorter_schedule_lighter_regularization():
     [(500, "very-heavy", True), (5000, "heavy", True), (50_000, "moderate", False), (500_000, "light", False)],
 )
 def test_augmentation_strength_by_dataset_size(images, level, mix):
-    a = rec(images=images)["augmentation"]  # Augmentation Strength table
+    a = rec(images=images, pretrained=False)["augmentation"]  # Augmentation Strength table, trained end to end
     assert a["level"] == level
     assert (a["mixup_alpha"] > 0) == mix
     names = [o["name"] for o in a["ops"]]
     assert names[:3] == ["random_resized_crop", "horizontal_flip", "color_jitter"]  # basic, always
+
+
+def test_a_linear_probe_gets_a_useful_lr_and_light_augmentation():
+    """< 1K images with pretrained weights: the head alone trains, at ~1e-3 (the PyTorch transfer-learning
+    tutorial's fixed feature extractor), not 1e-4 x 16/256; heavy augmentation cannot teach a frozen backbone."""
+    r = rec(images=300, image_size=512, compute="single-gpu", target="cloud-gpu")
+    t = r["training"]
+    assert t["freeze"]["mode"] == "head-only" and t["lr"] == pytest.approx(1e-3)
+    assert r["augmentation"]["level"] == "light" and r["augmentation"]["mixup_alpha"] == 0
+    assert any("cross-validation" in w for w in r["warnings"])
+    for alt in r["alternatives"]:  # alternatives obey the same data-size limit as the choice
+        assert alt["params_m"] <= 30, alt
+
+
+def test_cpu_compute_picks_a_model_that_trains_on_a_few_cores():
+    r = rec(images=640, image_size=64, compute="cpu", pretrained=False)
+    assert r["architecture"]["params_m"] <= 12
+    assert r["training"]["lr"] >= 1e-3  # SGD at a useful rate, or AdamW not scaled down linearly
 
 
 def test_label_smoothing_small_data_zero_standard_point_one():
@@ -425,3 +452,70 @@ targets:
     assert browser["expected_latency_ms"] == pytest.approx(5.0, rel=0.05)  # the fit passes through its points
     jetson = recommend(build_spec(images=5000, target="jetson"), rules, catalog).to_json()["deployment"]
     assert jetson["latency_basis"] == rec(images=5000, target="jetson")["deployment"]["latency_basis"]
+
+
+# --- task recipes: each task's own reference recipe, no classification leaks ----------------------------
+NOT_FOR_DENSE = {"random_resized_crop", "rand_augment", "trivial_augment", "random_erasing", "random_grayscale"}
+
+
+def test_segmentation_recipe_is_torchvisions_reference():
+    """torchvision references/segmentation: SGD 0.02 for 32 images, momentum 0.9, wd 1e-4, poly 0.9; scale
+    jitter 0.5-2.0, flip, padded crop; no MixUp/CutMix/erasing (they tear image and mask apart)."""
+    r = rec(task="semantic-segmentation", images=5000, arch="deeplabv3_resnet50")
+    t, a = r["training"], r["augmentation"]
+    assert t["optimizer"]["name"] == "sgd" and t["optimizer"]["momentum"] == 0.9
+    assert t["lr"] == pytest.approx(0.02 * t["effective_batch_size"] / 32, rel=1e-3)
+    assert t["weight_decay"] == 1e-4 and t["schedule"] == "poly" and t["poly_power"] == 0.9
+    assert t["image_size"] == 512  # the crop, not a classification 224
+    for key in ("label_smoothing", "dropout", "drop_path", "ema_decay", "progressive_resizing", "freeze"):
+        assert t[key] is None, key
+    names = [o["name"] for o in a["ops"]]
+    assert names[0] == "scale_jitter" and "random_crop" in names and not NOT_FOR_DENSE & set(names)
+    assert a["mixup_alpha"] == a["cutmix_alpha"] == 0
+    crop = next(o for o in a["ops"] if o["name"] == "random_crop")
+    assert crop["params"]["pad_mask"] == 255  # padded pixels are ignored by the loss
+
+
+def test_yolo_keeps_ultralytics_semantics():
+    """ultralytics: lr0 0.01 kept, gradients accumulated to nbs=64, momentum 0.937, wd 5e-4, clip 10, EMA."""
+    t = rec(task="detection", images=5000, arch="yolov8s")["training"]
+    assert t["lr"] == 0.01 and t["effective_batch_size"] == 64
+    assert t["optimizer"]["momentum"] == 0.937 and t["weight_decay"] == 5e-4
+    assert t["grad_clip_norm"] == 10.0 and t["ema_decay"] is not None
+    assert t["dropout"] is None and t["drop_path"] is None and t["label_smoothing"] is None
+
+
+def test_torchvision_detectors_use_the_reference_schedule():
+    """references/detection: SGD 0.02 per 16 images, 1000 warmup iterations, LR x0.1 at 16 and 22 of 26."""
+    t = rec(task="detection", images=50_000, arch="fasterrcnn_resnet50_fpn_v2")["training"]
+    assert t["lr"] == pytest.approx(0.02 * t["effective_batch_size"] / 16, rel=1e-3)
+    assert t["schedule"] == "multistep" and t["epochs"] == 26 and t["milestones"] == [16, 22]
+    assert t["warmup_steps"] == 1000 and t["grad_clip_norm"] is None
+    small = rec(task="detection", images=2000, arch="fasterrcnn_resnet50_fpn_v2")["training"]
+    assert small["epochs"] == 36 and small["milestones"] == [28, 34]  # the 3x schedule
+
+
+def test_text_fine_tuning_recipe():
+    """BERT-style fine-tuning: AdamW 2e-5..5e-5, 2-5 epochs, warmup 6-10 % of steps, linear decay, max length."""
+    r = rec(task="text", images=20_000)
+    t = r["training"]
+    assert 2e-5 <= t["lr"] <= 5e-5 and 2 <= t["epochs"] <= 5 and t["optimizer"]["name"] == "adamw"
+    total = t["epochs"] * t["steps_per_epoch"]
+    assert 0.06 <= t["warmup_steps"] / total <= 0.10 and t["schedule"] == "linear"
+    assert t["label_smoothing"] is None and r["augmentation"] is None
+    scratch = rec(task="text", images=20_000, pretrained=False)["training"]
+    assert scratch["lr"] == 1e-3 and scratch["epochs"] > t["epochs"] and scratch["pretrained"] is False
+
+
+def test_forecasting_recipe_has_no_classification_values():
+    r = rec(task="time-series", images=5000, horizon=24)
+    t = r["training"]
+    assert t["label_smoothing"] is None and t["ema_decay"] is None and t["freeze"] is None
+    assert t["monitor"] == {"metric": "val_mase", "mode": "min"} and t["optimizer"]["name"] == "adamw"
+    assert t["grad_clip_norm"] == 1.0  # recurrent models (Pascanu et al. 2013)
+
+
+def test_speech_gets_specaugment_and_a_whisper_lr():
+    r = rec(task="speech-recognition", images=5000)
+    assert "spec_augment" in [o["name"] for o in r["augmentation"]["ops"]]
+    assert r["training"]["lr"] == 1e-5

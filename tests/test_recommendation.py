@@ -67,7 +67,7 @@ def test_save_then_scaffold_from_renders_the_same_project(tmp_path: Path, suffix
 
 
 def test_provenance_is_a_record_not_prose() -> None:
-    rec = recommend(build_spec(images=8000, target="jetson"), RULES, CATALOG)
+    rec = recommend(build_spec(images=8000, target="jetson", pretrained=False), RULES, CATALOG)
     lr = rec.provenance["training.lr"]
     assert lr.rule == "lr.scaling" and lr.reason and "256" in lr.reason
     arch = rec.provenance["architecture"]
