@@ -320,6 +320,7 @@ def test_metrics_match_torchmetrics_jaccard_over_the_whole_set(seg) -> None:
     assert summary["val_dice"] == pytest.approx(100 * dice.mean().item())
 
 
+@pytest.mark.slow
 def test_metrics_are_summed_over_ddp_ranks(tmp_path: Path) -> None:
     """Two gloo processes, each with half the batches, report the metrics of all of them."""
     script = tmp_path / "ddp_metrics.py"
@@ -433,6 +434,7 @@ def test_demo_scenes_are_seeded_and_labelled_by_the_glyphs_own_pixels(seg, demo_
 STEPS = 30  # 5 epochs of 96 demo scenes in batches of 16
 
 
+@pytest.mark.slow
 def test_a_short_run_clearly_beats_an_untrained_unet_on_the_demo(seg, demo_root: Path) -> None:
     cfg = demo_config(demo_root, image_size=32, batch_size=16)
     loaded = seg.task.build_data(cfg, 64, rank=0, world_size=1, pin_memory=False)

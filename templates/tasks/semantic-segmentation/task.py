@@ -17,16 +17,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import data
 import numpy as np
 import torch
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader
+
+import data
 from errors import ProjectError
 from losses import CLASS_WEIGHTS, SegmentationLoss, median_frequency_weights
 from metrics import ConfusionMatrix
 from model import build_model as build_architecture
-from PIL import Image
-from torch import nn
-from torch.utils.data import DataLoader
 
 # best.pt and early stopping follow the validation mIoU unless training.monitor says otherwise
 MONITOR = {"metric": "val_miou", "mode": "max"}
@@ -131,7 +132,7 @@ def build_loss(cfg: dict[str, Any], meta: dict[str, Any] | None = None) -> nn.Mo
 
 def train_batch_transform(cfg: dict[str, Any], meta: dict[str, Any]) -> None:
     """No batch-level augmentation: MixUp / CutMix of label maps is not part of this recipe."""
-    return None
+    return
 
 
 def to_device(batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
