@@ -205,8 +205,7 @@ def read_npz(path: Path, fill: str = "interpolate") -> RawSeries:
         lengths = given.astype(np.int64)
         if lengths.shape != (len(X),) or (lengths < 1).any() or (lengths > X.shape[2]).any():
             raise DataError(f"{path}: 'lengths' must hold one length in 1..{X.shape[2]} per series")
-        X = X.copy()
-        X[np.arange(X.shape[2])[None, None, :] >= lengths[:, None, None]] = np.nan
+        X = np.where(np.arange(X.shape[2])[None, None, :] >= lengths[:, None, None], np.nan, X).astype(np.float32)
     if (lengths == 0).any():
         raise DataError(f"{path}: series {int(np.argmin(lengths))} has no values (all NaN)")
     labels = [str(v) for v in y.tolist()]

@@ -19,6 +19,7 @@
 Every problem with the file is a ``DataError`` with one line that says what to fix.
 """
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,9 +66,17 @@ def seasonality(frequency: str) -> int:
     """The seasonal period of a frequency (M4's table; integer periods such as years: 1)."""
     if frequency.startswith("int:"):
         return 1
-    code = pd.tseries.frequencies.to_offset(frequency).name.split("-")[0].upper()
+    code = pd.tseries.frequencies.to_offset(frequency).rule_code.split("-")[0].upper()
     code = code.lstrip("0123456789").removesuffix("E").removesuffix("S") or code  # "ME", "MS", "QS" -> M, Q
     return SEASONALITY.get(code, 1)
+
+
+def infer_freq(times: pd.DatetimeIndex) -> str | None:
+    """pandas' inferred offset alias of ``times`` (None if irregular), as a string in every pandas version."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas 3 announces an offset object in place of the string
+        found = pd.infer_freq(times)
+    return found if found is None or isinstance(found, str) else found.freqstr
 
 
 def _time_column(df: pd.DataFrame, time_col: str | None) -> tuple[str, pd.Series]:
@@ -93,7 +102,7 @@ def _frequency(times: pd.Index, where: str) -> str:
     if len(times) < 3:
         raise DataError(f"{where}: {len(times)} rows: at least 3 are needed to infer the frequency")
     if isinstance(times, pd.DatetimeIndex):
-        inferred = pd.infer_freq(times)
+        inferred = infer_freq(times)
         if inferred is not None:
             return inferred
         # gaps: infer from the first run of three equally spaced times, check the rest against it below
@@ -102,7 +111,7 @@ def _frequency(times: pd.Index, where: str) -> str:
         target = np.unique(steps)[common]
         for i in range(len(steps) - 1):
             if steps[i] == target and steps[i + 1] == target:
-                found = pd.infer_freq(times[i : i + 3])
+                found = infer_freq(times[i : i + 3])
                 if found is not None:
                     return found
         raise DataError(f"{where}: the times follow no regular frequency; pass --frequency (a pandas offset alias)")
@@ -177,7 +186,7 @@ def read_csv(
             )
         freq = frequency or _frequency(t, where)
         if frequency and isinstance(t, pd.DatetimeIndex):
-            inferred = pd.infer_freq(t) if len(t) >= 3 else None
+            inferred = infer_freq(t) if len(t) >= 3 else None
             if inferred is not None and not _same_frequency(inferred, frequency):
                 raise DataError(f"{where}: the data's frequency is {inferred!r}, not the given {frequency!r}")
         grid = _grid(t, freq)
