@@ -68,6 +68,7 @@ class External:
     params_m: float | None
     metric: str
     source: str
+    hosted: bool = False  # a hosted API: nothing to deploy on your own target, no latency you control
 
 
 class Catalog:

@@ -80,16 +80,29 @@ def _main(
 
 
 # --- the problem flags, shared by recommend / explain / scaffold ------------------------------------
+def _rules_path(value: str) -> Path:
+    """A rules directory as typed: an empty string is refused (Path("") would silently mean ".")."""
+    if isinstance(value, Path):
+        return value
+    if not value.strip():
+        raise typer.BadParameter("an empty path is not a rules directory; name one, e.g. ./my_rules")
+    return Path(value)
+
+
 RulesOpt = Annotated[
     list[Path] | None,
-    typer.Option("--rules", help="Directory of rule files that add to or override the built-in rules (repeatable)."),
+    typer.Option(
+        "--rules",
+        parser=_rules_path,
+        help="Directory of rule files that add to or override the built-in rules (repeatable).",
+    ),
 ]
 _PROBLEM: list[inspect.Parameter] = [
     inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, opt])
     for name, kind, default, opt in [
-        ("task", str | None, None, typer.Option("--task", help="classification, detection, semantic-segmentation, instance-segmentation, text, code, time-series, image-generation, text-generation, speech-recognition, video [default: classification]")),
+        ("task", str | None, None, typer.Option("--task", help="classification, detection, semantic-segmentation, instance-segmentation, text, code, time-series (forecasting), time-series-classification, image-generation, text-generation, speech-recognition, video [default: classification]")),
         ("images", str | None, None, typer.Option("--images", "--samples", help="Labelled training examples (integer >= 1).")),
-        ("classes", str | None, None, typer.Option("--classes", help="Number of classes (>= 2; default from the task).")),
+        ("classes", str | None, None, typer.Option("--classes", help="Number of classes (>= 2, >= 1 for detection and instance segmentation; default from the task).")),
         ("image_size", str | None, None, typer.Option("--image-size", help="Input resolution in pixels, 8..2048 [default: 224]. <= 64 selects small-input stems.")),
         ("compute", str | None, None, typer.Option("--compute", help="Training budget: cpu, edge, single-gpu, multi-gpu [default: single-gpu].")),
         ("gpus", str | None, None, typer.Option("--gpus", help="GPUs for training (sizes DDP and the batch).")),
@@ -100,7 +113,13 @@ _PROBLEM: list[inspect.Parameter] = [
         ("hflip", bool | None, None, typer.Option("--hflip/--no-hflip", help="Is a mirrored image still the same class? (no for digits, text). [default: hflip]")),
         ("object_size", str | None, None, typer.Option("--object-size", help="Detection only: small, large, variable.")),
         ("arch", str | None, None, typer.Option("--arch", help="Evaluate a forced architecture (catalog name or alias).")),
-        ("rules", list[Path] | None, None, typer.Option("--rules", help="Directory of extra/override rule files (repeatable).")),
+        ("horizon", str | None, None, typer.Option("--horizon", help="Forecasting: steps to predict.")),
+        ("lookback", str | None, None, typer.Option("--lookback", help="Forecasting: steps of history the model sees.")),
+        ("frequency", str | None, None, typer.Option("--frequency", help="Forecasting: sampling frequency (h/H, D, W, ME/M, MS, QE/Q, YE/Y, 15min, or hourly ... yearly).")),
+        ("series", str | None, None, typer.Option("--series", help="Forecasting: number of series (--samples = time steps per series).")),
+        ("channels", str | None, None, typer.Option("--channels", help="Sequences: variables per time step.")),
+        ("length", str | None, None, typer.Option("--length", help="Sequences: steps per example (tokens for text).")),
+        ("rules", list[Path] | None, None, typer.Option("--rules", parser=_rules_path, help="Directory of extra/override rule files (repeatable).")),
     ]
 ]  # fmt: skip
 _PROBLEM_NAMES = [p.name for p in _PROBLEM]
@@ -388,7 +407,7 @@ def archs(
 
 @rules_app.command("validate")
 def rules_validate(
-    directory: Annotated[Path | None, typer.Argument(help="A directory of rule files to check on top of the built-in rules.")] = None,
+    directory: Annotated[Path | None, typer.Argument(parser=_rules_path, help="A directory of rule files to check on top of the built-in rules.")] = None,
 ) -> None:  # fmt: skip
     """Check rule files: YAML, keys, types, operators, variables, architecture names, reachability."""
     from archadvisor import report
@@ -416,7 +435,7 @@ def rules_show(
 def _register_optional() -> None:
     """Commands that live in their own modules (they import torch lazily, only when run)."""
     try:
-        from archadvisor.measure_cli import compare, profile
+        from archadvisor.measure.cli import compare, profile
     except ImportError:  # pragma: no cover - shipped with the package
         return
     app.command("profile")(profile)

@@ -32,6 +32,7 @@ from archadvisor.spec import ProblemSpec
 from archadvisor.vocab import COMPUTE, DEFAULT_GPUS, EDGE_TARGETS, TARGETS
 
 ENGINE = "archadvisor/engine.py"  # the trace's file for the engine's own steps
+NEAREST = 3  # when nothing meets a hard constraint, the closest this many stay: the choice and 2 alternatives
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Selection:
     decided_by: str | None = None
     latency: dict[str, Any] = field(default_factory=dict)  # name -> LatencyEstimate
     excluded: list[tuple[Any, str]] = field(default_factory=list)  # (candidate, why), nearest misses last
+    unmet: str | None = None  # a hard constraint no candidate met: the ranked ones are its nearest misses
 
     @property
     def winner(self) -> Any:
@@ -101,6 +103,7 @@ def select_catalog(
     pool: list[Variant] = list(catalog.variants)
 
     excluded: list[tuple[Variant, str]] = []
+    unmet: list[tuple[str, Any]] = []  # constraints nothing met: (rule id, closeness key)
 
     def keep(
         survivors: list[Variant], before: list[Variant], rule_id: str, because: str, fallback_key
@@ -115,11 +118,13 @@ def select_catalog(
             trace.append(TraceEntry(rule_id, rules.files.get(rule_id, ENGINE), True,
                                     f"{because} (excludes {removed} of {len(before)})", "constraint"))  # fmt: skip
             return survivors
-        best = min(before, key=fallback_key)
-        warnings.append(f"no architecture satisfies {rule_id} ({because}); keeping the closest, {best.name}")
+        closest = sorted(before, key=fallback_key)[:NEAREST]
+        unmet.append((rule_id, fallback_key))
+        warnings.append(f"no architecture satisfies {rule_id} ({because}); keeping the closest, {closest[0].name}")
         trace.append(TraceEntry(rule_id, rules.files.get(rule_id, ENGINE), True,
-                                f"{because}: nothing meets it, kept the closest ({best.name})", "constraint"))  # fmt: skip
-        return [best]
+                                f"{because}: nothing meets it, kept the {len(closest)} closest "
+                                f"({', '.join(v.name for v in closest)})", "constraint"))  # fmt: skip
+        return closest
 
     # 1. hard constraints, in the documented order: input resolution, size limits (target, compute,
     #    memory), then the latency budget
@@ -190,9 +195,13 @@ def select_catalog(
 
     scores = {v.name: sum(votes.get(v.name, {}).values()) for v in pool}
     ranked = sorted(pool, key=lambda v: (-round(scores[v.name], 6), -(v.imagenet_top1 or 0.0), v.gmacs))
+    if unmet:  # nothing met a hard constraint: the closest to meeting it first, the votes only break ties
+        rule_id, closeness = unmet[-1]
+        ranked = sorted(ranked, key=closeness)
     selection = Selection(ranked=ranked, scores=scores, votes=votes, trace=trace, warnings=warnings, latency=latency,
-                          excluded=[(v, why) for v, why in excluded if v not in ranked])  # fmt: skip
-    selection.decided_by = _decider(selection)
+                          excluded=[(v, why) for v, why in excluded if v not in ranked],
+                          unmet=unmet[-1][0] if unmet else None)  # fmt: skip
+    selection.decided_by = unmet[-1][0] if unmet else _decider(selection)
     return selection
 
 
@@ -210,13 +219,47 @@ def _decider(sel: Selection) -> str | None:
     return max(margins, key=margins.get)
 
 
+def _keep_external(c: dict[str, Any], e: External) -> bool:
+    """Does external model ``e`` survive constraint ``c``? An unknown size (an architecture sized to the data)
+    passes a size limit; a hosted API passes only where hosted APIs are allowed."""
+    if c.get("exclude_hosted") and e.hosted:
+        return False
+    if e.name in c.get("exclude_names", ()):
+        return False
+    return e.params_m is None or e.params_m <= c.get("max_params_m", float("inf"))
+
+
 def select_tree(spec: ProblemSpec, rules: RuleSet, catalog: Catalog) -> Selection:
-    """Choose among external models with a task tree (detection)."""
+    """Choose among a task's external models with its tree: hard constraints first (deployment target,
+    latency budget, compute, data), then the fired rules vote with their axis weights; the selection table's
+    best choices break ties."""
     sel_rules = rules.selections[spec.task]
     env = spec.env()
     pool = [e for e in catalog.external if e.task == spec.task]
     votes: dict[str, dict[str, float]] = {}
     trace: list[TraceEntry] = []
+    warnings: list[str] = []
+    excluded: list[tuple[Any, str]] = []
+    # the deployment matrix's size limits are for image classifiers; each task's tree sets its own. What holds
+    # for every task: a hosted API cannot be deployed on a device
+    on_device = {"id": f"{rules.targets[spec.target]['id']}.hosted", "when": {},
+                 "because": f"{spec.target}: the model runs on the device, not behind a hosted API",
+                 "exclude_hosted": spec.target not in ("cloud-gpu", "cloud-cpu")}  # fmt: skip
+    for c in [*sel_rules.get("constraints", []), on_device]:
+        if c["when"] and not conditions.evaluate(c["when"], env):
+            trace.append(
+                TraceEntry(c["id"], rules.files[c["id"]], False, conditions.describe(c["when"], env), "constraint")
+            )
+            continue
+        survivors = [e for e in pool if _keep_external(c, e)]
+        excluded.extend((e, f"excluded by {c['id']}: {c['because']}") for e in pool if e not in survivors)
+        where = rules.files.get(c["id"], ENGINE)
+        if survivors:
+            trace.append(TraceEntry(c["id"], where, True, f"{c['because']} (excludes {len(pool) - len(survivors)} of {len(pool)})", "constraint"))  # fmt: skip
+            pool = survivors
+        else:
+            warnings.append(f"no model satisfies {c['id']} ({c['because']}); keeping the candidates as they were")
+            trace.append(TraceEntry(c["id"], where, True, f"{c['because']}: nothing meets it, constraint not applied", "constraint"))  # fmt: skip
     for r in sel_rules["rules"]:
         fired = conditions.evaluate(r["when"], env)
         trace.append(TraceEntry(r["id"], rules.files[r["id"]], fired, r["because"] + f" [{conditions.describe(r['when'], env)}]",
@@ -224,11 +267,14 @@ def select_tree(spec: ProblemSpec, rules: RuleSet, catalog: Catalog) -> Selectio
         if fired:
             _vote(r, sel_rules["axes"][r["axis"]], 0.0, pool, votes, {})
     task_row = rules.tasks[spec.task]
+    in_pool = {e.name for e in pool}
     for i, name in enumerate(task_row["best"]):  # the selection table breaks ties
-        votes.setdefault(name, {})[f"task.{spec.task}"] = 0.5 * (1 - 0.1 * i)
+        if name in in_pool:
+            votes.setdefault(name, {})[f"task.{spec.task}"] = 0.5 * (1 - 0.1 * i)
     scores = {e.name: sum(votes.get(e.name, {}).values()) for e in pool}
     ranked = sorted(pool, key=lambda e: (-round(scores[e.name], 6), e.params_m or 0))
-    sel = Selection(ranked=ranked, scores=scores, votes=votes, trace=trace)
+    sel = Selection(ranked=ranked, scores=scores, votes=votes, trace=trace, warnings=warnings,
+                    excluded=[(e, why) for e, why in excluded if e not in ranked])  # fmt: skip
     sel.decided_by = _decider(sel)
     return sel
 
@@ -445,15 +491,17 @@ def _alternatives(sel: Selection, chosen: Any, reasons: dict[str, str], table: d
             picked.append(c)
         if len(picked) == 3:
             break
-    # fewer than two survivors of the hard constraints: show the nearest misses, labelled as such
-    misses = {c.name: why for c, why in reversed(sel.excluded) if c.name != chosen.name}
-    for name in list(misses)[: max(0, 2 - len(picked))]:
-        picked.append(next(c for c, _ in sel.excluded if c.name == name))
+    # a forced --arch outside the survivors: the survivors are its alternatives; nothing the constraints
+    # excluded is offered as an alternative (it would break the same constraint)
+    misses: dict[str, str] = {}
     chosen_votes = sel.votes.get(chosen.name, {})
     out = []
     for c in picked:
         if c not in sel.ranked:
             why = misses[c.name]
+        elif sel.unmet is not None:
+            est = sel.latency.get(c.name)
+            why = f"also misses {sel.unmet}" + (f" ({est.ms:.1f} ms)" if est is not None else "") + "; the next closest"
         else:
             own = {rid: v for rid, v in sel.votes.get(c.name, {}).items() if v > chosen_votes.get(rid, 0.0)}
             if own:  # the rules that favour it over the choice
@@ -464,7 +512,7 @@ def _alternatives(sel: Selection, chosen: Any, reasons: dict[str, str], table: d
                 why += f" (score {sel.scores.get(c.name, 0.0):.2f} vs {sel.scores[chosen.name]:.2f} for {chosen.name})"
         est = sel.latency.get(c.name)
         if isinstance(c, Variant):
-            out.append(Alternative(name=c.name, family=c.family, why=why, meets_constraints=c in sel.ranked,
+            out.append(Alternative(name=c.name, family=c.family, why=why, meets_constraints=c in sel.ranked and sel.unmet is None,
                                    score=round(sel.scores.get(c.name, 0.0), 3), params_m=round(c.params_m, 2),
                                    gmacs=c.gmacs, imagenet_top1=c.imagenet_top1,
                                    expected_latency_ms=None if est is None else round(est.ms, 2)))  # fmt: skip

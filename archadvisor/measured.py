@@ -28,7 +28,7 @@ TOP_CANDIDATES = 5
 def _measure_here(variants: Sequence[Variant], image_size: int | None, device: str, small: Sequence[bool]) -> tuple[dict[str, Any], str]:  # fmt: skip
     from archadvisor import measure
 
-    results = measure.measure_candidates(variants, image_size=image_size, device=device, max_seconds=1.5)
+    results = measure.measure_candidates(variants, image_size, device, small_input=small, max_seconds=1.5)
     basis = results[0]["basis"].split(": ", 1)[-1] if results else ""
     summary = "; ".join(f"{r['name']} {r['median_ms']:.1f} ms" for r in results)
     return measure.as_latency_estimates(results), f"{summary} ({basis})"

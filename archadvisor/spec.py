@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from archadvisor.errors import InputError, MissingInput
@@ -12,9 +12,13 @@ from archadvisor.vocab import (
     DEFAULT_GPUS,
     DEFAULT_TARGET,
     DEFAULT_TASK,
+    FORECAST_TASKS,
+    FREQUENCIES,
     GPU_COMPUTE,
     IMAGE_TASKS,
     OBJECT_SIZES,
+    ONE_CLASS_TASKS,
+    SEQUENCE_TASKS,
     TARGETS,
     TASKS,
 )
@@ -23,6 +27,31 @@ DEFAULT_IMAGE_SIZE = 224
 # upper bounds on counts: far beyond any real problem, small enough that arithmetic on them stays exact
 MAX_EXAMPLES = 10**12
 MAX_CLASSES = 1_000_000
+MAX_STEPS = 10**9  # horizon, lookback, sequence length
+MAX_SERIES = 10**9
+MAX_CHANNELS = 100_000
+_FREQ_SPELLINGS = {spelling.lower(): canon for canon, spellings in FREQUENCIES.items() for spelling in spellings}
+_FREQ_CASED = {spelling: canon for canon, spellings in FREQUENCIES.items() for spelling in spellings}
+
+
+def canonical_frequency(raw: Any) -> str:
+    """A sampling frequency in one canonical spelling (pandas >= 2.2 aliases: ``h``, ``D``, ``W``, ``ME``,
+    ``QE``, ``YE`` ...), from old or new pandas spellings or words, with an optional multiple (``15min``).
+    Validated without importing pandas (its import costs ~0.7 s)."""
+    import re
+
+    text = str(raw).strip()
+    m = re.fullmatch(r"(\d*)\s*([A-Za-z-]+)", text)
+    if m is None or (m.group(1) and int(m.group(1)) < 1):
+        raise InputError("--frequency", raw, sorted(_FREQ_SPELLINGS))
+    n, unit = m.groups()
+    # case matters where pandas gives it meaning: M(onth) vs min, MS vs ms; words are case-insensitive
+    canon = _FREQ_CASED.get(unit) or (_FREQ_SPELLINGS.get(unit.lower()) if len(unit) > 2 else None)
+    if canon is None:
+        raise InputError(
+            "--frequency", raw, sorted(FREQUENCIES) + ["hourly", "daily", "weekly", "monthly", "quarterly", "yearly"]
+        )
+    return f"{int(n)}{canon}" if n and int(n) > 1 else canon
 
 
 @dataclass(frozen=True)
@@ -113,6 +142,12 @@ def build_spec(
     hflip: bool = True,
     object_size: str | None = None,
     arch: str | None = None,
+    horizon: Any = None,
+    lookback: Any = None,
+    frequency: Any = None,
+    series: Any = None,
+    channels: Any = None,
+    length: Any = None,
     default_classes: dict[str, int] | None = None,
 ) -> ProblemSpec:
     """Validate raw flag values (strings or numbers) into a ProblemSpec with the documented defaults."""
@@ -123,7 +158,7 @@ def build_spec(
     if classes is None:
         classes_v = (default_classes or {}).get(task_v, 1000 if task_v == "classification" else 2)
     else:
-        classes_v = _int("--classes", classes, 2, MAX_CLASSES)
+        classes_v = _int("--classes", classes, 1 if task_v in ONE_CLASS_TASKS else 2, MAX_CLASSES)
     default_size = 640 if task_v == "detection" else DEFAULT_IMAGE_SIZE
     image_size_v: int | None = default_size if image_size is None else _int("--image-size", image_size, 8, 2048)
     notes: list[str] = []
@@ -152,7 +187,10 @@ def build_spec(
     if object_v is not None and task_v != "detection":
         notes.append(f"--object-size {object_v} only applies to detection; ignored for {task_v}")
         object_v = None
+    task_inputs = _task_inputs(task_v, notes, horizon=horizon, lookback=lookback, frequency=frequency,
+                               series=series, channels=channels, length=length)  # fmt: skip
     return ProblemSpec(
+        **task_inputs,
         task=task_v,
         images=images_v,
         classes=classes_v,
@@ -168,6 +206,33 @@ def build_spec(
         arch=arch,
         notes=tuple(notes),
     )
+
+
+def _task_inputs(task: str, notes: list[str], **raw: Any) -> dict[str, Any]:
+    """The task inputs, validated; a value given for a task that does not use it becomes a note."""
+    applies = {
+        "horizon": FORECAST_TASKS, "lookback": FORECAST_TASKS, "frequency": FORECAST_TASKS, "series": FORECAST_TASKS,
+        "channels": ("time-series", "time-series-classification"), "length": SEQUENCE_TASKS,
+    }  # fmt: skip
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if value is None:
+            continue
+        flag = "--" + key
+        if task not in applies[key]:
+            notes.append(f"{flag} {value} does not apply to {task}; ignored")
+            continue
+        if key == "frequency":
+            out[key] = canonical_frequency(value)
+        else:
+            hi = {"series": MAX_SERIES, "channels": MAX_CHANNELS}.get(key, MAX_STEPS)
+            out[key] = _int(flag, value, 1, hi)
+    if out.get("horizon") is not None and out.get("lookback") is not None and out["lookback"] < out["horizon"]:
+        notes.append(
+            f"--lookback {out['lookback']} is shorter than --horizon {out['horizon']}: forecasters usually see "
+            "several horizons of history (PatchTST and N-HiTS use 2-7x)"
+        )
+    return out
 
 
 _SAVED_TYPES: dict[str, tuple[type, ...]] = {
@@ -191,11 +256,4 @@ def spec_from_inputs(inputs: dict[str, Any], default_classes: dict[str, int] | N
         if not isinstance(value, types_) or (isinstance(value, bool) and bool not in types_):
             names = " or ".join("null" if t is type(None) else t.__name__ for t in types_)
             raise InputError("--from", value, f"{names} for inputs.{key}")
-    known = {k: v for k, v in inputs.items() if k in _BUILD_KEYS}
-    spec = build_spec(**known, default_classes=default_classes)
-    extra = {k: inputs[k] for k in _TASK_INPUT_KEYS if inputs.get(k) is not None}
-    return replace(spec, **extra) if extra else spec
-
-
-_TASK_INPUT_KEYS = ("horizon", "lookback", "frequency", "series", "channels", "length")
-_BUILD_KEYS = tuple(k for k in _SAVED_TYPES if k not in _TASK_INPUT_KEYS)
+    return build_spec(**inputs, default_classes=default_classes)

@@ -19,6 +19,7 @@ TASKS: tuple[str, ...] = (
     "text-generation",
     "speech-recognition",
     "video",
+    "time-series-classification",  # labelled sequences (UCR/UEA); "time-series" is forecasting
 )
 # tasks whose inputs are images (or frames): --image-size applies; the others have no resolution
 IMAGE_TASKS: tuple[str, ...] = (
@@ -30,6 +31,27 @@ IMAGE_TASKS: tuple[str, ...] = (
     "video",
 )
 DEFAULT_TASK = "classification"
+# sequence tasks and the task inputs they take (the other tasks ignore them with a note)
+FORECAST_TASKS: tuple[str, ...] = ("time-series",)
+SEQUENCE_TASKS: tuple[str, ...] = ("time-series", "time-series-classification", "text", "code", "speech-recognition")
+# tasks whose class count may be 1 (one object class plus background)
+ONE_CLASS_TASKS: tuple[str, ...] = ("detection", "instance-segmentation")
+
+# sampling frequencies: canonical spelling (pandas >= 2.2 offset aliases) <- accepted spellings, old and new
+FREQUENCIES: dict[str, tuple[str, ...]] = {
+    "s": ("s", "S", "sec", "second", "secondly"),
+    "min": ("min", "T", "minute", "minutely"),
+    "h": ("h", "H", "hour", "hourly"),
+    "D": ("D", "d", "day", "daily"),
+    "B": ("B", "business-daily", "businessdaily"),
+    "W": ("W", "w", "week", "weekly"),
+    "MS": ("MS", "month-start"),
+    "ME": ("ME", "M", "month", "monthly"),
+    "QS": ("QS", "quarter-start"),
+    "QE": ("QE", "Q", "quarter", "quarterly"),
+    "YS": ("YS", "AS", "year-start"),
+    "YE": ("YE", "Y", "A", "year", "yearly", "annual", "annually"),
+}
 
 # training budget, and the GPUs each level means when --gpus is not given
 COMPUTE: tuple[str, ...] = ("cpu", "edge", "single-gpu", "multi-gpu")

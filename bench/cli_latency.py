@@ -5,8 +5,8 @@
 Measures, in the same run and interleaved (A B A B ...) so both see the same machine load:
   A  archadvisor recommend --task classification --images 8000 --target jetson --format json
   B  python -c "import typer, rich"
-and prints the median and p90 wall time of each and the ratio of the medians (DESIGN.md section 6;
-target: ratio <= 1.5). Each sample is a fresh process, as a user's shell would start it. The rules
+and prints the median and p90 wall time of each and the ratio of the medians (the
+project's start-up target: ratio <= 1.5). Each sample is a fresh process, as a user's shell would start it. The rules
 cache (~/.cache/archadvisor, or $XDG_CACHE_HOME) is warmed first; ``--cold`` also measures A with an
 empty cache every time. Prints figures only: speed never fails CI.
 """

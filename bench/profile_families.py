@@ -25,6 +25,7 @@ from rich.table import Table
 
 from archadvisor.catalog import Variant, load_catalog
 from archadvisor.measure import device_name, measure_candidates, profile_model
+from archadvisor.ruleset import load_rules
 
 
 def smallest_per_family(variants: list[Variant]) -> list[Variant]:
@@ -39,11 +40,14 @@ def smallest_per_family(variants: list[Variant]) -> list[Variant]:
 def run(threads: int, batch: int, max_seconds: float, onnx: bool) -> list[dict[str, Any]]:
     rows = []
     console = Console(stderr=True)
+    small = load_rules().small_input_max_px
     for v in smallest_per_family(load_catalog().variants):
         t0 = time.perf_counter()
         console.print(f"profiling {v.name} ...", highlight=False)
-        r = profile_model(v, batch=batch, threads=threads, onnx=onnx, max_seconds=max_seconds)
-        (again,) = measure_candidates([v], threads=threads, max_seconds=max_seconds)
+        r = profile_model(v, small_input_max_px=small, batch=batch, threads=threads, onnx=onnx, max_seconds=max_seconds)
+        (again,) = measure_candidates(
+            [v], small_input=[v.input_size <= small], threads=threads, max_seconds=max_seconds
+        )
         first, second = r["latency"]["batch1"]["median_ms"], again["median_ms"]
         r["repeat"] = {
             "median_ms": second,

@@ -6,7 +6,7 @@ Scaffolds the demo the way a user would (`archadvisor scaffold --task classifica
 --classes 10 --image-size 32 --compute cpu --target cloud-cpu --no-pretrained --no-hflip`; or renders
 ``--rec``), starts `python train.py` in it, and reads its per-epoch lines: the figure is the wall time from
 starting the process (interpreter and torch start-up included) to the end of the first epoch whose
-validation accuracy reaches the target; the run is stopped there. DESIGN.md section 6: target < 30 s on
+validation accuracy reaches the target; the run is stopped there. The project's target: < 30 s on
 2 cores; scikit-learn's SVC reaches 98.7 % on the same split. Prints figures only: speed never fails CI.
 """
 
@@ -30,9 +30,10 @@ EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+) .*val_acc1 ([\d.]+)\s+\(([\d.]+) s\
 def scaffold_demo(out: Path, rec_path: Path | None) -> None:
     """The demo project in ``out``: from the CLI (what users get), or from a Recommendation JSON."""
     if rec_path is not None:
+        from archadvisor.recommendation import Recommendation
         from archadvisor.scaffold import render_project, write_project
 
-        rec = json.loads(rec_path.read_text(encoding="utf-8"))
+        rec = Recommendation.from_json(json.loads(rec_path.read_text(encoding="utf-8")))
         write_project(render_project(rec, name="digits"), out, force=False)
         return
     cmd = [sys.executable, "-m", "archadvisor", "scaffold", *DEMO_FLAGS, "--name", "digits", "--out", str(out)]

@@ -1,4 +1,4 @@
-"""One-off generator: rules/catalog.yaml variants from shared/reference/architectures.csv.
+"""One-off generator: rules/catalog.yaml variants from a benchmark CSV (one row per library model: params, GMACs, top-1, CPU latency).
 
 Kept for provenance; the YAML is the source of truth afterwards (hand-edited fields: kind, depth).
 """

@@ -2,8 +2,8 @@
 
 What is pinned here:
 - every output format of ``recommend`` (rich panels, json, yaml, markdown) and ``--save``;
-- the JSON contract of DESIGN.md section 4, for all eleven tasks (``assert_complete``, also used by
-  test_hypothesis.py);
+- the recommendation's JSON contract (archadvisor/recommendation.py), for all eleven tasks
+  (``assert_complete``, also used by test_hypothesis.py);
 - ``explain`` (the decision path, which rule decided, flips that really flip), ``archs``, ``rules``,
   ``--rules DIR`` overrides, ``--version`` and shell completion;
 - bad input: one ``error:`` line on stderr naming the flag, the value and the valid choices (with the
@@ -41,7 +41,7 @@ runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"})
 
 BASE = ["--task", "classification", "--images", "8000", "--target", "jetson"]
 
-# --- the JSON contract (DESIGN.md section 4) ---------------------------------------------------------
+# --- the JSON contract (archadvisor/recommendation.py) ------------------------------------------------
 TOP_KEYS = {
     "task",
     "inputs",
@@ -75,7 +75,7 @@ def _number(x: Any) -> bool:
 
 
 def assert_complete(rec: dict[str, Any], *, task: str | None = None, target: str | None = None) -> None:
-    """Fail unless ``rec`` is a complete Recommendation (DESIGN.md section 4) with sane values."""
+    """Fail unless ``rec`` is a complete Recommendation (its JSON contract) with sane values."""
     missing = TOP_KEYS - set(rec)
     assert not missing, f"top-level keys missing: {sorted(missing)}"
     if task is not None:
@@ -287,7 +287,7 @@ def test_forced_arch_that_fits_has_no_constraint_warning() -> None:
 
 
 def test_contradiction_with_a_forced_arch_is_a_warning() -> None:
-    """DESIGN.md section 2: --latency-ms 5 --target cloud-cpu with ViT-L forced is answered, with warnings."""
+    """A contradiction is answered, not refused: --latency-ms 5 --target cloud-cpu with ViT-L forced, with warnings."""
     rec = rec_json("--images", "8000", "--latency-ms", "5", "--target", "cloud-cpu", "--arch", "vit_large_patch16_224")
     assert_complete(rec, task="classification", target="cloud-cpu")
     assert rec["architecture"]["name"] == "vit_large_patch16_224"

@@ -1,5 +1,6 @@
 """Table-driven engine scenarios: each encodes a line of the guide's trees, matrix or tables
-(shared/reference/architect-guide.md) or a documented resolution of a conflict between them."""
+(the architect guide's decision trees, deployment matrix and hyperparameter tables) or a documented
+resolution of a conflict between them."""
 
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ SELECTION = [
         None,
     ),
     (
-        "Small images (<= 64 px) on CPU: small plain CNN with a stride-1 stem (DESIGN inputs)",
+        "Small images (<= 64 px) on CPU: small plain CNN with a stride-1 stem (CIFAR ResNet stem)",
         dict(images=1437, classes=10, image_size=32, compute="cpu", target="cloud-cpu", pretrained=False, hflip=False),
         {"simple_cnn"},
         "cls.image_size.tiny_cpu",
@@ -192,30 +193,79 @@ def test_detection_offline_is_large_model():
     assert r["architecture"]["name"] in {"yolov8l", "fasterrcnn_resnet101_fpn", "rtdetr_l"}
 
 
-@pytest.mark.parametrize(
-    "task,best",
-    [
-        ("semantic-segmentation", {"mask2former_swin_t", "segformer_b2"}),
-        ("instance-segmentation", {"maskrcnn_resnet50_fpn_v2", "mask2former_swin_t_coco"}),
-        ("text", {"gpt_4", "claude"}),
-        ("code", {"code_llama_7b", "starcoder2_7b"}),
-        ("time-series", {"temporal_fusion_transformer"}),
-        ("image-generation", {"stable_diffusion_1_5", "dall_e_3"}),
-        ("text-generation", {"gpt_4_text", "claude_text", "llama3_8b"}),
-        ("speech-recognition", {"whisper_small", "wav2vec2_base_960h"}),
-        ("video", {"timesformer_base", "videomae_base"}),
-    ],
-)
-def test_selection_table_best_choice(task, best):
-    r = rec(task=task, images=10_000)  # Quick Reference Table, "2024 Best Choice" column
-    assert r["architecture"]["name"] in best
-    assert r["architecture"]["scaffold"] is False
-    assert any("cannot scaffold" in w for w in r["warnings"])
+# (source, inputs, acceptable choices): every task chooses along its axes (rules/<task>.yaml)
+TASK_TREES = [
+    ("guide table, semantic segmentation best choice; Cheng et al. 2022", dict(task="semantic-segmentation", images=50_000),
+     {"mask2former_swin_t", "segformer_b2"}),
+    ("U-Net for small mask sets (Ronneberger et al. 2015)", dict(task="semantic-segmentation", images=500),
+     {"unet_resnet34", "unet"}),
+    ("on-device segmentation: LR-ASPP MobileNetV3 (Howard et al. 2019) / guide Mobile column",
+     dict(task="semantic-segmentation", images=5000, target="ios"),
+     {"lraspp_mobilenet_v3_large", "deeplabv3_mobilevit_s", "segformer_b0"}),
+    ("guide table, instance segmentation: Mask R-CNN", dict(task="instance-segmentation", images=5000),
+     {"maskrcnn_resnet50_fpn_v2", "mask2former_swin_t_coco"}),
+    ("Mask R-CNN R50 is out of reach on CPU: a light backbone", dict(task="instance-segmentation", images=500, compute="cpu"),
+     {"maskrcnn_mobilenet_v3_large_fpn", "yolo11n_seg"}),
+    ("labelled text: a fine-tuned encoder (Devlin et al. 2019; Warner et al. 2024)", dict(task="text", images=10_000),
+     {"modernbert_base", "deberta_v3_base", "distilbert_base_uncased"}),
+    ("text served on CPU: a distilled encoder", dict(task="text", images=20_000, target="cloud-cpu"),
+     {"distilbert_base_uncased", "minilm_l12_h384"}),
+    ("text from scratch: tokenizer and model trained on the texts", dict(task="text", images=5000, pretrained=False),
+     {"text_transformer_small", "bilstm_classifier", "fasttext_bag"}),
+    ("guide table, code", dict(task="code", images=10_000), {"code_llama_7b", "starcoder2_7b"}),
+    ("forecasting with enough history: PatchTST / N-HiTS (Nie et al. 2023; Challu et al. 2023)",
+     dict(task="time-series", images=10_000, horizon=24), {"patchtst", "nhits", "dlinear"}),
+    ("short history: zero-shot Chronos (Ansari et al. 2024)", dict(task="time-series", images=200),
+     {"chronos_bolt_small", "timesfm_1_0"}),
+    ("short history, no pretrained weights: a linear model (Zeng et al. 2023)",
+     dict(task="time-series", images=200, pretrained=False), {"dlinear", "prophet"}),
+    ("UCR: InceptionTime (Ismail Fawaz et al. 2020)", dict(task="time-series-classification", images=5000),
+     {"inception_time"}),
+    ("small UCR sets on CPU: FCN (Wang et al. 2017)", dict(task="time-series-classification", images=300, compute="cpu"),
+     {"fcn1d", "resnet1d"}),
+    ("guide table, image generation", dict(task="image-generation", images=10_000), {"stable_diffusion_1_5", "dall_e_3"}),
+    ("guide table, text generation", dict(task="text-generation", images=10_000), {"gpt_4_text", "claude_text", "llama3_8b"}),
+    ("guide table, speech: Whisper / wav2vec 2.0", dict(task="speech-recognition", images=10_000),
+     {"whisper_small", "wav2vec2_base_960h"}),
+    ("on-device speech: Whisper-tiny or CTC wav2vec 2.0", dict(task="speech-recognition", images=2000, target="ios"),
+     {"whisper_tiny", "wav2vec2_base_960h"}),
+    ("guide table, video", dict(task="video", images=10_000), {"timesformer_base", "videomae_base"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("source", "inputs", "best"), TASK_TREES, ids=[t[0][:60] for t in TASK_TREES])
+def test_every_task_chooses_along_its_axes(source, inputs, best):
+    r = rec(**inputs)
+    assert r["architecture"]["name"] in best, (source, r["architecture"]["name"], r["decided_by"])
     assert r["training"]["lr"] > 0 and r["training"]["epochs"] >= 1
+    assert any(t["kind"] == "vote" and t["fired"] for t in r["trace"]), "no rule of the task's tree fired"
 
 
-def test_selection_table_mobile_column_on_edge():
-    assert rec(task="semantic-segmentation", target="ios")["architecture"]["name"] == "deeplabv3_mobilevit_s"
+@pytest.mark.parametrize(
+    "inputs",
+    [dict(task="text", images=20_000, target="cloud-cpu"), dict(task="text", images=5000, latency_ms=20),
+     dict(task="text", images=50, target="android"), dict(task="code", images=100, latency_ms=200),
+     dict(task="text-generation", images=10, target="ios"), dict(task="image-generation", images=100, target="browser")],
+)  # fmt: skip
+def test_hosted_apis_are_never_chosen_where_they_are_ruled_out(inputs):
+    """A deployment target, a latency budget or a labelled training set rules out a hosted API; it is not the
+    choice and not an alternative there."""
+    r = rec(**inputs)
+    hosted = {e.name for e in CATALOG.external if e.hosted}
+    assert r["architecture"]["name"] not in hosted, r["architecture"]
+    assert not hosted & {a["name"] for a in r["alternatives"]}
+
+
+def test_a_hosted_api_stays_an_option_for_a_handful_of_labels():
+    r = rec(task="text", images=100)
+    assert "gpt_4" in {r["architecture"]["name"]} | {a["name"] for a in r["alternatives"]}
+
+
+def test_alternatives_obey_the_constraints_of_the_choice():
+    r = rec(task="semantic-segmentation", images=500, compute="cpu")
+    sizes = {e.name: e.params_m for e in CATALOG.external}
+    for alt in r["alternatives"]:
+        assert sizes[alt["name"]] is None or sizes[alt["name"]] <= 30, alt
 
 
 # --- the recipe tables -----------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Property tests over the command line (issue 2, section 7), in process with CliRunner.
 
-- any valid combination of flags gives a complete recommendation (the DESIGN.md section 4 contract,
+- any valid combination of flags gives a complete recommendation (the JSON contract,
   checked by ``test_cli.assert_complete``) that echoes the inputs, and ``explain`` agrees with it;
 - any single invalid flag value gives exit code 2 and one ``error:`` line naming that flag;
 - any jumble of known flags and junk ends in exit 0 or 2, never a traceback.

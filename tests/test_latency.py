@@ -45,7 +45,7 @@ class FakeVariant:
 # torch-free
 
 
-@pytest.mark.parametrize("module", ["archadvisor.latency", "archadvisor.measure", "archadvisor.measure_cli"])
+@pytest.mark.parametrize("module", ["archadvisor.latency", "archadvisor.measure", "archadvisor.measure.cli"])
 def test_module_imports_no_torch(module):
     """recommend without --measure stays torch-free: latency.py (and the lazy measure modules) never import it."""
     code = (

@@ -1,4 +1,4 @@
-"""Measurement (archadvisor/measure.py) and the profile / compare commands, on small models.
+"""Measurement (archadvisor/measure/) and the profile / compare commands, on small models.
 
 Honest-numbers checks from the issue: parameters equal the catalog's, GMACs within 2% (attention included),
 two runs of the same measurement agree within 10%. Kept small (<= 64 px, or 224 px for counting only).
@@ -13,16 +13,17 @@ import time
 
 import pytest
 import torch
-import typer
 from typer.testing import CliRunner
 
 from archadvisor import measure
 from archadvisor.catalog import load_catalog
+from archadvisor.cli import app
 from archadvisor.errors import InputError
 from archadvisor.latency import LatencyEstimate
-from archadvisor.measure_cli import compare, profile
+from archadvisor.ruleset import load_rules
 
 CATALOG = load_catalog()
+SMALL = load_rules().small_input_max_px  # 64 in the built-in rules
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -86,7 +87,7 @@ def test_time_calls_stops_at_the_time_cap_and_says_so():
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "vit_tiny_patch16_224", "mobilevit_xxs"])
 def test_params_and_gmacs_match_the_catalog(name):
     v = CATALOG.resolve(name)
-    model, small = measure.build_for(v, v.input_size)
+    model, small = measure.build_for(v, v.input_size, small_input=v.input_size <= SMALL)
     assert not small
     assert sum(p.numel() for p in model.parameters()) == v.params
     gmacs, attention = measure.count_gmacs(model, torch.randn(1, 3, v.input_size, v.input_size))
@@ -102,7 +103,7 @@ def test_plain_flop_counter_misses_cpu_attention():
     from torch.utils.flop_counter import FlopCounterMode
 
     v = CATALOG.resolve("vit_tiny_patch16_224")
-    model, _ = measure.build_for(v, 224)
+    model, _ = measure.build_for(v, 224, small_input=False)
     x = torch.randn(1, 3, 224, 224)
     plain = FlopCounterMode(display=False)
     with torch.inference_mode(), plain:
@@ -114,7 +115,7 @@ def test_plain_flop_counter_misses_cpu_attention():
 
 def test_gmacs_scale_with_batch_and_image_size():
     v = CATALOG.resolve("resnet18")
-    model, _ = measure.build_for(v, 96)
+    model, _ = measure.build_for(v, 96, small_input=False)
     one, _ = measure.count_gmacs(model, torch.randn(1, 3, 96, 96))
     four, _ = measure.count_gmacs(model, torch.randn(4, 3, 96, 96))
     bigger, _ = measure.count_gmacs(model, torch.randn(1, 3, 192, 192))
@@ -128,7 +129,7 @@ def test_gmacs_scale_with_batch_and_image_size():
 
 def test_peak_memory_is_consistent_with_the_model():
     v = CATALOG.resolve("resnet18")
-    model, _ = measure.build_for(v, 64)
+    model, _ = measure.build_for(v, 64, small_input=True)
     param_mb = sum(p.numel() * 4 for p in model.parameters()) / 2**20
     inf1 = measure.peak_memory(model, 1, 64, "cpu", train=False)
     inf16 = measure.peak_memory(model, 8, 64, "cpu", train=False)
@@ -147,7 +148,9 @@ def test_peak_memory_is_consistent_with_the_model():
 
 
 def _median_ms(name: str, size: int) -> tuple[float, float | None]:
-    (r,) = measure.measure_candidates([CATALOG.resolve(name)], image_size=size, threads=1, max_seconds=2.0)
+    (r,) = measure.measure_candidates(
+        [CATALOG.resolve(name)], image_size=size, small_input=[size <= SMALL], threads=1, max_seconds=2.0
+    )
     return r["median_ms"], r["other_processes_cpu"]
 
 
@@ -172,7 +175,7 @@ def test_measure_candidates_reports_how_it_measured():
     variants = [CATALOG.resolve("simple_cnn"), CATALOG.resolve("mobilenet_v3_small")]
     seen = []
     results = measure.measure_candidates(
-        variants, image_size=64, max_seconds=0.5, progress=lambda s, d, n: seen.append((d, n))
+        variants, image_size=64, small_input=[True, True], max_seconds=0.5, progress=lambda s, d, n: seen.append((d, n))
     )
     assert [r["name"] for r in results] == ["simple_cnn", "mobilenet_v3_small"]
     for r in results:
@@ -189,7 +192,14 @@ def test_profile_model_end_to_end_with_onnx():
     v = CATALOG.resolve("simple_cnn")
     stages = []
     r = measure.profile_model(
-        v, image_size=32, batch=4, threads=1, onnx=True, max_seconds=0.4, progress=lambda s, d, n: stages.append(s)
+        v,
+        small_input_max_px=SMALL,
+        image_size=32,
+        batch=4,
+        threads=1,
+        onnx=True,
+        max_seconds=0.4,
+        progress=lambda s, d, n: stages.append(s),
     )
     assert stages == [*measure.stages(True, 4), "done"]
     assert r["measured"] is True and r["small_input"] is True
@@ -210,14 +220,14 @@ def test_profile_model_end_to_end_with_onnx():
 def test_profile_rejects_bad_inputs():
     v = CATALOG.resolve("resnet18")
     with pytest.raises(InputError, match="--image-size"):
-        measure.profile_model(v, image_size=4)
+        measure.profile_model(v, small_input_max_px=SMALL, image_size=4)
     with pytest.raises(InputError, match="--batch"):
-        measure.profile_model(v, batch=0)
+        measure.profile_model(v, small_input_max_px=SMALL, batch=0)
     with pytest.raises(InputError, match="did you mean 'cuda'"):
-        measure.profile_model(v, device="cude")
+        measure.profile_model(v, small_input_max_px=SMALL, device="cude")
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="CUDA is not available"):
-            measure.profile_model(v, device="cuda")
+            measure.profile_model(v, small_input_max_px=SMALL, device="cuda")
 
 
 def test_pareto_chart_is_a_png(tmp_path):
@@ -235,14 +245,11 @@ def test_pareto_chart_is_a_png(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# the commands, through a tiny Typer app that registers them like archadvisor.cli does
+# the commands, through the real app (its one error handler included)
 
 
 @pytest.fixture(scope="module")
 def cli():
-    app = typer.Typer()
-    app.command("profile")(profile)
-    app.command("compare")(compare)
     runner = CliRunner()
     return lambda *args: runner.invoke(app, list(args))
 

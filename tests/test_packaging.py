@@ -86,15 +86,16 @@ def test_wheel_contains_rules_and_templates(wheel: Path) -> None:
     templates = [
         p
         for p in (REPO / "templates").rglob("*")
-        # caches that tools leave in a checkout (ruff puts .ruff_cache next to templates/project/ruff.toml)
+        # caches that tools leave in a checkout (ruff puts .ruff_cache next to templates/core/ruff.toml)
         if p.is_file() and not {"__pycache__", ".ruff_cache", ".pytest_cache"} & set(p.parts) and p.suffix != ".pyc"
     ]
     assert any(p.parent.name == "models" and p.suffix == ".py" for p in templates)
     for p in templates:
         rel = p.relative_to(REPO / "templates").as_posix()
         assert f"archadvisor/templates/{rel}" in names, f"templates/{rel} is not in the wheel"
-    for module in (REPO / "archadvisor").glob("*.py"):
-        assert f"archadvisor/{module.name}" in names
+    for module in (REPO / "archadvisor").rglob("*.py"):  # subpackages too (archadvisor/measure/)
+        rel = module.relative_to(REPO).as_posix()
+        assert rel in names, f"{rel} is not in the wheel"
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "archadvisor = archadvisor.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
@@ -141,7 +142,9 @@ def test_installed_wheel_recommends_outside_the_repo(installed: Path, tmp_path: 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args", [["rules", "validate"], ["archs", "--format", "json"], ["--version"]])
+@pytest.mark.parametrize(
+    "args", [["rules", "validate"], ["archs", "--format", "json"], ["--version"], ["profile", "--help"]]
+)
 def test_installed_wheel_other_commands(installed: Path, tmp_path: Path, args: list[str]) -> None:
     proc = _run(installed, tmp_path, "-m", "archadvisor", *args)
     assert proc.returncode == 0, proc.stderr[-3000:]

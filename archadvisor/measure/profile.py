@@ -1,0 +1,238 @@
+"""Profile one model here: parameters, GMACs, peak memory, latency and throughput (``archadvisor profile``).
+
+Latency is measured in eval mode under ``torch.inference_mode``, after warm-up (CUDA: synchronized), with the
+adaptive stop rule of ``timing.time_calls``; GMACs as in ``flops``, memory as in ``memory``. How each figure was
+obtained is returned in every result under ``method``. torch is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from archadvisor.measure.device import check_device, device_name, torch_module, torch_threads
+from archadvisor.measure.flops import count_gmacs
+from archadvisor.measure.limits import check_input_size, check_run_options
+from archadvisor.measure.memory import peak_memory
+from archadvisor.measure.timing import (
+    MAX_SECONDS,
+    MIN_RUNS,
+    MIN_WARMUP,
+    TARGET_REL_CI,
+    CpuContention,
+    busy_warning,
+    time_calls,
+    warmup_seconds_for,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
+    from archadvisor.catalog import Variant
+
+ProgressFn = Callable[[str, int, int], None]
+"""``progress(stage_description, stages_done, stages_total)``: called when each stage starts and once at the end."""
+
+
+def build_for(
+    variant: Variant, image_size: int, *, small_input: bool, num_classes: int = 1000
+) -> tuple[nn.Module, bool]:
+    """The zoo model of ``variant`` (random init, eval mode) and whether it got the small-input stem.
+
+    ``small_input``: the caller's decision that ``image_size`` is small (the rules' threshold); the stem is built
+    only where the family has one.
+    """
+    from archadvisor.resources import load_model_module
+
+    small = small_input and bool(variant.small_input)
+    module = load_model_module(variant.module)
+    model = module.build_model(variant.name, num_classes=num_classes, small_input=small)
+    return model.eval(), small
+
+
+def stages(onnx: bool, batch: int) -> list[str]:
+    """The stage descriptions ``profile_model`` reports through ``progress``, in order."""
+    out = [
+        "build model",
+        "count parameters and GMACs",
+        f"peak memory: inference (batch {batch})",
+        f"peak memory: training step (batch {max(batch, 2)})",
+        "latency (batch 1)",
+        f"throughput (batch {batch})",
+    ]
+    if onnx:
+        out += ["ONNX export", "ONNX Runtime latency (batch 1)", f"ONNX Runtime throughput (batch {batch})"]
+    return out
+
+
+def profile_model(
+    variant: Variant,
+    *,
+    small_input_max_px: int,
+    image_size: int | None = None,
+    batch: int = 8,
+    device: str = "cpu",
+    threads: int | None = None,
+    onnx: bool = False,
+    progress: ProgressFn | None = None,
+    target_rel_ci: float = TARGET_REL_CI,
+    max_seconds: float = MAX_SECONDS,
+) -> dict[str, Any]:
+    """Measure ``variant`` here: params, GMACs, peak memory (inference, training step), latency and throughput.
+
+    Args:
+        variant: the catalog variant (built from the zoo's model file, random weights).
+        small_input_max_px: the rules' small-input threshold (``RuleSet.small_input_max_px``): at or below it
+            the small-input stem is built.
+        image_size: input side in px (default: the catalog's input size, so figures compare with the catalog).
+        batch: batch size of the throughput and memory figures (latency is always batch 1).
+        device: ``cpu`` or ``cuda``.
+        threads: torch intra-op threads (and ONNX Runtime's) for CPU runs; default: torch's current setting.
+        onnx: also export to ONNX and time it with ONNX Runtime.
+        progress: ``progress(stage, done, total)``, called as each stage starts and at the end.
+        target_rel_ci, max_seconds: the adaptive run count's stop rule (see ``time_calls``).
+
+    Returns:
+        A JSON-ready dict: figures, the catalog's figures beside them, and ``method`` (how each was measured).
+    """
+    size = image_size or variant.input_size
+    check_run_options(image_size=size, batch=batch, threads=threads, max_seconds=max_seconds)
+    check_input_size(size, max(batch, 2))
+    check_device(device)
+    names = stages(onnx, batch)
+    done = 0
+
+    def stage() -> None:
+        nonlocal done
+        if progress is not None:
+            progress(names[done], done, len(names))
+        done += 1
+
+    with torch_threads(threads) as n_threads, CpuContention() as contention:
+        stage()
+        model, small = build_for(variant, size, small_input=size <= small_input_max_px)
+        figures = _figures(model, size, batch, device, onnx, n_threads, stage, target_rel_ci, max_seconds)
+    if progress is not None:
+        progress("done", len(names), len(names))
+    figures["method"] = {
+        **_method(device, n_threads, target_rel_ci, max_seconds),
+        "other_processes_cpu": None if contention.fraction is None else round(contention.fraction, 3),
+    }
+    figures["warnings"] = busy_warning(contention.fraction, device)
+    return _result(variant, size, batch, small, figures)
+
+
+def _figures(
+    model: nn.Module,
+    size: int,
+    batch: int,
+    device: str,
+    onnx: bool,
+    threads: int,
+    stage: Callable[[], None],
+    target_rel_ci: float,
+    max_seconds: float,
+) -> dict[str, Any]:
+    """Every measured figure of ``model``, stage by stage (``stage()`` as each one starts, after the build)."""
+    torch = torch_module()
+    dev = torch.device(device)
+    model = model.to(dev)
+    stage()
+    params = sum(p.numel() for p in model.parameters())
+    gmacs, attn = count_gmacs(model, torch.randn(1, 3, size, size, device=dev))
+    stage()
+    mem_infer = peak_memory(model, batch, size, device, train=False)
+    stage()
+    # BatchNorm cannot train on one value per channel (batch 1 at a 1x1 map), so the training step uses >= 2.
+    # The step updates the random weights; that changes no speed figure measured after it.
+    mem_train = peak_memory(model, max(batch, 2), size, device, train=True)
+
+    x1 = torch.randn(1, 3, size, size, device=dev)
+    xb = torch.randn(batch, 3, size, size, device=dev)
+    sync = torch.cuda.synchronize if device == "cuda" else None
+    timing = {"target_rel_ci": target_rel_ci, "max_seconds": max_seconds, "sync": sync}
+    timing["warmup_seconds"] = warmup_seconds_for(max_seconds)
+
+    def run(x: Any) -> Callable[[], Any]:
+        def call() -> Any:
+            with torch.inference_mode():
+                return model(x)
+
+        return call
+
+    stage()
+    lat = time_calls(run(x1), **timing)
+    stage()
+    thr = time_calls(run(xb), **timing)
+    onnx_result = None
+    if onnx:
+        from archadvisor.measure.onnx_timing import profile_onnx
+
+        onnx_result = profile_onnx(model, x1, xb, device, threads, stage, timing)
+    return {
+        "params": params,
+        "gmacs": gmacs,
+        "attention_gmacs": attn,
+        "memory": {"inference": mem_infer, "train_step": mem_train},
+        "latency": {"batch1": lat.as_dict()},
+        "throughput": {"batch": batch, "images_per_s": round(batch / (thr.median_ms / 1e3), 2), **thr.as_dict()},
+        "onnx": onnx_result,
+    }
+
+
+def _result(variant: Variant, size: int, batch: int, small: bool, figures: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-ready result: the measured figures beside the catalog's."""
+    params, gmacs = figures["params"], figures["gmacs"]
+    expected = variant.gmacs_at(size, small_input=small)
+    return {
+        "arch": variant.name,
+        "family": variant.family,
+        "kind": variant.kind,
+        "image_size": size,
+        "batch": batch,
+        "small_input": small,
+        "measured": True,
+        "params": params,
+        "params_m": round(params / 1e6, 3),
+        "gmacs": round(gmacs, 4),
+        "attention_gmacs": round(figures["attention_gmacs"], 4),
+        "catalog": {
+            "params": variant.params,
+            "gmacs": variant.gmacs,
+            "input_size": variant.input_size,
+            "gmacs_at_image_size": round(expected, 4),
+            "imagenet_top1": variant.imagenet_top1,
+            "cpu_latency_ms": variant.cpu_latency_ms,
+        },
+        "params_match_catalog": params == variant.params,
+        # exact only at the catalog's input size (the same build it counted); elsewhere its figure is only scaled
+        "gmacs_delta_pct": round(100 * (gmacs / variant.gmacs - 1), 3) if size == variant.input_size else None,
+        "memory": figures["memory"],
+        "latency": figures["latency"],
+        "throughput": figures["throughput"],
+        "onnx": figures["onnx"],
+        "method": figures["method"],
+        "warnings": figures["warnings"],
+    }
+
+
+def _method(device: str, threads: int, target_rel_ci: float, max_seconds: float) -> dict[str, Any]:
+    torch = torch_module()
+    return {
+        "device": device,
+        "device_name": device_name(device),
+        "threads": threads,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "mode": "model.eval() under torch.inference_mode(), fp32, random weights, random input",
+        "timer": "time.perf_counter per call" + (" after torch.cuda.synchronize()" if device == "cuda" else ""),
+        "warmup": f">= {MIN_WARMUP} calls and >= {warmup_seconds_for(max_seconds):g} s",
+        "stop_rule": (
+            f"median's 95% CI (order statistics) within +-{target_rel_ci:.0%} after >= {MIN_RUNS} runs, "
+            f"or {max_seconds:g} s per figure"
+        ),
+        "gmacs": "torch.utils.flop_counter.FlopCounterMode on one image, FLOPs/2, CPU attention kernel counted "
+        "with torch's SDPA formula",
+        "train_step": "AdamW, cross-entropy on random labels, forward + backward + optimizer step",
+    }
