@@ -1,0 +1,146 @@
+"""Seconds to the time-series demos' targets on 2 cores, with the task parts and model files of templates/.
+
+    python bench/ts_time_to_target.py [--threads 2] [--json]
+
+* GunPoint (classification): each model in CLASSIFIERS trained on the stratified 80% of TRAIN (seed 0) with
+  AdamW, batch 8; the figure is the seconds of training until the validation split (the other 20% of TRAIN)
+  first reaches TARGET_ACC (100%), and the TEST accuracy of that checkpoint, scored once, against the 1-NN
+  Euclidean baseline on the same split (Wang et al. 2017, arXiv:1611.06455, report 100% test accuracy on
+  GunPoint for FCN and ResNet).
+* Mauna Loa CO2 monthly (forecasting, lookback 36, horizon 12, the last 60 months as validation): each model in
+  FORECASTERS trained with L1 loss, batch 32; the figure is the seconds until validation MASE first goes below
+  TARGET_MASE (0.5, i.e. half the in-sample seasonal-naive error; the seasonal naive itself scores ~1.27 here).
+
+Until the scaffolder generates these tasks (issue 12), this runs the task parts directly, not `python train.py`
+of a generated project; it prints figures only: speed never fails CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from ts_support import task_dir, task_module  # noqa: E402
+
+from archadvisor.resources import load_model_module  # noqa: E402
+
+CLASSIFIERS = [
+    ("conv1d_baselines", "fcn", 1e-3),
+    ("conv1d_baselines", "resnet1d", 1e-3),
+    ("rnn_classifier", "gru", 3e-3),
+]
+FORECASTERS = [("dlinear", "nlinear", 1e-2), ("dlinear", "dlinear", 1e-2), ("rnn_forecaster", "lstm_forecaster", 1e-3),
+               ("patchtst", "patchtst_small", 1e-3)]  # fmt: skip
+TARGET_ACC, TARGET_MASE = 100.0, 0.5
+
+
+def classification(max_epochs: int = 150) -> list[dict]:
+    data = task_module("time-series-classification", "data")
+    train, test = data.load_split(task_dir("time-series-classification") / "demo" / "GunPoint")
+    tr, va = data.stratified_split(train.y, 0.2, seed=0)
+    fit, val = train.subset(tr), train.subset(va)
+    baseline = data.one_nn_accuracy(fit, test)
+    mean, std = data.channel_stats(fit)
+
+    def tensors(s):
+        return torch.from_numpy((s.X - mean[:, None]) / std[:, None]), torch.from_numpy(s.y)
+
+    (X, y), (Xv, yv), (Xt, yt) = tensors(fit), tensors(val), tensors(test)
+    rows = []
+    for file, arch, lr in CLASSIFIERS:
+        torch.manual_seed(0)
+        model = load_model_module(file).build_model(arch, len(train.classes), 1)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
+        start, steps, row = time.perf_counter(), 0, {"model": arch, "baseline_test_acc1": baseline}
+        for epoch in range(1, max_epochs + 1):
+            model.train()
+            for idx in torch.randperm(len(y)).split(8):
+                loss = torch.nn.functional.cross_entropy(model(X[idx]), y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                steps += 1
+            model.eval()
+            with torch.no_grad():
+                val_acc = 100 * (model(Xv).argmax(1) == yv).float().mean().item()
+            if val_acc >= TARGET_ACC or epoch == max_epochs:
+                with torch.no_grad():
+                    test_acc = 100 * (model(Xt).argmax(1) == yt).float().mean().item()
+            if val_acc >= TARGET_ACC:
+                row |= {"seconds": time.perf_counter() - start, "epochs": epoch, "steps": steps,
+                        "val_acc1": val_acc, "test_acc1": test_acc}  # fmt: skip
+                break
+        else:
+            row |= {"seconds": None, "epochs": max_epochs, "steps": steps, "val_acc1": val_acc, "test_acc1": test_acc}
+        rows.append(row)
+    return rows
+
+
+def forecasting(max_steps: int = 1500) -> list[dict]:
+    fc = task_module("time-series", "data")
+    data = fc.read_csv(task_dir("time-series") / "demo" / "co2_monthly.csv")
+    w = fc.make_windows(data, lookback=36, horizon=12, val_steps=60)
+    x_train, y_train, _ = fc.window_arrays(data, w, w.train)
+    x_val, y_val, series = fc.window_arrays(data, w, w.val)
+    actual, scale = fc.denormalize(y_val, w, series), w.scale[series]
+    naive = fc.seasonal_naive(data, w, w.val)
+    base = {"baseline_val_mase": fc.mase(naive, actual, scale), "baseline_val_smape": fc.smape(naive, actual)}
+    X, Y, Xv = torch.from_numpy(x_train), torch.from_numpy(y_train), torch.from_numpy(x_val)
+    rows = []
+    for file, arch, lr in FORECASTERS:
+        torch.manual_seed(0)
+        model = load_model_module(file).build_model(arch, lookback=36, horizon=12)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        start, row = time.perf_counter(), {"model": arch, **base}
+        for step in range(1, max_steps + 1):
+            model.train()
+            idx = torch.randint(0, len(X), (32,))
+            loss = torch.nn.functional.l1_loss(model(X[idx]), Y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if step % 25 == 0:
+                model.eval()
+                with torch.no_grad():
+                    forecast = fc.denormalize(model(Xv).numpy(), w, series)
+                score = fc.mase(forecast, actual, scale)
+                if score < TARGET_MASE:
+                    row |= {"seconds": time.perf_counter() - start, "steps": step, "val_mase": score,
+                            "val_smape": fc.smape(forecast, actual), "val_mae": fc.mae(forecast, actual)}  # fmt: skip
+                    break
+        else:
+            row |= {"seconds": None, "steps": max_steps, "val_mase": score}
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    result = {"threads": args.threads, "gunpoint": classification(), "co2": forecasting()}
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    for r in result["gunpoint"]:
+        took = f"{r['seconds']:.1f} s" if r["seconds"] is not None else "not reached"
+        print(f"GunPoint {r['model']:>15}: test {r['test_acc1']:.1f}% (1-NN {r['baseline_test_acc1']:.1f}%), "
+              f"val >= {TARGET_ACC}% after {r['epochs']} epochs / {r['steps']} steps: {took}")  # fmt: skip
+    for r in result["co2"]:
+        took = f"{r['seconds']:.1f} s" if r["seconds"] is not None else "not reached"
+        print(f"CO2 {r['model']:>20}: val MASE {r['val_mase']:.3f} (seasonal naive {r['baseline_val_mase']:.3f}), "
+              f"< {TARGET_MASE} after {r['steps']} steps: {took}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
