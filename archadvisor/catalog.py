@@ -69,6 +69,12 @@ class External:
     metric: str
     source: str
     hosted: bool = False  # a hosted API: nothing to deploy on your own target, no latency you control
+    module: str | None = None  # the shipped model file a project of this model is generated from
+    build: str | None = None  # the variant name that file's build_model takes
+
+    @property
+    def generatable(self) -> bool:
+        return self.module is not None
 
 
 class Catalog:

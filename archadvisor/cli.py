@@ -355,6 +355,17 @@ def scaffold(
             problem = _ask(problem)
         rules, catalog = _load(problem["rules"])
         rec = engine.recommend(_spec(problem, rules), rules, catalog)
+    if rec.generated is None and rec.inputs.arch is not None:
+        from archadvisor.catalog import Catalog
+        from archadvisor.ruleset import load_rules
+
+        catalog = Catalog(load_rules(problem["rules"] or []))
+        names = [e.name for e in catalog.external if e.task == rec.task and e.generatable]
+        if rec.task == "classification":
+            names = [v.name for v in catalog.variants if v.scaffold]
+        raise InputError("--arch", rec.inputs.arch, names, hint=f"archadvisor does not generate it for {rec.task}")
+    if rec.generated is not None and rec.generated.substitute:
+        typer.echo(f"note: {rec.generated.why}", err=True)
     if name is None:
         name = scaffolder.project_name(out.name if out is not None else f"{rec.architecture.name}_project")
     out = out if out is not None else Path(name)

@@ -193,6 +193,18 @@ class TaskSettings:
 
 
 @dataclass(frozen=True)
+class Generated:
+    """What `scaffold` generates: the recommended model itself, or, when that one is not generatable (a library
+    or hosted model), the best-ranked candidate that is, with the reason."""
+
+    name: str
+    module: str  # the shipped model file (templates/models/<module>.py) that becomes the project's model.py
+    build: str  # the variant name that file's build_model takes
+    substitute: bool
+    why: str
+
+
+@dataclass(frozen=True)
 class TraceEntry:
     rule: str
     file: str | None
@@ -228,6 +240,7 @@ class Recommendation:
     warnings: tuple[str, ...]
     tool_version: str
     rules_digest: str
+    generated: Generated | None = None
     schema: int = SCHEMA
 
     def why(self, key: str) -> str:

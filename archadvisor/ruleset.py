@@ -206,6 +206,8 @@ EXTERNAL_SCHEMA: dict[str, _T] = {
     "metric": ("str", True),
     "source": ("str", True),
     "hosted": ("bool", False),
+    "module": ("str", False),
+    "build": ("str", False),
 }
 
 # Fields a recipe table may set, with their types (archadvisor/recipe.py reads them).
@@ -657,6 +659,15 @@ def _merge_catalog(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
         ctx.claim(ext, "model", ext["name"], "model name")
         if ext["task"] not in TASKS:
             raise ctx.fail(ext, ext["name"], f"unknown task {ext['task']!r}; one of {', '.join(TASKS)}")
+        if "module" in ext and ext["module"] not in model_modules():
+            shipped = ", ".join(sorted(model_modules()))
+            raise ctx.fail(
+                ext,
+                ext["name"],
+                f"module {ext['module']!r} is not a model file shipped with archadvisor; one of {shipped}",
+            )
+        if ("build" in ext) != ("module" in ext):
+            raise ctx.fail(ext, ext["name"], "module and build go together: the model file and the variant it builds")
     aliases = data.get("aliases", {})
     if not isinstance(aliases, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()):
         raise ctx.fail(data, None, "aliases must map names to catalog variant names")

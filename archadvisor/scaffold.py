@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import jinja2
 import yaml
 
-from archadvisor import __version__
+from archadvisor import __version__, resources
 from archadvisor.errors import ArchAdvisorError
-from archadvisor.resources import templates_dir
+from archadvisor.resources import model_modules, templates_dir
 
 if TYPE_CHECKING:
     from archadvisor.recommendation import Recommendation
@@ -157,14 +157,14 @@ def _check_renderable(rec: Mapping[str, Any], name: str) -> None:
             f"scaffold cannot generate a project for task {task!r}: it generates {', '.join(SCAFFOLD_TASKS)} "
             "projects (`archadvisor recommend` still gives the full recommendation)"
         )
-    if not arch.get("scaffold", False):
+    generated = rec.get("generated")
+    if not generated:
         raise ScaffoldError(
-            f"scaffold has no project template for {arch.get('name', '?')} ({arch.get('family', '?')}); "
-            f"it generates {', '.join(SCAFFOLD_TASKS)} projects for the catalog's CNN/ViT families"
+            f"scaffold has no model file for {arch.get('name', '?')} ({arch.get('family', '?')}) and no generatable "
+            "candidate was ranked; pass --arch with a model archadvisor generates (`archadvisor archs --task ...`)"
         )
-    module = arch.get("module", "")
-    if not isinstance(module, str) or not module.isidentifier():
-        raise ScaffoldError(f"architecture.module {module!r} is not a model file name")
+    if generated["module"] not in model_modules():
+        raise ScaffoldError(f"generated.module {generated['module']!r} is not a model file shipped with archadvisor")
     ops = [op.get("name") for op in (rec.get("augmentation") or {}).get("ops", [])]
     supported = supported_augmentations(task)
     unknown = [op for op in ops if op not in supported]
@@ -195,7 +195,7 @@ def _augmentation_ops(rec: Mapping[str, Any]) -> list[dict[str, Any]]:
 def _manifest(rec: Mapping[str, Any], name: str, files: Mapping[str, bytes]) -> bytes:
     """``.archadvisor.yaml``: enough to regenerate the project, and no timestamp, so re-rendering is reproducible."""
     inputs = dict(rec.get("inputs") or {})
-    arch = rec["architecture"]
+    generated = rec["generated"]
     flags = []
     for key, value in inputs.items():
         if value is None or key == "arch":
@@ -210,10 +210,10 @@ def _manifest(rec: Mapping[str, Any], name: str, files: Mapping[str, bytes]) -> 
         "rules_digest": rec.get("rules_digest"),
         "name": name,
         "task": rec["task"],
-        "arch": arch["name"],
-        "model_file": f"templates/models/{arch['module']}.py",
+        "arch": generated["name"],
+        "model_file": f"templates/models/{generated['module']}.py",
         "inputs": inputs,
-        "regenerate": f"archadvisor scaffold {' '.join(flags)} --arch {arch['name']} --name {name} --out . --force",
+        "regenerate": f"archadvisor scaffold {' '.join(flags)} --arch {generated['name']} --name {name} --out . --force",
         "files": {path: "sha256:" + hashlib.sha256(data).hexdigest() for path, data in sorted(files.items())},
     }
     header = (
@@ -235,9 +235,10 @@ def render_project(recommendation: Recommendation, *, name: str) -> dict[str, by
     _check_renderable(rec, name)
     root = templates_dir()
     core, task_dir = root / "core", _task_dir(rec["task"])
-    model_file = root / "models" / f"{rec['architecture']['module']}.py"
-    if not model_file.is_file():
-        raise ScaffoldError(f"no model file for {rec['architecture']['family']}: {model_file} is missing")
+    try:
+        model_file = resources.model_file(rec["generated"]["module"])
+    except ValueError as exc:
+        raise ScaffoldError(str(exc)) from None
 
     env = _environment([task_dir, core], recommendation.why)
     context = {"rec": rec, "name": name, "version": __version__, "aug_ops": _augmentation_ops(rec)}

@@ -326,3 +326,40 @@ def test_sequence_classification_is_a_task_of_its_own() -> None:
     }
     forecast = json.loads(invoke("recommend", "--task", "time-series", "--samples", "200", "-f", "json").stdout)
     assert forecast["training"]["monitor"] == {"metric": "val_mase", "mode": "min"}
+
+
+# --- what scaffold generates ----------------------------------------------------------------------------
+
+
+def test_an_ungeneratable_choice_names_the_best_candidate_archadvisor_generates() -> None:
+    rec = recommend(build_spec(task="semantic-segmentation", images=50_000), RULES, CATALOG)
+    assert rec.architecture.name in {"mask2former_swin_t", "segformer_b2"}
+    g = rec.generated
+    assert g is not None and g.substitute and g.module in {"unet", "segmentation_tv"}
+    assert rec.architecture.name in g.why and g.name in g.why
+    assert any(t.rule == "scaffold.substitute" for t in rec.trace)
+    ranked = [s.name for s in rec.scores]
+    assert g.name not in ranked or all(
+        not CATALOG.external_model(n).generatable for n in ranked[: ranked.index(g.name)]
+    )
+
+
+def test_a_generatable_choice_is_generated_as_it_is() -> None:
+    rec = recommend(build_spec(task="time-series-classification", images=5000), RULES, CATALOG)
+    assert rec.generated is not None and not rec.generated.substitute
+    assert (rec.generated.name, rec.generated.module, rec.generated.build) == (
+        "inception_time",
+        "inceptiontime",
+        "inceptiontime",
+    )
+    digits = recommend(build_spec(images=1437, classes=10, image_size=32, compute="cpu", target="cloud-cpu",
+                                  pretrained=False, hflip=False), RULES, CATALOG)  # fmt: skip
+    assert digits.generated.module == "simple_cnn" and digits.generated.build == "simple_cnn"
+
+
+def test_scaffold_with_a_forced_ungeneratable_arch_lists_what_it_can(tmp_path: Path) -> None:
+    out = tmp_path / "p"
+    line = one_line_error(
+        invoke("scaffold", "--images", "8000", "--arch", "vit_base_patch16_224x", "--out", str(out)), "--arch"
+    )
+    assert not out.exists() and "did you mean" in line

@@ -238,14 +238,15 @@ def test_other_tasks_say_what_can_be_generated(rec: dict[str, Any]) -> None:
         render_project(rec, name="x")
 
 
-def test_family_without_a_template_is_refused(rec: dict[str, Any]) -> None:
-    rec["architecture"]["scaffold"] = False
-    with pytest.raises(ScaffoldError, match="classification"):
+def test_a_model_without_a_model_file_is_refused(rec: dict[str, Any]) -> None:
+    rec["generated"] = None
+    with pytest.raises(ScaffoldError, match="no model file"):
         render_project(rec, name="x")
 
 
-def test_module_name_cannot_point_outside_the_model_folder(rec: dict[str, Any]) -> None:
-    rec["architecture"]["module"] = "../../etc/passwd"
+@pytest.mark.parametrize("module", ["../../etc/passwd", "/etc/passwd", "weights", "resnet.py", "_x"])
+def test_module_name_cannot_point_outside_the_model_folder(rec: dict[str, Any], module: str) -> None:
+    rec["generated"]["module"] = module  # a tampered rec.json
     with pytest.raises(ScaffoldError, match="model file"):
         render_project(rec, name="x")
 
