@@ -333,7 +333,7 @@ def scaffold(
     out: Annotated[Path | None, typer.Option("--out", help="Project directory [default: ./NAME].")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Project package name, a Python identifier [default: from --out, or <arch>_project].")] = None,
     from_file: Annotated[Path | None, typer.Option("--from", help="Scaffold a saved recommendation (recommend --save FILE.json); problem flags given beside it override its inputs.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Write into a non-empty directory, replacing generated files.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Write into a non-empty directory: the generated files are replaced all at once (staged first); your other files stay.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List each file as create / identical / conflict; write nothing.")] = False,
 ) -> None:  # fmt: skip
     """Generate a ready-to-run PyTorch project from a recommendation."""
@@ -369,13 +369,13 @@ def scaffold(
     if name is None:
         name = scaffolder.project_name(out.name if out is not None else f"{rec.architecture.name}_project")
     out = out if out is not None else Path(name)
+    scaffolder.check_out(out)  # before rendering: a folder that cannot hold a project fails first
     files = scaffolder.render_project(rec, name=name)
-    actions = scaffolder.plan(files, out)
     if dry_run:
-        for a in actions:
+        for a in scaffolder.plan(files, out):
             typer.echo(f"{a.status:>9}  {out / a.path}")
         return
-    scaffolder.write_project(files, out, force=force)
+    actions = scaffolder.write_project(files, out, force=force)
     a = rec.architecture
     counts = {s: sum(1 for x in actions if x.status == s) for s in ("create", "identical", "conflict")}
     typer.echo(f"scaffolded {name} ({a.name}, {a.family}) in {out}: {counts['create']} created, "
