@@ -2,6 +2,7 @@
 
     python export.py                        # runs/train/best.pt (EMA weights) -> runs/train/export/
     python export.py runs/train/last.pt --out exported/ --no-ema
+    python export.py --force                # replace an earlier export in runs/train/export/
 
 Writes model.onnx (dynamic batch), model.ts (TorchScript, traced) and, as the export section of config.yaml
 asks: model.int8.onnx (onnxruntime INT8: dynamic, or static with calibration) with the monitored validation
@@ -20,12 +21,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
 import model as model_file
 import task
 from checkpoint import default_checkpoint, load_model
+from config_schema import load_config
 from errors import ProjectError, run_main
 from train import HERE, evaluate
 
@@ -173,6 +174,22 @@ class OnnxModel(nn.Module):
         return torch.from_numpy(self.session.run(None, {self.input_name: x.numpy()})[0])
 
 
+EXPORT_FILES = ("model.onnx", "model.onnx.data", "model.int8.onnx", "model.fp16.onnx", "model.ts", "report.json")
+
+
+def prepare_out(out: Path, *, force: bool) -> Path:
+    """The export folder, created; a file there, or an earlier export, is replaced only with --force."""
+    earlier = [name for name in EXPORT_FILES if (out / name).exists()] if out.is_dir() else []
+    if (out.exists() and not out.is_dir()) or earlier:
+        what = "is a file" if not out.is_dir() else f"holds an earlier export ({', '.join(earlier)})"
+        if not force:
+            raise ProjectError(f"--out {out} {what}; pass --force to replace it, or another --out")
+        if not out.is_dir():
+            out.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description="Export a checkpoint to ONNX and TorchScript.")
     p.add_argument("checkpoint", nargs="?", type=Path, help="default: <run.out>/best.pt from config.yaml")
@@ -180,6 +197,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--out", type=Path, help="default: <checkpoint folder>/export")
     p.add_argument("--data", type=Path, help="dataset for calibration and the metric check (default: the run's)")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA ones")
+    p.add_argument("--force", action="store_true", help="replace an earlier export (or a file) at --out")
     args = p.parse_args(argv)
 
     require_export_packages()
@@ -188,10 +206,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     meta, cfg = ckpt["meta"], ckpt["config"]
     if args.data:
         cfg["data"]["root"] = str(args.data)
-    with open(args.config, encoding="utf-8") as fh:
-        spec = yaml.safe_load(fh)["export"]
-    out = args.out or path.parent / "export"
-    out.mkdir(parents=True, exist_ok=True)
+    spec = load_config(args.config)["export"]
+    out = prepare_out(args.out or path.parent / "export", force=args.force)
     report: dict[str, Any] = {"checkpoint": str(path), "arch": meta["arch"], "target": spec["target"]}
 
     # --- ONNX, checked against onnxruntime
