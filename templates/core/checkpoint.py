@@ -11,6 +11,7 @@ saying so, never torch's traceback.
 import os
 import random
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -65,7 +66,9 @@ def load(path: Path, keys: Iterable[str] = WEIGHTS_KEYS) -> dict[str, Any]:
     not_ours = f"{path} is not a checkpoint this project wrote"
     what_to_do = "pass a best.pt / last.pt that train.py wrote (or train again: python train.py --overwrite)"
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the error below says what matters
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - whatever a foreign or broken file makes the unpickler raise
         if "weights_only" in str(e) or "Unsupported global" in str(e):
             reason = "it holds Python objects, not only tensors; it was not loaded, since that could run code"

@@ -723,14 +723,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     args = parse_args(argv)
     run = setup(args)
-    if args.resume:
-        resume(run)
-    summary = fit(run)
-    summary["wall_seconds"] = time.perf_counter() - started
-    if run.rank == 0 and run.history:
-        write_atomic(run.out / "summary.json", lambda fh: fh.write((json.dumps(summary, indent=2) + "\n").encode()))
-        plot_curves(run.history, run.monitor.metric, run.out / "curves.png")
-        run.log(f"best {run.monitor.metric} {run.best:.4f}; outputs in {run.out}")
+    try:
+        if args.resume:
+            resume(run)
+        summary = fit(run)
+        summary["wall_seconds"] = time.perf_counter() - started
+        if run.rank == 0 and run.history:
+            summary_json = (json.dumps(summary, indent=2) + "\n").encode("utf-8")
+            write_atomic(run.out / "summary.json", lambda fh: fh.write(summary_json))
+            plot_curves(run.history, run.monitor.metric, run.out / "curves.png")
+            run.log(f"best {run.monitor.metric} {run.best:.4f}; outputs in {run.out}")
+    finally:
+        if run.lock is not None:
+            run.lock.close()  # releases <out> for the next train.py
     if run.world > 1:
         dist.destroy_process_group()
     return summary

@@ -135,7 +135,7 @@ class ImageFolder(datasets.ImageFolder):
         is_valid_file: Any = None,
         allow_empty: bool = False,
     ) -> list[tuple[str, int]]:
-        samples, skipped = [], []
+        samples, skipped, empty = [], [], []
         for name, index in sorted(class_to_idx.items()):
             before = len(samples)
             for folder, subfolders, files in sorted(os.walk(os.path.join(directory, name), followlinks=False)):
@@ -145,8 +145,10 @@ class ImageFolder(datasets.ImageFolder):
                     valid = is_valid_file(path) if is_valid_file else file.lower().endswith(extensions or ())
                     if valid:
                         samples.append((path, index))
-            if len(samples) == before and not allow_empty:
-                raise FileNotFoundError(f"no images ({', '.join(extensions or ())}) in the class folder {name}")
+            if len(samples) == before:
+                empty.append(name)
+        if empty and not allow_empty:
+            raise FileNotFoundError(f"no images ({', '.join(extensions or ())}) in the classes {', '.join(empty)}")
         if skipped:
             warnings.warn(
                 f"{directory}: {len(skipped)} link(s) to folders not followed, e.g. {skipped[0]} "
