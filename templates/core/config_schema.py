@@ -31,7 +31,11 @@ OPTIMIZERS = ("sgd", "adamw")
 
 
 class ConfigError(ProjectError):
-    """config.yaml (or an override) has an unknown key or a value train.py cannot use."""
+    """config.yaml (or an override) has an unknown key or a value train.py cannot use. The message stays one
+    line whatever the file held: a newline in a key would otherwise split it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in message))
 
 
 # --- parsing: no duplicate keys, 1e-3 is a number ------------------------------------------------------------
