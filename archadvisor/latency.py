@@ -495,7 +495,7 @@ def estimate_latency_ms(
             + (f", scaled by compute to {image_size} px{stem}" if abs(scale - 1.0) > 1e-9 else "")
             + "; not measured on this machine (recommend --measure or archadvisor profile measure here)"
         )
-        source = "rules/catalog.yaml cpu_latency_ms (measured: 2-core Xeon, fp32 eager, batch 1, median of 10)"
+        source = "the catalog's cpu_latency_ms (measured: 2-core Xeon, fp32 eager, batch 1, median of 10)"
         return LatencyEstimate(ms=ms, low_ms=low, high_ms=high, basis=basis, source=source)
 
     fit = device_fit(target, devices)
@@ -517,7 +517,7 @@ def estimate_latency_ms(
         f"estimate for {fit.device} ({fit.runtime}) at {image_size} px{stem}: "
         f"{fit.overhead_ms:.2g} ms overhead + {term}; roofline fitted on {fit.n_base} published latencies "
         f"(efficiency {fit.efficiency:.2f} of the {fit.peak_gmacs_per_s:g} GMAC/s peak); "
-        f"band x{low / ms:.2f}..x{high / ms:.2f} (the fit's residuals, widened by the rules in rules/devices.yaml)"
+        f"band x{low / ms:.2f}..x{high / ms:.2f} (the fit's residuals, widened by the device profile's band rules)"
     )
     source = "; ".join(dict.fromkeys(fit.sources.values()))
     return LatencyEstimate(ms=ms, low_ms=low, high_ms=high, basis=basis, source=source)

@@ -214,6 +214,20 @@ def test_the_small_input_threshold_moves_everything_with_the_rules(tmp_path: Pat
     assert cfg["model"]["small_input"] is True and cfg["data"]["eval_crop_pct"] == 1.0
 
 
+@pytest.mark.slow
+def test_profile_follows_the_small_input_threshold_of_the_rules(tmp_path: Path) -> None:
+    """`profile` builds what the rules say: the moved threshold gives resnet18 its small-input stem at 96 px
+    (16x the compute of the ImageNet stem), measured on the real model."""
+    pytest.importorskip("torch")
+    rules_dir = _stem_override(tmp_path, 96)
+    common = ["profile", "resnet18", "--image-size", "96", "--batch", "2", "--max-seconds", "0.2", "-f", "json"]
+    base, moved = invoke(*common), invoke(*common, "--rules", str(rules_dir))
+    assert base.exit_code == 0 and moved.exit_code == 0, (base.output, moved.output)
+    b, m = json.loads(base.stdout), json.loads(moved.stdout)
+    assert b["small_input"] is False and m["small_input"] is True
+    assert m["gmacs"] > 10 * b["gmacs"]  # the stride-1 stem keeps 16x the pixels through every stage
+
+
 def test_a_stem_rule_that_is_not_a_size_bound_is_refused(tmp_path: Path) -> None:
     d = _stem_override(tmp_path, 64)
     f = d / "stem.yaml"
