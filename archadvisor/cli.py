@@ -80,9 +80,22 @@ def _main(
 
 
 # --- the problem flags, shared by recommend / explain / scaffold ------------------------------------
+def _rules_path(value: str) -> Path:
+    """A rules directory as typed: an empty string is refused (Path("") would silently mean ".")."""
+    if isinstance(value, Path):
+        return value
+    if not value.strip():
+        raise typer.BadParameter("an empty path is not a rules directory; name one, e.g. ./my_rules")
+    return Path(value)
+
+
 RulesOpt = Annotated[
     list[Path] | None,
-    typer.Option("--rules", help="Directory of rule files that add to or override the built-in rules (repeatable)."),
+    typer.Option(
+        "--rules",
+        parser=_rules_path,
+        help="Directory of rule files that add to or override the built-in rules (repeatable).",
+    ),
 ]
 _PROBLEM: list[inspect.Parameter] = [
     inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, opt])
@@ -106,7 +119,7 @@ _PROBLEM: list[inspect.Parameter] = [
         ("series", str | None, None, typer.Option("--series", help="Forecasting: number of series (--samples = time steps per series).")),
         ("channels", str | None, None, typer.Option("--channels", help="Sequences: variables per time step.")),
         ("length", str | None, None, typer.Option("--length", help="Sequences: steps per example (tokens for text).")),
-        ("rules", list[Path] | None, None, typer.Option("--rules", help="Directory of extra/override rule files (repeatable).")),
+        ("rules", list[Path] | None, None, typer.Option("--rules", parser=_rules_path, help="Directory of extra/override rule files (repeatable).")),
     ]
 ]  # fmt: skip
 _PROBLEM_NAMES = [p.name for p in _PROBLEM]
@@ -394,7 +407,7 @@ def archs(
 
 @rules_app.command("validate")
 def rules_validate(
-    directory: Annotated[Path | None, typer.Argument(help="A directory of rule files to check on top of the built-in rules.")] = None,
+    directory: Annotated[Path | None, typer.Argument(parser=_rules_path, help="A directory of rule files to check on top of the built-in rules.")] = None,
 ) -> None:  # fmt: skip
     """Check rule files: YAML, keys, types, operators, variables, architecture names, reachability."""
     from archadvisor import report

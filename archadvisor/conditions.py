@@ -110,34 +110,55 @@ def _check_scalar(var: str, spec: Var, value: Any, line: int | None) -> None:
         raise ConditionError(f"{value!r} is not a value of {var!r}: one of {', '.join(spec.choices)}{extra}", line)
 
 
-def validate(cond: Any, *, phase: str = "model", line: int | None = None) -> None:
-    """Raise ConditionError unless ``cond`` is a well-formed condition over known variables."""
+MAX_DEPTH = 32  # all/any/not nested deeper than this is refused (no rule needs more than a few)
+MAX_NODES = 1_000  # combinators and leaves in one condition
+
+
+def validate(cond: Any, *, phase: str = "model", line: int | None = None, _seen: list[int] | None = None) -> None:
+    """Raise ConditionError unless ``cond`` is a well-formed condition over known variables.
+
+    Bounded: at most MAX_DEPTH levels of all/any/not and MAX_NODES nodes (so validation never recurses
+    out of the stack, however the file nests)."""
+    seen = [0, 0] if _seen is None else _seen  # [nodes so far, current depth]
     line = _line(cond) or line
+    seen[0] += 1
+    if seen[0] > MAX_NODES:
+        raise ConditionError(f"condition has more than {MAX_NODES} nodes (the limit)", line)
+    if seen[1] > MAX_DEPTH:
+        raise ConditionError(f"condition nested deeper than {MAX_DEPTH} levels of all/any/not (the limit)", line)
     if not isinstance(cond, Mapping):
         raise ConditionError(f"a condition must be a mapping, got {type(cond).__name__}", line)
     combinators = [k for k in ("all", "any", "not") if k in cond]
     if combinators:
         if len(cond) != 1:
-            raise ConditionError(f"{combinators[0]!r} must stand alone, found keys {sorted(cond)}", line)
+            raise ConditionError(f"{combinators[0]!r} must stand alone, found keys {sorted(map(str, cond))}", line)
         key = combinators[0]
-        if key == "not":
-            validate(cond["not"], phase=phase, line=line)
-            return
-        items = cond[key]
-        if not isinstance(items, list) or not items:
-            raise ConditionError(f"{key!r} needs a non-empty list of conditions", line)
-        for item in items:
-            validate(item, phase=phase, line=line)
+        seen[1] += 1
+        try:
+            if key == "not":
+                validate(cond["not"], phase=phase, line=line, _seen=seen)
+                return
+            items = cond[key]
+            if not isinstance(items, list) or not items:
+                raise ConditionError(f"{key!r} needs a non-empty list of conditions", line)
+            for item in items:
+                validate(item, phase=phase, line=line, _seen=seen)
+        finally:
+            seen[1] -= 1
         return
     unknown = set(cond) - {"var", "op", "value"}
     if unknown:
         raise ConditionError(
-            f"unknown key(s) in condition: {sorted(unknown)}; expected var, op, value or all/any/not", line
+            f"unknown key(s) in condition: {sorted(map(str, unknown))}; expected var, op, value or all/any/not", line
         )
     for key in ("var", "op", "value"):
         if key not in cond:
             raise ConditionError(f"condition is missing {key!r}", line)
     var, op, value = cond["var"], cond["op"], cond["value"]
+    if not isinstance(var, str):
+        raise ConditionError(f"'var' must be a variable name, got {var!r}; one of {', '.join(VARIABLES)}", line)
+    if not isinstance(op, str):
+        raise ConditionError(f"'op' must be an operator name, got {op!r}; valid: {', '.join(OPERATORS)}", line)
     if var not in VARIABLES:
         hint = closest(str(var), VARIABLES)
         extra = f" (did you mean {hint!r}?)" if hint else ""
@@ -160,6 +181,8 @@ def validate(cond: Any, *, phase: str = "model", line: int | None = None) -> Non
         for v in value:
             _check_scalar(var, spec, v, line)
     elif kind == "range":
+        if spec.type not in ("int", "number"):
+            raise ConditionError(f"operator {op!r} needs a numeric variable, {var!r} is {spec.type}", line)
         if (
             not isinstance(value, list)
             or len(value) != 2

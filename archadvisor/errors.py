@@ -52,4 +52,6 @@ class RuleError(ArchAdvisorError):
         self.file, self.line, self.rule, self.problem = file, line, rule, problem
         where = f"{file}:{line}" if line else file
         who = f" rule {rule!r}:" if rule else ""
-        super().__init__(f"{where}:{who} {problem}")
+        # one line whatever the file held: a newline in a key or a path would split the message
+        message = f"{where}:{who} {problem}"
+        super().__init__("".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in message))

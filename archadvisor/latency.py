@@ -244,7 +244,7 @@ def _validate_target(prof: Mapping, where: str, targets: Mapping, err: Any) -> N
             err(prof, here, f"expected a positive number, got {value!r}")
         elif typ == "nonnegative" and not (_is_number(value) and value >= 0):
             err(prof, here, f"expected a number >= 0, got {value!r}")
-        elif typ == "source" and value not in source_keys:
+        elif typ == "source" and not (isinstance(value, str) and value in source_keys):
             err(prof, here, f"{value!r} is not a key of {where}.sources")
         elif typ == "sources" and not (
             isinstance(value, Mapping)
@@ -252,7 +252,7 @@ def _validate_target(prof: Mapping, where: str, targets: Mapping, err: Any) -> N
             and all(isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in value.items())
         ):
             err(prof, here, "expected a non-empty mapping of source key -> citation")
-        elif typ == "target" and value not in targets:
+        elif typ == "target" and not (isinstance(value, str) and value in targets):
             err(prof, here, f"unknown target {value!r}")
         elif typ == "assumed":
             _validate_assumed(value, here, err)
@@ -314,7 +314,7 @@ def _validate_benchmarks(value: Any, here: str, source_keys: set[str], err: Any)
         for key in ("gmacs", "latency_ms"):
             if key in b and not (_is_number(b[key]) and b[key] > 0):
                 err(b, f"{at}.{key}", f"expected a positive number, got {b[key]!r}")
-        if "source" in b and b["source"] not in source_keys:
+        if "source" in b and not (isinstance(b["source"], str) and b["source"] in source_keys):
             err(b, f"{at}.source", f"{b['source']!r} is not a key of the target's sources")
         if "base" in b and not isinstance(b["base"], bool):
             err(b, f"{at}.base", "expected true or false")

@@ -30,13 +30,44 @@ def templates_dir() -> Path:
     return _first_existing(_PKG / "templates", _PKG.parent / "templates")
 
 
+# shipped files under templates/models/ that are helpers, not a family's model file
+_HELPER_MODULES = frozenset({"weights"})
+
+
+@cache
+def shipped_modules() -> frozenset[str]:
+    """Every importable file name the package ships under templates/models/ (helpers included), no
+    private (``_x``) files. Nothing else is ever imported by name."""
+    models = templates_dir() / "models"
+    return frozenset(
+        p.stem for p in models.glob("*.py") if p.stem.isidentifier() and not p.stem.startswith("_") and p.is_file()
+    )
+
+
+def model_modules() -> frozenset[str]:
+    """The names a rule file may give as a family's ``module``: the shipped model files, no helpers."""
+    return shipped_modules() - _HELPER_MODULES
+
+
 def model_file(module: str) -> Path:
-    """The model file of a family, e.g. ``model_file("resnet")`` -> templates/models/resnet.py."""
-    return templates_dir() / "models" / f"{module}.py"
+    """The model file of a family, e.g. ``model_file("resnet")`` -> templates/models/resnet.py.
+
+    ``module`` must name a shipped file (see ``shipped_modules``); the path is resolved and must stay
+    inside the package's templates/models, so a name from a rule file or a rec.json can never reach
+    another file (``../x``, an absolute path, a symlink out of the tree)."""
+    if not isinstance(module, str) or module not in shipped_modules():
+        raise ValueError(f"{module!r} is not a model file shipped with archadvisor (templates/models/*.py)")
+    models = (templates_dir() / "models").resolve()
+    path = (models / f"{module}.py").resolve()
+    if path.parent != models or not path.is_file():
+        raise ValueError(f"{module!r} does not resolve to a file inside {models}")
+    return path
 
 
 def load_model_module(module: str) -> ModuleType:
-    """Import a family's model file by path (imports torch: only for commands that measure models)."""
+    """Import a family's model file by path (imports torch: only for commands that measure models).
+
+    Only shipped files are imported (``model_file`` checks the name and the resolved path)."""
     path = model_file(module)
     spec = importlib.util.spec_from_file_location(f"archadvisor_models_{module}", path)
     if spec is None or spec.loader is None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from archadvisor import conditions
 from archadvisor.errors import RuleError, closest
-from archadvisor.resources import rules_dir
+from archadvisor.resources import model_modules, rules_dir
 from archadvisor.vocab import RULE_FILE_KINDS, TARGETS, TASKS
 
 # bump when validation or the RuleSet layout changes: it keys the validated-rules cache
@@ -31,26 +31,70 @@ class _LineDict(dict):
     line: int | None = None
 
 
+# Limits on one rule file (untrusted input): each is refused with one line naming the file and the limit.
+MAX_FILE_BYTES = 1 << 20  # 1 MiB; the largest built-in file is ~30 KB
+MAX_NODES = 100_000  # YAML nodes (scalars, lists, mappings) in one file
+MAX_KEYS = 10_000  # keys in one mapping
+MAX_NESTING = 100  # YAML nesting levels (a condition nested conditions.MAX_DEPTH deep needs ~70)
+
+
 @cache
 def _loader() -> type:
-    """safe_load semantics (no object construction) plus line numbers on mappings and duplicate-key
-    errors. Built on first use: importing yaml costs more than a cached `recommend` does."""
+    """safe_load semantics (no object construction) plus line numbers on mappings, duplicate-key
+    errors (a set per mapping: linear time), no aliases and bounded nodes, keys and nesting. Built
+    on first use: importing yaml costs more than a cached `recommend` does."""
     import yaml
 
     base = yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader
+    error = yaml.constructor.ConstructorError
 
     class Loader(base):  # type: ignore[misc, valid-type]
-        """A private subclass, so the mapping constructor below does not leak into yaml's own loaders."""
+        """A private subclass, so the constructors below do not leak into yaml's own loaders."""
 
-    def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> _LineDict:
-        keys = [loader.construct_object(k, deep=True) for k, _ in node.value]
-        dupes = {k for k in keys if keys.count(k) > 1}
-        if dupes:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key(s) {sorted(map(str, dupes))}", node.start_mark
-            )
-        d = _LineDict(loader.construct_mapping(node, deep=True))
+        _nodes = 0
+        _depth = 0
+
+        def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+            # an alias is the very node of its anchor, met a second time: refused, since expanding
+            # shared nodes is how a few hundred bytes become gigabytes (the "billion laughs")
+            if node in self.constructed_objects or node in self.recursive_objects:
+                raise error(
+                    None,
+                    None,
+                    "the node anchored here is used again through an alias (*name): aliases are not allowed in rule files",
+                    node.start_mark,
+                )
+            self._nodes += 1
+            if self._nodes > MAX_NODES:
+                raise error(None, None, f"more than {MAX_NODES:,} YAML nodes (the limit)", node.start_mark)
+            self._depth += 1
+            try:
+                if self._depth > MAX_NESTING:
+                    raise error(None, None, f"nested deeper than {MAX_NESTING} levels (the limit)", node.start_mark)
+                return super().construct_object(node, deep=deep)
+            finally:
+                self._depth -= 1
+
+    def construct_mapping(loader: Loader, node: yaml.MappingNode) -> _LineDict:
+        if len(node.value) > MAX_KEYS:
+            raise error(None, None, f"a mapping with more than {MAX_KEYS:,} keys (the limit)", node.start_mark)
+        d = _LineDict()
         d.line = node.start_mark.line + 1
+        dupes: list[str] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise error(None, None, "YAML merge keys (<<) are not allowed in rule files", key_node.start_mark)
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise error(
+                    None, None, f"a mapping key must be a scalar, got {type(key).__name__}", key_node.start_mark
+                )
+            value = loader.construct_object(value_node, deep=True)
+            if key in d:
+                dupes.append(str(key))
+            d[key] = value
+        if dupes:
+            raise error(None, None, f"duplicate key(s) {sorted(set(dupes))}", node.start_mark)
         return d
 
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
@@ -219,12 +263,38 @@ def _type_ok(value: Any, typ: str) -> bool:
     }[typ](value)
 
 
+def _has_control(text: str) -> bool:
+    """Control characters (C0, DEL, C1) and the Unicode line/paragraph separators: a newline in an id
+    or a text ends a YAML comment or a line of output, so none is accepted in a rule file's strings."""
+    return any(ord(ch) < 32 or 127 <= ord(ch) < 160 or ch in "\u2028\u2029" for ch in text)
+
+
 @dataclass
 class _Ctx:
     file: str
+    # ids already defined by this rules directory: (namespace, id) -> "file:line". One directory may
+    # not define an id twice (in one file or across its files); a --rules directory overriding a
+    # built-in id is the documented override and is not a duplicate (it has its own table).
+    ids: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
 
     def fail(self, node: Any, rule: str | None, problem: str, line: int | None = None) -> RuleError:
         return RuleError(self.file, line or line_of(node), rule, problem)
+
+    def claim(self, node: Any, namespace: str, name: str, what: str = "id") -> None:
+        where = f"{self.file}:{line_of(node)}" if line_of(node) else self.file
+        first, node_id = self.ids.setdefault((namespace, name), (where, id(node)))
+        if node_id != id(node):
+            raise self.fail(node, name, f"duplicate {what} {name!r}: already defined at {first}")
+
+    def section(self, data: dict, key: str, what: str) -> list:
+        """``data[key]`` as a list of mappings (empty when absent); one located line otherwise."""
+        items = data.get(key, [])
+        if not isinstance(items, list):
+            raise self.fail(data, None, f"{key!r} must be a list of {what}, got {type(items).__name__}")
+        for item in items:
+            if not isinstance(item, dict):
+                raise self.fail(data, None, f"every entry of {key!r} must be a mapping ({what}), got {item!r}")
+        return items
 
 
 def _check(ctx: _Ctx, node: Any, schema: dict[str, _T], what: str, rule_id: str | None = None) -> None:
@@ -241,8 +311,16 @@ def _check(ctx: _Ctx, node: Any, schema: dict[str, _T], what: str, rule_id: str 
             if required:
                 raise ctx.fail(node, rid, f"{what} is missing required key {key!r}")
             continue
-        if not _type_ok(node[key], typ):
-            raise ctx.fail(node, rid, f"{key!r} must be {typ}, got {node[key]!r}")
+        value = node[key]
+        if typ.startswith("str") and isinstance(value, str):
+            if not value.strip():
+                raise ctx.fail(node, rid, f"{key!r} must be a non-empty string, got {value!r}")
+            if _has_control(value):
+                raise ctx.fail(
+                    node, rid, f"{key!r} must not contain control characters (newlines, tabs ...): {value!r}"
+                )
+        if not _type_ok(value, typ):
+            raise ctx.fail(node, rid, f"{key!r} must be {typ}, got {value!r}")
 
 
 def _check_cond(ctx: _Ctx, node: dict, rule_id: str, phase: str) -> None:
@@ -310,18 +388,53 @@ class RuleSet:
         return 0
 
 
-def _read(path: Path) -> Any:
+def _read_bytes(path: Path) -> bytes:
+    """A rule file's bytes, refusing one over MAX_FILE_BYTES before reading more than that."""
+    try:
+        with path.open("rb") as f:
+            blob = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise RuleError(str(path), None, None, f"cannot read the file: {exc.strerror or exc}") from None
+    if len(blob) > MAX_FILE_BYTES:
+        raise RuleError(str(path), None, None, f"larger than {MAX_FILE_BYTES:,} bytes (the limit for a rule file)")
+    return blob
+
+
+def _decode(path: Path, blob: bytes) -> str:
+    """UTF-8 text, or one line naming the file and the byte offset of the first bad byte."""
+    if blob.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in blob:
+        at = 0 if blob[:2] in (b"\xff\xfe", b"\xfe\xff") else blob.index(b"\x00")
+        raise RuleError(
+            str(path), None, None, f"not UTF-8 (a UTF-16/UTF-32 or binary file: byte offset {at}); save it as UTF-8"
+        )
+    try:
+        return blob.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RuleError(
+            str(path),
+            None,
+            None,
+            f"not valid UTF-8 at byte offset {exc.start} ({blob[exc.start : exc.start + 1]!r}); save it as UTF-8",
+        ) from None
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _read(path: Path, blob: bytes) -> Any:
     import yaml
 
-    text = path.read_text(encoding="utf-8")
+    text = _decode(path, blob)
     try:
         data = yaml.load(text, Loader=_loader())  # noqa: S506 - a SafeLoader subclass: safe_load semantics
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise RuleError(str(path), line, None, f"YAML syntax error: {exc.problem or exc}") from None
+        what = "YAML error" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
+        raise RuleError(str(path), line, None, f"{what}: {_one_line(exc.problem or exc)}") from None
     except yaml.YAMLError as exc:
-        raise RuleError(str(path), None, None, f"YAML error: {exc}") from None
+        raise RuleError(str(path), None, None, f"YAML error: {_one_line(exc)}") from None
     if data is None:
         raise RuleError(str(path), None, None, "empty rule file")
     if not isinstance(data, dict):
@@ -412,8 +525,10 @@ def _to_cache(rs: RuleSet, key: str) -> None:
 
 @cache
 def _load(extra_dirs: tuple[Path, ...]) -> RuleSet:
-    paths = _rule_files(rules_dir()) + [p for d in extra_dirs for p in _rule_files(d)]
-    blobs = [(p, p.read_bytes()) for p in paths]
+    dirs = [_rule_files(rules_dir())] + [_rule_files(d) for d in extra_dirs]
+    paths = [p for files in dirs for p in files]
+    groups = [i for i, files in enumerate(dirs) for _ in files]  # which rules directory (given) each file is from
+    blobs = [(p, _read_bytes(p)) for p in paths]
     # cache key: the validator version, every file's path and bytes (crc32 + length: zlib is already
     # loaded, hashlib's OpenSSL import is not); a stale key only means validating again
     key = f"{zlib.crc32(_SCHEMA_VERSION.encode()):08x}"
@@ -423,7 +538,7 @@ def _load(extra_dirs: tuple[Path, ...]) -> RuleSet:
     cached = _from_cache(key)
     if cached is not None:
         return cached
-    rs = _validate(paths)
+    rs = _validate(blobs, groups)
     import hashlib
 
     digest = hashlib.sha256()  # the rules' identity: file names and contents (recorded in projects)
@@ -434,20 +549,23 @@ def _load(extra_dirs: tuple[Path, ...]) -> RuleSet:
     return rs
 
 
-def _validate(paths: list[Path]) -> RuleSet:
+def _validate(blobs: list[tuple[Path, bytes]], groups: list[int] | None = None) -> RuleSet:
+    """``groups[i]``: the rules directory file ``i`` came from (the built-in one is 0); ids are unique
+    within a directory, and a later directory may override an earlier one's."""
     rs = RuleSet()
-    raw: list[tuple[Path, dict]] = []
-    for path in paths:
-        raw.append((path, _read(path)))
-    rs.sources = paths
+    ids: dict[Any, dict[tuple[str, str], tuple[str, int]]] = {}  # rules directory -> the ids it defined
+    raw: list[tuple[_Ctx, dict]] = []
+    for i, (path, blob) in enumerate(blobs):
+        data = _read(path, blob)
+        raw.append((_Ctx(display_name(path), ids.setdefault(groups[i] if groups else path.parent, {})), data))
+    rs.sources = [p for p, _ in blobs]
     # catalog first: everything else refers to its names
-    for path, data in raw:
+    for ctx, data in raw:
         if data["kind"] == "catalog":
-            _merge_catalog(rs, _Ctx(display_name(path)), data)
+            _merge_catalog(rs, ctx, data)
     if not rs.catalog:
         raise RuleError(str(rules_dir()), None, None, "no catalog (kind: catalog) found")
-    for path, data in raw:
-        ctx = _Ctx(display_name(path))
+    for ctx, data in raw:
         kind = data["kind"]
         if kind == "tasks":
             _merge_tasks(rs, ctx, data)
@@ -458,13 +576,34 @@ def _validate(paths: list[Path]) -> RuleSet:
         elif kind == "recipes":
             _merge_recipes(rs, ctx, data)
         elif kind == "devices":
-            # a user file may override single targets: merge target by target, other keys whole
-            targets = {**rs.devices.get("targets", {}), **(data.get("targets") or {})}
-            rs.devices = {**rs.devices, **{k: v for k, v in data.items() if k not in ("kind", "schema")}}
-            rs.devices["targets"] = targets
-            rs.devices.setdefault("_file", display_name(path))
+            _merge_devices(rs, ctx, data)
     _cross_check(rs)
     return rs
+
+
+def _merge_devices(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
+    """A user file may override single targets: merge target by target, other keys whole. The merged
+    profiles are checked after each file, so a problem is blamed on the file that brought it."""
+    targets = data.get("targets", {})
+    if not isinstance(targets, dict):
+        raise ctx.fail(
+            data, None, f"'targets' must be a mapping of target -> device profile, got {type(targets).__name__}"
+        )
+    merged = {**rs.devices, **{k: v for k, v in data.items() if k not in ("kind", "schema")}}
+    merged["targets"] = {**rs.devices.get("targets", {}), **targets}
+    try:
+        from archadvisor.latency import validate_devices
+    except ImportError:  # pragma: no cover - latency.py ships with the package
+        validate_devices = None
+    if validate_devices is not None:
+        problems = validate_devices({k: v for k, v in merged.items() if not k.startswith("_")})
+        if problems:
+            at, sep, rest = problems[0].partition(": ")  # "line 12: targets.ios.x: ..." when the line is known
+            if sep and at.startswith("line ") and at[5:].isdigit():
+                raise ctx.fail(data, None, rest, int(at[5:]))
+            raise ctx.fail(data, None, problems[0])
+    merged.setdefault("_file", ctx.file)
+    rs.devices = merged
 
 
 def _merge_catalog(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
@@ -473,12 +612,25 @@ def _merge_catalog(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
         if key not in allowed:
             raise ctx.fail(data, None, f"unknown key {key!r} in catalog; allowed: {', '.join(sorted(allowed))}")
     cat = rs.catalog or {"aliases": {}, "families": [], "variants": [], "external": []}
-    for fam in data.get("families", []):
-        _check(ctx, fam, FAMILY_SCHEMA, "family", fam.get("name") if isinstance(fam, dict) else None)
+    families = ctx.section(data, "families", "families")
+    variants = ctx.section(data, "variants", "variants")
+    externals = ctx.section(data, "external", "external models")
+    for fam in families:
+        _check(ctx, fam, FAMILY_SCHEMA, "family", fam.get("name") if isinstance(fam.get("name"), str) else None)
+        ctx.claim(fam, "family", fam["name"], "family")
         if fam["kind"] not in ("cnn", "transformer", "hybrid"):
             raise ctx.fail(fam, fam["name"], f"kind must be cnn, transformer or hybrid, got {fam['kind']!r}")
-    for var in data.get("variants", []):
-        _check(ctx, var, VARIANT_SCHEMA, "variant", var.get("name") if isinstance(var, dict) else None)
+        # the module names a file that `--measure` imports and `scaffold` copies: only shipped model files
+        shipped = model_modules()
+        if fam["module"] not in shipped:
+            raise ctx.fail(
+                fam,
+                fam["name"],
+                f"module {fam['module']!r} is not a model file shipped with archadvisor; one of {', '.join(sorted(shipped))}",
+            )
+    for var in variants:
+        _check(ctx, var, VARIANT_SCHEMA, "variant", var.get("name") if isinstance(var.get("name"), str) else None)
+        ctx.claim(var, "model", var["name"], "model name")
         if var["depth"] not in conditions.DEPTHS:
             raise ctx.fail(var, var["name"], f"depth must be one of {', '.join(conditions.DEPTHS)}")
         ref = var["reference"]
@@ -486,25 +638,28 @@ def _merge_catalog(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
             raise ctx.fail(var, var["name"], "reference must be {library: timm|torchvision|none, name: ...}")
         if var["params"] <= 0 or var["gmacs"] <= 0:
             raise ctx.fail(var, var["name"], "params and gmacs must be positive")
-    for ext in data.get("external", []):
-        _check(ctx, ext, EXTERNAL_SCHEMA, "external model", ext.get("name") if isinstance(ext, dict) else None)
+    for ext in externals:
+        _check(
+            ctx, ext, EXTERNAL_SCHEMA, "external model", ext.get("name") if isinstance(ext.get("name"), str) else None
+        )
+        ctx.claim(ext, "model", ext["name"], "model name")
         if ext["task"] not in TASKS:
             raise ctx.fail(ext, ext["name"], f"unknown task {ext['task']!r}; one of {', '.join(TASKS)}")
     aliases = data.get("aliases", {})
     if not isinstance(aliases, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()):
         raise ctx.fail(data, None, "aliases must map names to catalog variant names")
-    cat["families"] = _merge_by(cat["families"], data.get("families", []), "name")
-    cat["variants"] = _merge_by(cat["variants"], data.get("variants", []), "name")
-    cat["external"] = _merge_by(cat["external"], data.get("external", []), "name")
+    cat["families"] = _merge_by(cat["families"], families, "name")
+    cat["variants"] = _merge_by(cat["variants"], variants, "name")
+    cat["external"] = _merge_by(cat["external"], externals, "name")
     cat["aliases"] = {**cat["aliases"], **aliases}
     fams = {f["name"] for f in cat["families"]}
-    for var in data.get("variants", []):
+    for var in variants:
         if var["family"] not in fams:
             hint = closest(var["family"], fams)
             extra = f" (did you mean {hint!r}?)" if hint else ""
             raise ctx.fail(var, var["name"], f"unknown family {var['family']!r}{extra}")
     rs.catalog = cat
-    for item in data.get("variants", []) + data.get("external", []):
+    for item in variants + externals:
         rs.files[item["name"]] = ctx.file
 
 
@@ -512,8 +667,9 @@ def _merge_tasks(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
     for key in data:
         if key not in ("kind", "schema", "tasks"):
             raise ctx.fail(data, None, f"unknown key {key!r} in tasks file; allowed: kind, schema, tasks")
-    for t in data.get("tasks", []):
-        _check(ctx, t, TASK_SCHEMA, "task", t.get("task") if isinstance(t, dict) else None)
+    for t in ctx.section(data, "tasks", "tasks"):
+        _check(ctx, t, TASK_SCHEMA, "task", t.get("task") if isinstance(t.get("task"), str) else None)
+        ctx.claim(t, "task", t["task"], "task")
         if t["task"] not in TASKS:
             raise ctx.fail(t, t["task"], f"unknown task {t['task']!r}; one of {', '.join(TASKS)}")
         if t["selector"] not in ("catalog", "tree", "table"):
@@ -532,6 +688,7 @@ def _merge_selection(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
             raise ctx.fail(data, None, f"axis {axis!r} needs a positive weight, got {weight!r}")
     for c in data.get("constraints", []):
         _check(ctx, c, CONSTRAINT_SCHEMA, "constraint")
+        ctx.claim(c, "rule", c["id"])
         _check_cond(ctx, c, c["id"], phase="spec")
         when = c["when"]
         if c.get("require_small_input") and not (
@@ -542,6 +699,7 @@ def _merge_selection(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
         rs.files[c["id"]] = ctx.file
     for r in data["rules"]:
         _check(ctx, r, RULE_SCHEMA, "rule")
+        ctx.claim(r, "rule", r["id"])
         _check_cond(ctx, r, r["id"], phase="spec")
         if r["axis"] not in data["axes"]:
             hint = closest(r["axis"], data["axes"])
@@ -564,8 +722,10 @@ def _merge_deployment(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
     for key in data:
         if key not in ("kind", "schema", "targets"):
             raise ctx.fail(data, None, f"unknown key {key!r} in deployment file; allowed: kind, schema, targets")
-    for t in data.get("targets", []):
+    for t in ctx.section(data, "targets", "deployment targets"):
         _check(ctx, t, TARGET_SCHEMA, "deployment target")
+        ctx.claim(t, "rule", t["id"])
+        ctx.claim(t, "target", t["target"], "deployment row for target")
         if t["target"] not in TARGETS:
             hint = closest(t["target"], TARGETS)
             extra = f" (did you mean {hint!r}?)" if hint else ""
@@ -578,11 +738,15 @@ def _merge_recipes(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
     for key in data:
         if key not in ("kind", "schema", "tables"):
             raise ctx.fail(data, None, f"unknown key {key!r} in recipes file; allowed: kind, schema, tables")
-    for table in data.get("tables", []):
-        _check(ctx, table, TABLE_SCHEMA, "recipe table", table.get("name") if isinstance(table, dict) else None)
+    for table in ctx.section(data, "tables", "recipe tables"):
+        _check(
+            ctx, table, TABLE_SCHEMA, "recipe table", table.get("name") if isinstance(table.get("name"), str) else None
+        )
+        ctx.claim(table, "table", table["name"], "recipe table")
         catch_all: str | None = None
         for row in table["rows"]:
             _check(ctx, row, ROW_SCHEMA, "table row")
+            ctx.claim(row, "rule", row["id"])
             if catch_all is not None:
                 raise ctx.fail(row, row["id"], f"unreachable: it comes after the catch-all row {catch_all!r}")
             if "when" in row:
@@ -645,11 +809,4 @@ def _cross_check(rs: RuleSet) -> None:
     missing = [t for t in TARGETS if t not in rs.targets]
     if missing:
         raise RuleError(str(rules_dir()), None, None, f"the deployment matrix lacks {', '.join(missing)}")
-    if rs.devices:
-        try:
-            from archadvisor.latency import validate_devices
-        except ImportError:  # pragma: no cover - latency.py ships with the package
-            return
-        problems = validate_devices({k: v for k, v in rs.devices.items() if k != "_file"})
-        if problems:
-            raise RuleError(rs.devices.get("_file", "devices.yaml"), None, None, problems[0])
+    # the devices profiles were checked as each file was merged (_merge_devices)

@@ -1,8 +1,17 @@
 """Render a Recommendation into a ready-to-run project, in memory first, then write it.
 
-The project is ``templates/project/`` (``*.j2`` files rendered with Jinja2, everything else copied byte for
-byte, binary included) plus the family's model file as ``model.py``, ``weights.py`` beside it, and
-``.archadvisor.yaml`` (the answers, tool version and rules digest, so the project can be regenerated).
+A project is composed of four parts:
+
+* ``templates/core/``: the task-independent core every project gets (train.py, evaluate.py, predict.py,
+  export.py, checkpoint.py, errors.py, config.yaml, README.md, pyproject.toml, the core tests);
+* ``templates/tasks/<task>/``: what differs for the task (task.py with the hooks the core calls, data.py, the
+  bundled demo, the task's tests, and the ``_*.j2`` partials the core's config.yaml and README.md import);
+  a task file with the same path as a core file replaces it;
+* the family's model file as ``model.py``, and ``weights.py`` beside it;
+* ``.archadvisor.yaml``: the answers, tool version and rules digest, so the project can be regenerated.
+
+``*.j2`` files are rendered with Jinja2 (both folders are on the template search path, the task's first);
+everything else is copied byte for byte, binary included; ``_*.j2`` partials are not written.
 
 Rendering uses ``StrictUndefined``: a template that reads a key the Recommendation lacks fails with the key's
 name instead of writing an empty value. Nothing is written until every file has rendered, and a non-empty
@@ -14,6 +23,7 @@ This module never imports torch: ``archadvisor scaffold`` stays fast.
 from __future__ import annotations
 
 import hashlib
+import json
 import keyword
 import os
 import shutil
@@ -36,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SCAFFOLD_TASKS",
+    "project_name",
     "supported_augmentations",
     "FileAction",
     "ScaffoldError",
@@ -47,20 +58,45 @@ __all__ = [
 SCAFFOLD_TASKS = ("classification",)
 
 
+def _task_dir(task: str) -> Path:
+    return templates_dir() / "tasks" / task
+
+
 @cache
-def supported_augmentations() -> tuple[str, ...]:
-    """The augmentation.ops names the generated data.py can build: its SUPPORTED_OPS, read (not imported:
+def supported_augmentations(task: str = "classification") -> tuple[str, ...]:
+    """The augmentation.ops names the task's generated data.py can build: its SUPPORTED_OPS, read (not imported:
     data.py imports torch) from the template, so the renderer and the project cannot disagree."""
     import ast
 
-    tree = ast.parse((templates_dir() / "project" / "data.py").read_text(encoding="utf-8"))
+    source = _task_dir(task) / "data.py"
+    tree = ast.parse(source.read_text(encoding="utf-8"))
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "SUPPORTED_OPS" for t in node.targets):
             return tuple(ast.literal_eval(node.value))
-    raise ScaffoldError("templates/project/data.py defines no SUPPORTED_OPS")
+    raise ScaffoldError(f"templates/tasks/{task}/data.py defines no SUPPORTED_OPS")
 
 
-# never copied from templates/project: caches left by running the template's own tests in place
+def project_name(folder_name: str) -> str:
+    """A valid Python package name for a project folder: ``my-project`` -> ``my_project``, ``3d`` -> ``p3d``.
+
+    Characters other than letters, digits and ``_`` become ``_`` (runs collapsed, ends trimmed), a leading digit
+    gets a ``p`` prefix, a keyword gets a ``_project`` suffix, and nothing usable at all gives ``project``.
+    """
+    import re
+    import unicodedata
+
+    ascii_name = unicodedata.normalize("NFKD", folder_name).encode("ascii", "ignore").decode("ascii")
+    name = re.sub(r"[^0-9A-Za-z_]+", "_", ascii_name).strip("_").lower()
+    if not name:
+        return "project"
+    if name[0].isdigit():
+        name = "p" + name
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        name += "_project"
+    return name
+
+
+# never copied from the templates: caches left by running the template's own tests in place
 _IGNORED_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache", "runs"}
 _IGNORED_SUFFIXES = (".pyc", ".pyo")
 _MANIFEST = ".archadvisor.yaml"
@@ -70,18 +106,6 @@ Status = Literal["create", "identical", "conflict"]
 
 class ScaffoldError(ArchAdvisorError):
     """The project cannot be generated or written; the one-line message says why (the CLI exits with 2)."""
-
-
-def project_name(folder: str) -> str:
-    """A valid Python package name for a project folder: ``my-project`` -> ``my_project``, ``3d`` -> ``p3d``."""
-    import re
-
-    name = re.sub(r"\W+", "_", folder.strip().lower()).strip("_") or "project"
-    if name[0].isdigit():
-        name = "p" + name
-    if keyword.iskeyword(name):
-        name += "_project"
-    return name
 
 
 @dataclass(frozen=True)
@@ -103,14 +127,12 @@ def _yaml_inline(value: Any) -> str:
 
 def _toml_str(value: Any) -> str:
     """A TOML basic string (JSON string escaping is valid TOML for the characters we emit)."""
-    import json
-
     return json.dumps(str(value))
 
 
-def _environment(root: Path, why: Callable[[str], str]) -> jinja2.Environment:
+def _environment(roots: list[Path], why: Callable[[str], str]) -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(root)),
+        loader=jinja2.FileSystemLoader([str(r) for r in roots]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
@@ -119,6 +141,7 @@ def _environment(root: Path, why: Callable[[str], str]) -> jinja2.Environment:
     env.filters["toml"] = _toml_str
     env.filters["pad"] = lambda text, width: str(text).ljust(width - 1) + " "
     env.globals["why"] = why
+    env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False)
     return env
 
 
@@ -143,22 +166,24 @@ def _check_renderable(rec: Mapping[str, Any], name: str) -> None:
     if not isinstance(module, str) or not module.isidentifier():
         raise ScaffoldError(f"architecture.module {module!r} is not a model file name")
     ops = [op.get("name") for op in (rec.get("augmentation") or {}).get("ops", [])]
-    unknown = [op for op in ops if op not in supported_augmentations()]
+    supported = supported_augmentations(task)
+    unknown = [op for op in ops if op not in supported]
     if unknown:
         raise ScaffoldError(
-            f"the generated project cannot build augmentation ops {unknown}; it supports {', '.join(supported_augmentations())}"
+            f"the generated project cannot build augmentation ops {unknown}; it supports {', '.join(supported)}"
         )
 
 
-def _template_files(root: Path) -> list[Path]:
-    files = []
+def _template_files(root: Path) -> dict[str, Path]:
+    """The files under ``root`` by relative POSIX path, without caches a local run of the template leaves."""
+    files = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
         if path.is_dir() or _IGNORED_PARTS & set(rel.parts) or path.name.endswith(_IGNORED_SUFFIXES):
             continue
         if rel.parts[:2] == ("demo", "digits"):  # the demo ImageFolder a local run of the template writes
             continue
-        files.append(path)
+        files[rel.as_posix()] = path
     return files
 
 
@@ -209,16 +234,18 @@ def render_project(recommendation: Recommendation, *, name: str) -> dict[str, by
     rec = recommendation.to_json()
     _check_renderable(rec, name)
     root = templates_dir()
-    project = root / "project"
+    core, task_dir = root / "core", _task_dir(rec["task"])
     model_file = root / "models" / f"{rec['architecture']['module']}.py"
     if not model_file.is_file():
         raise ScaffoldError(f"no model file for {rec['architecture']['family']}: {model_file} is missing")
 
-    env = _environment(project, recommendation.why)
+    env = _environment([task_dir, core], recommendation.why)
     context = {"rec": rec, "name": name, "version": __version__, "aug_ops": _augmentation_ops(rec)}
+    sources = {**_template_files(core), **_template_files(task_dir)}  # a task file replaces the core's
     files: dict[str, bytes] = {}
-    for path in _template_files(project):
-        rel = path.relative_to(project).as_posix()
+    for rel, path in sorted(sources.items()):
+        if PurePosixPath(rel).name.startswith("_") and rel.endswith(".j2"):
+            continue  # a partial, imported by another template
         if rel.endswith(".j2"):
             try:
                 text = env.get_template(rel).render(context)

@@ -49,11 +49,11 @@ def main() -> None:
 
 
 def measure(project: Path, steps: int, repeats: int, threads: int | None) -> dict[str, object]:
+    import task  # the generated project's task part and core loop (on sys.path)
     import torch
-    import train  # the generated project's train.py (on sys.path)
+    import train
     import yaml
     from data import default_num_workers
-    from model import build_model
     from torch import nn
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -70,16 +70,19 @@ def measure(project: Path, steps: int, repeats: int, threads: int | None) -> dic
     targets = torch.randint(0, num_classes, (d["batch_size"],))
     amp_dtype = train.autocast_dtype(device, t["amp"])
 
+    meta = {"arch": m["arch"], "num_classes": num_classes, "classes": [str(c) for c in range(num_classes)],
+            "small_input": m["small_input"], "image_size": d["image_size"]}  # fmt: skip
+    cfg["model"]["pretrained"] = False  # a benchmark never downloads weights
+
     def fresh_model() -> nn.Module:
         torch.manual_seed(0)
-        model = build_model(m["arch"], num_classes, drop_path_rate=m["drop_path"], dropout=m["dropout"],
-                            small_input=m["small_input"])  # fmt: skip
+        model = task.build_model(cfg, meta, log=lambda *a, **k: None)
         return model.to(memory_format=torch.channels_last) if t["channels_last"] else model
 
     # bare: the least a training step can do with this model, optimizer and precision
     bare_model = fresh_model()
     bare_opt = train.build_optimizer(bare_model, t)
-    criterion = nn.CrossEntropyLoss(label_smoothing=t["label_smoothing"])
+    criterion = task.build_loss(cfg)
 
     def bare(n: int) -> None:
         bare_model.train()
@@ -100,13 +103,13 @@ def measure(project: Path, steps: int, repeats: int, threads: int | None) -> dic
     if t["ema_decay"]:
         ema = AveragedModel(gen_model, multi_avg_fn=get_ema_multi_avg_fn(t["ema_decay"]), use_buffers=True)
     scaler = torch.amp.GradScaler("cpu", enabled=amp_dtype == torch.float16)
-    mix = train.build_mix(cfg["augmentation"], num_classes)
+    mix = task.train_batch_transform(cfg, meta)
 
     def generated(n: int) -> None:
         batches = [(images, targets)] * (n * t["grad_accum_steps"])
         train.train_one_epoch(
             gen_model, batches, gen_opt, criterion, device=device, scheduler=scheduler, ema=ema, scaler=scaler,
-            amp_dtype=amp_dtype, mix=mix, accum_steps=t["grad_accum_steps"], clip_norm=t["grad_clip_norm"],
+            amp_dtype=amp_dtype, batch_transform=mix, accum_steps=t["grad_accum_steps"], clip_norm=t["grad_clip_norm"],
             channels_last=t["channels_last"], progress="bench",
         )  # fmt: skip
 

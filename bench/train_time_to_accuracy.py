@@ -30,9 +30,10 @@ EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+) .*val_acc1 ([\d.]+)\s+\(([\d.]+) s\
 def scaffold_demo(out: Path, rec_path: Path | None) -> None:
     """The demo project in ``out``: from the CLI (what users get), or from a Recommendation JSON."""
     if rec_path is not None:
+        from archadvisor.recommendation import Recommendation
         from archadvisor.scaffold import render_project, write_project
 
-        rec = json.loads(rec_path.read_text(encoding="utf-8"))
+        rec = Recommendation.from_json(json.loads(rec_path.read_text(encoding="utf-8")))
         write_project(render_project(rec, name="digits"), out, force=False)
         return
     cmd = [sys.executable, "-m", "archadvisor", "scaffold", *DEMO_FLAGS, "--name", "digits", "--out", str(out)]

@@ -86,7 +86,7 @@ def test_wheel_contains_rules_and_templates(wheel: Path) -> None:
     templates = [
         p
         for p in (REPO / "templates").rglob("*")
-        # caches that tools leave in a checkout (ruff puts .ruff_cache next to templates/project/ruff.toml)
+        # caches that tools leave in a checkout (ruff puts .ruff_cache next to templates/core/ruff.toml)
         if p.is_file() and not {"__pycache__", ".ruff_cache", ".pytest_cache"} & set(p.parts) and p.suffix != ".pyc"
     ]
     assert any(p.parent.name == "models" and p.suffix == ".py" for p in templates)

@@ -23,6 +23,7 @@ from archadvisor.scaffold import (
     FileAction,
     ScaffoldError,
     plan,
+    project_name,
     supported_augmentations,
     write_project,
 )
@@ -39,7 +40,8 @@ def why(rec: dict[str, Any], key: str) -> str:
 
 
 FIXTURE = Path(__file__).parent / "fixtures" / "rec_digits.json"
-PROJECT = templates_dir() / "project"
+CORE = templates_dir() / "core"
+TASK = templates_dir() / "tasks" / "classification"
 
 
 @pytest.fixture
@@ -70,19 +72,20 @@ def config_lines(files: dict[str, bytes]) -> dict[str, str]:
 
 def test_renders_the_whole_project_reproducibly(rec: dict[str, Any]) -> None:
     files = render_project(rec, name="digits")
-    expected = {
-        ".archadvisor.yaml", ".gitignore", "README.md", "pyproject.toml", "ruff.toml", "config.yaml", "model.py", "weights.py",
-        "data.py", "train.py", "evaluate.py", "export.py", "demo/digits.npz", "tests/test_project.py",
-    }  # fmt: skip
-    assert expected <= set(files)
-    assert not any(path.endswith(".j2") for path in files)
+    core = {".gitignore", "README.md", "pyproject.toml", "ruff.toml", "config.yaml", "train.py", "evaluate.py",
+            "predict.py", "export.py", "checkpoint.py", "errors.py", "tests/test_core.py"}  # fmt: skip
+    task = {"task.py", "data.py", "demo/digits.npz", "tests/conftest.py", "tests/test_task.py"}
+    assert core | task | {".archadvisor.yaml", "model.py", "weights.py"} <= set(files)
+    assert not any(path.endswith(".j2") or path.split("/")[-1].startswith("_") for path in files), "no partials"
     assert files == render_project(copy.deepcopy(rec), name="digits"), "rendering must be reproducible"
     models = templates_dir() / "models"
     assert files["model.py"] == (models / f"{rec['architecture']['module']}.py").read_bytes()
     assert files["weights.py"] == (models / "weights.py").read_bytes()
-    # non-template files, binary included, are copied byte for byte
-    for rel in ("train.py", "demo/digits.npz", "tests/test_project.py"):
-        assert files[rel] == (PROJECT / rel).read_bytes()
+    # non-template files, binary included, are copied byte for byte: the core's and the task's
+    for rel in ("train.py", "predict.py", "tests/test_core.py"):
+        assert files[rel] == (CORE / rel).read_bytes()
+    for rel in ("task.py", "demo/digits.npz", "tests/test_task.py"):
+        assert files[rel] == (TASK / rel).read_bytes()
 
 
 def test_config_yaml_carries_the_recipe_and_its_rules(rec: dict[str, Any]) -> None:
@@ -102,14 +105,29 @@ def test_config_yaml_carries_the_recipe_and_its_rules(rec: dict[str, Any]) -> No
     assert [op["name"] for op in cfg["augmentation"]["ops"]] == [op["name"] for op in rec["augmentation"]["ops"]]
     assert cfg["export"]["quantize"] == rec["deployment"]["quantize"]
     # each value names the rule that chose it, "(default)" when the recommendation has no provenance for it
+    assert cfg["training"]["monitor"] == t["monitor"]
+    assert cfg["data"]["eval_crop_pct"] == rec["augmentation"]["eval_crop_pct"]
     lines = config_lines(files)
     assert lines["lr"].endswith("# " + why(rec, "training.lr"))
     assert lines["arch"].endswith("# " + why(rec, "architecture"))
     assert why(rec, "training.optimizer") in lines["optimizer"]
     assert lines["label_smoothing"].endswith("# " + why(rec, "training.label_smoothing"))
+    min_lr = why(rec, "training.min_lr")
+    assert lines["min_lr"].endswith(f"# end of the cosine decay: {min_lr}")
     # a value without provenance says so
     del rec["provenance"]["training.label_smoothing"]
     assert config_lines(render_project(rec, name="digits"))["label_smoothing"].endswith("# (default)")
+
+
+def test_provenance_never_names_the_tools_own_files_and_stays_in_its_comment(rec: dict[str, Any]) -> None:
+    # a saved recommendation cannot carry a newline into a comment (refused on load), and records never do
+    assert Provenance("a.b", "rules/x.yaml", "line one\n# model: evil").text() == "a.b: line one # model: evil"
+    files = render_project(rec, name="digits")
+    text = files["config.yaml"].decode()
+    for internal in ("archadvisor/recipe.py", "rules/recipes.yaml", "rules/classification.yaml"):
+        assert internal not in text
+    cfg = yaml.safe_load(text)
+    assert cfg["training"]["lr"] == rec["training"]["lr"]
 
 
 @pytest.mark.parametrize("hflip", [True, False])
@@ -160,8 +178,22 @@ def test_readme_explains_the_choice_and_the_commands(rec: dict[str, Any]) -> Non
     assert rec["architecture"]["why"] in readme
     for alt in rec["alternatives"]:
         assert alt["name"] in readme
-    for command in ("python train.py", "python evaluate.py", "python export.py", "torchrun", "#SBATCH", "--resume"):
+    for command in ("python train.py", "python evaluate.py", "python export.py", "python predict.py", "torchrun",
+                    "#SBATCH", "--resume --epochs"):  # fmt: skip
         assert command in readme
+    # parameters at the project's class count, not ImageNet's; no article before a model name
+    assert f"{rec['architecture']['params_m_for_classes']}M parameters at 10 classes" in readme
+    assert "1000 classes" not in readme
+    assert not re.search(r"\bA \*\*|\bA [a-z_]+\d", readme)
+
+
+def test_readme_says_when_the_imagenet_top1_was_measured_at_another_size(rec: dict[str, Any]) -> None:
+    rec["architecture"].update(imagenet_top1=84.2, top1_image_size=384, params_m_for_classes=None, params_m=21.5)
+    readme = render_project(rec, name="digits")["README.md"].decode()
+    assert "ImageNet top-1 84.2% measured at 384 px (this recipe trains at 32 px)" in readme
+    assert "21.5M parameters with an ImageNet head (1000 classes)" in readme
+    rec["architecture"]["top1_image_size"] = 32
+    assert "measured at" not in render_project(rec, name="digits")["README.md"].decode()
 
 
 def test_pyproject_declares_the_dependencies_and_extras(rec: dict[str, Any]) -> None:
@@ -175,6 +207,20 @@ def test_pyproject_declares_the_dependencies_and_extras(rec: dict[str, Any]) -> 
     assert {"onnx", "onnxruntime", "onnxscript"} <= {d.split(">")[0] for d in extras["export"]}
     assert any(d.startswith("pytest") for d in extras["test"])
     assert pyproject["project"]["name"] == "digits"
+    assert pyproject["project"]["license"] == "MIT", "an SPDX string: setuptools >= 77 warns about a table"
+    assert pyproject["build-system"]["requires"] == ["setuptools>=77"]
+
+
+@pytest.mark.parametrize(
+    ("folder", "expected"),
+    [("my-project", "my_project"), ("3d", "p3d"), ("class", "class_project"), ("My Project!", "my_project"),
+     ("digits", "digits"), ("---", "project"), ("café-ml", "cafe_ml"), ("match", "match_project")],
+)  # fmt: skip
+def test_project_name_derives_a_package_name_from_the_folder(rec: dict[str, Any], folder: str, expected: str) -> None:
+    name = project_name(folder)
+    assert name == expected
+    assert name.isidentifier()
+    render_project(rec, name=name)  # accepted by the renderer
 
 
 # --- what cannot be scaffolded -----------------------------------------------------------------------------

@@ -48,7 +48,12 @@ Shape = tuple[int, ...]
 
 
 class PretrainedWeightsError(RuntimeError):
-    """The weights cannot be loaded: unreadable file, unsafe pickle, or tensors that do not fit the model."""
+    """The weights cannot be loaded: unreadable file, unsafe pickle, tensors that do not fit the model, or a
+    download that cannot reach its server (``unreachable``: no network, or the hub is offline)."""
+
+    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 @dataclass(frozen=True)
@@ -229,10 +234,16 @@ def _read_source(
         sd, key = _select_state_dict(source, "the given dict", prefer_ema)
         return sd, "a state_dict in memory", key
     text = str(source)
-    if isinstance(source, str) and text.startswith("torchvision:"):
-        return _download_torchvision(text.removeprefix("torchvision:")), text, None
-    if isinstance(source, str) and text.startswith("timm:"):
-        return _download_timm(text.removeprefix("timm:")), text, None
+    downloads = {"torchvision:": _download_torchvision, "timm:": _download_timm}
+    for prefix, download in downloads.items():
+        if isinstance(source, str) and text.startswith(prefix):
+            try:
+                return download(text.removeprefix(prefix)), text, None
+            except OSError as e:  # urllib's URLError, huggingface_hub's offline / not-cached errors
+                first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                raise PretrainedWeightsError(
+                    f"cannot download {text}: {type(e).__name__}: {first_line}", unreachable=True
+                ) from e
     path = Path(source).expanduser()
     sd, key = _select_state_dict(_read_file(path), str(path), prefer_ema)
     return sd, str(path), key

@@ -9,6 +9,8 @@
   error that says what to fix. An unreadable image is an error naming the file, or is skipped with a warning
   when ``data.skip_unreadable`` is true.
 * ``build_train_transform``: the ``augmentation`` section of config.yaml as ``torchvision.transforms.v2``.
+* ``image_files`` / ``ImageFiles``: the images ``predict.py`` is given (files, folders, globs), read and
+  transformed as validation images.
 
 Every training sample is augmented under its own seed, drawn from (run seed, epoch): the data order and every
 random crop are the same whatever the number of workers, and ``--resume`` replays an epoch exactly.
@@ -30,12 +32,14 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, S
 from torchvision import datasets
 from torchvision.transforms import v2
 
+from errors import ProjectError
+
 HERE = Path(__file__).resolve().parent
 DEMO_NPZ = HERE / "demo" / "digits.npz"
 DEMO_ROOT = HERE / "demo" / "digits"
 DEMO_SIZE = 32  # the 8x8 digits are stored upscaled, so crops have sub-digit granularity
 
-# augmentation.ops names -> how train.py builds them (see build_train_transform)
+# augmentation.ops names -> how build_train_transform builds them
 SUPPORTED_OPS = (
     "random_resized_crop",
     "horizontal_flip",
@@ -48,18 +52,12 @@ SUPPORTED_OPS = (
 )
 
 
-class DataError(RuntimeError):
+class DataError(ProjectError):
     """The dataset cannot be used as it is; the message says what to fix."""
 
 
 class UnreadableImageError(DataError):
     """An image file that PIL cannot open or decode."""
-
-
-def error_line(error: Exception) -> str:
-    """The message of a DataError; one raised in a loader worker arrives wrapped in that worker's traceback."""
-    last = str(error).strip().splitlines()[-1]
-    return last.removeprefix(f"{type(error).__module__}.{type(error).__name__}: ")
 
 
 # --- the demo ------------------------------------------------------------------------------------------
@@ -153,9 +151,7 @@ def build_train_transform(aug: dict[str, Any], image_size: int, mean: list[float
         raise ValueError(f"augmentation.ops: unknown {unknown}; supported: {', '.join(SUPPORTED_OPS)}")
     steps: list[Any] = [v2.ToImage()]
     if "random_resized_crop" in ops:
-        p = ops["random_resized_crop"]
-        # the size always comes from data.image_size (or the progressive-resizing stage), never from the op
-        p.pop("size", None)
+        p = ops["random_resized_crop"]  # the crop size is data.image_size (or the progressive-resizing stage)
         steps.append(v2.RandomResizedCrop(image_size, scale=tuple(p["scale"]), ratio=tuple(p["ratio"]), antialias=True))
     else:
         steps.append(v2.Resize((image_size, image_size), antialias=True))
@@ -278,6 +274,10 @@ class Data:
     train_loader: DataLoader
     val_loader: DataLoader
 
+    def describe(self) -> str:
+        """One line for the training log."""
+        return f"{len(self.classes)} classes, {len(self.train)} train / {len(self.val)} val images from {self.root}"
+
 
 def resolve_root(root: str | os.PathLike | None) -> Path:
     """``data.root`` as a path; ``None`` means the bundled digits demo (written on first use)."""
@@ -329,7 +329,7 @@ def load_data(
 
 
 def val_loader(cfg: dict[str, Any], image_size: int, batch_size: int | None = None) -> tuple[DataLoader, list[str]]:
-    """The validation loader alone (evaluate.py, export.py), with its class names."""
+    """The validation loader alone (evaluate.py, export.py's calibration), with its class names."""
     d = cfg["data"]
     root = resolve_root(d["root"])
     folder = image_folder(root, "val")
@@ -338,3 +338,43 @@ def val_loader(cfg: dict[str, Any], image_size: int, batch_size: int | None = No
     )
     workers = default_num_workers(1) if d["num_workers"] == "auto" else int(d["num_workers"])
     return build_loader(val, batch_size or d["batch_size"], None, workers, False, drop_last=False), folder.classes
+
+
+# --- new images (predict.py) -----------------------------------------------------------------------------
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def image_files(inputs: list[str]) -> list[Path]:
+    """The image files named by ``inputs``: files, folders (searched recursively) and glob patterns, in order."""
+    import glob
+
+    files: list[Path] = []
+    for item in inputs:
+        matches = sorted(glob.glob(item, recursive=True)) if glob.has_magic(item) else [item]
+        if not matches:
+            raise DataError(f"{item}: no file matches")
+        for match in map(Path, matches):
+            if match.is_dir():
+                files += sorted(p for p in match.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            elif match.is_file():
+                files.append(match)
+            else:
+                raise DataError(f"{match}: no such file or folder")
+    if not files:
+        raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {' '.join(inputs)}")
+    return list(dict.fromkeys(files))  # each image once, first occurrence first
+
+
+class ImageFiles(Dataset):
+    """Image files transformed as validation images; yields (image tensor, index into ``files``)."""
+
+    def __init__(self, files: list[Path], transform: Any) -> None:
+        self.files = files
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.transform(read_image(str(self.files[index]))), index

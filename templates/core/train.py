@@ -1,0 +1,657 @@
+"""Train the model of model.py with the recipe in config.yaml; the task's part (data, model, loss, metrics) is task.py.
+
+    python train.py                              # the bundled demo, as configured
+    python train.py --data DIR                   # your data, in the layout README.md describes
+    python train.py --resume                     # continue runs/train where an interrupted run stopped
+    python train.py --resume --epochs 60         # extend a finished run: the schedule is rebuilt for 60 epochs
+    torchrun --nproc_per_node 4 train.py         # DDP, one process per GPU (gloo on CPU)
+
+Reads top to bottom: options and config, device / distributed / seeds, optimizer and schedule, one training
+epoch, validation, the run's outputs, then the three phases of main(): setup() builds the run, resume() loads
+last.pt into it, fit() runs the epoch loop (freezing, progressive stages, checkpoints, early stopping).
+Outputs in <out>: metrics.csv, summary.json, curves.png, last.pt (everything --resume needs) and best.pt (the
+best epoch by training.monitor, e.g. the highest val_acc1 or the lowest val_mase).
+"""
+
+import argparse
+import csv
+import difflib
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Hashable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm import tqdm
+
+import task
+from checkpoint import rng_state, save_atomic, set_rng_state
+from errors import ProjectError, run_main
+from weights import freeze_backbone
+
+HERE = Path(__file__).resolve().parent
+# config keys that may change between a run and its --resume: loader processes, the output folder, and the
+# length of the run (a longer one extends the schedule; see resume())
+RESUMABLE_CHANGES = {"data.num_workers", "run.out", "training.epochs"}
+
+
+# --- options and config -----------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Train with the recipe in config.yaml.")
+    p.add_argument("--config", type=Path, default=HERE / "config.yaml", help="the recipe (default: config.yaml)")
+    p.add_argument("--data", type=Path, help="dataset root (overrides data.root)")
+    p.add_argument("--epochs", type=int, help="overrides training.epochs; with --resume, extends a finished run")
+    p.add_argument("--out", type=Path, help="output folder (overrides run.out)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    p.add_argument("--allow-config-change", action="store_true", help="resume even if the config changed")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (torchrun: one GPU per rank)")
+    weights = p.add_mutually_exclusive_group()
+    weights.add_argument("--pretrained", help="weights file or source name (overrides model.pretrained)")
+    weights.add_argument("--no-pretrained", action="store_true", help="train from scratch (model.pretrained: false)")
+    p.add_argument("--seed", type=int, help="overrides run.seed")
+    p.add_argument("--deterministic", action="store_true", help="deterministic algorithms (slower)")
+    p.add_argument("--workers", help="DataLoader workers per process, or auto (overrides data.num_workers)")
+    p.add_argument("--stop-after", type=int, metavar="EPOCH", help="checkpoint and exit after this epoch")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="any config value, e.g. data.batch_size=32"
+    )
+    return p.parse_args(argv)
+
+
+def set_value(cfg: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``section.key`` in the nested config; an unknown key is an error with the closest match."""
+    *parents, leaf = dotted.split(".")
+    node = cfg
+    for key in parents:
+        if not isinstance(node.get(key), dict):
+            raise ProjectError(f"unknown config key {dotted!r}")
+        node = node[key]
+    if leaf not in node:
+        close = difflib.get_close_matches(leaf, list(node), n=1)
+        raise ProjectError(f"unknown config key {dotted!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
+    node[leaf] = value
+
+
+def load_config(args: argparse.Namespace) -> dict[str, Any]:
+    """config.yaml with the command-line overrides applied (``--set`` first, then the named flags)."""
+    with open(args.config, encoding="utf-8") as fh:
+        cfg = yaml.safe_load(fh)
+    for item in args.set:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ProjectError(f"--set expects KEY=VALUE, got {item!r}")
+        set_value(cfg, key.strip(), yaml.safe_load(text))
+    overrides = {
+        "data.root": str(args.data) if args.data else None,
+        "training.epochs": args.epochs,
+        "run.out": str(args.out) if args.out else None,
+        "model.pretrained": False if args.no_pretrained else args.pretrained,
+        "run.seed": args.seed,
+        "data.num_workers": args.workers if args.workers in (None, "auto") else int(args.workers),
+    }
+    for key, value in overrides.items():
+        if value is not None:
+            set_value(cfg, key, value)
+    if args.deterministic:
+        cfg["run"]["deterministic"] = True
+    return cfg
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two configs, as ``key: old -> new``."""
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        a, b, name = old.get(key), new.get(key), f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes += config_changes(a, b, f"{name}.")
+        elif a != b and name not in RESUMABLE_CHANGES:
+            changes.append(f"{name}: {a!r} -> {b!r}")
+    return changes
+
+
+# --- device, distributed, seeds ---------------------------------------------------------------------------
+
+
+def setup_distributed(device_arg: str) -> tuple[int, int, torch.device]:
+    """(rank, world size, device). Under torchrun: one process per GPU with nccl, or CPU processes with gloo."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    if device_arg == "auto":
+        device_arg = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device_arg)
+    if device.type == "cuda":
+        if world > 1:
+            device = torch.device("cuda", local_rank)
+        elif device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        torch.cuda.set_device(device)
+    if world > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+def seed_everything(seed: int, rank: int, deterministic: bool) -> None:
+    """Seed Python, NumPy and torch; each rank gets its own stream (dropout must differ between ranks)."""
+    random.seed(seed + rank)
+    np.random.seed(seed + rank)
+    torch.manual_seed(seed + rank)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        # warn_only: a few CUDA kernels (e.g. adaptive pooling backward) have no deterministic version
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.backends.cudnn.benchmark = True
+
+
+def size_cpu_threads(loader_workers: int, world: int) -> None:
+    """Math threads: this process's share of the CPUs minus its loader workers (unless OMP_NUM_THREADS is set).
+
+    Oversubscribed OpenMP threads spin-wait for each other: on 2 cores, 2 math threads beside 1 busy loader
+    worker made epochs 2-10x slower than 1 thread.
+    """
+    if "OMP_NUM_THREADS" not in os.environ:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        torch.set_num_threads(max(1, cpus // world - loader_workers))
+
+
+def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
+    """bf16 on CPU and on GPUs that have it (no loss scaling needed), else fp16 with a GradScaler."""
+    if not amp:
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def wrap_ddp(model: nn.Module, device: torch.device, world: int) -> nn.Module:
+    """DDP across the torchrun processes; re-wrapped after (un)freezing, since DDP fixes its parameter set."""
+    if world == 1:
+        return model
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+# --- optimizer and schedule ----------------------------------------------------------------------------------
+
+
+def build_optimizer(model: nn.Module, t: dict[str, Any]) -> torch.optim.Optimizer:
+    """SGD (Nesterov momentum) or AdamW (decoupled weight decay, Loshchilov & Hutter, arXiv:1711.05101)."""
+    # no weight decay on biases and normalization weights: it only shrinks scales that BN/LN re-learn
+    # (the torchvision references' norm_weight_decay=0.0, Goyal et al. arXiv:1706.02677 section 5.1)
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": t["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
+    opt = t["optimizer"]
+    if opt["name"] == "sgd":
+        return torch.optim.SGD(groups, lr=t["lr"], momentum=opt["momentum"] or 0.0, nesterov=bool(opt["nesterov"]))
+    if opt["name"] == "adamw":
+        return torch.optim.AdamW(groups, lr=t["lr"], betas=tuple(opt["betas"] or (0.9, 0.999)))
+    raise ProjectError(f"training.optimizer.name {opt['name']!r}: supported are sgd, adamw")
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, t: dict[str, Any], steps_per_epoch: int) -> LambdaLR:
+    """Linear warmup from lr/warmup to lr, then cosine decay to ``min_lr`` (or constant), per optimizer step.
+
+    The learning rate is a pure function of the step (SGDR's cosine, Loshchilov & Hutter, arXiv:1608.03983,
+    without restarts), so a schedule rebuilt for a longer run continues from the current step.
+    """
+    total = max(1, t["epochs"] * steps_per_epoch)
+    warmup = min(t["warmup_epochs"] * steps_per_epoch, total - 1)
+    if t["schedule"] not in ("cosine", "constant"):
+        raise ProjectError(f"training.schedule {t['schedule']!r}: supported are cosine, constant")
+    floor = t["min_lr"] / t["lr"]
+
+    def factor(step: int) -> float:
+        if step < warmup:  # start at lr/warmup rather than 0: a zero-lr first step is a wasted step
+            return (step + 1) / warmup
+        if t["schedule"] == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    # a plain function, not a callable object: LambdaLR's state_dict then keeps only the step, and loading an
+    # old state into a rebuilt schedule keeps the new length
+    return LambdaLR(optimizer, factor)
+
+
+def apply_schedule(scheduler: LambdaLR) -> None:
+    """Set each group's lr to the schedule's value at its current step (after loading a rebuilt schedule)."""
+    for group, base, fn in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True):
+        group["lr"] = base * fn(scheduler.last_epoch)
+    scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+
+
+# --- one epoch -----------------------------------------------------------------------------------------
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: Any,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[Any, torch.Tensor], torch.Tensor],
+    *,
+    device: torch.device,
+    scheduler: LambdaLR | None = None,
+    ema: AveragedModel | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    amp_dtype: torch.dtype | None = None,
+    batch_transform: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+    accum_steps: int = 1,
+    clip_norm: float | None = None,
+    channels_last: bool = False,
+    progress: str | None = None,
+) -> float:
+    """One pass over ``loader``; returns the mean training loss (of the transformed targets, e.g. MixUp's)."""
+    model.train()
+    scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
+    loss_sum, seen = torch.zeros((), device=device), 0
+    steps = len(loader)
+    optimizer.zero_grad(set_to_none=True)
+    # no bar on other ranks; tqdm's disable=None hides it when stderr is not a terminal (logs, CI)
+    bar = tqdm(loader, desc=progress, leave=False, dynamic_ncols=True, disable=True if progress is None else None)
+    for i, batch in enumerate(bar):
+        if batch is None:  # every sample of this batch was unreadable and skipped
+            continue
+        inputs, targets = task.to_device(batch, device)
+        if channels_last and inputs.ndim == 4:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        if batch_transform is not None:
+            inputs, targets = batch_transform(inputs, targets)
+
+        # gradient accumulation: average over the micro-batches of this window (the last one may be shorter),
+        # and let DDP all-reduce the gradients only on the window's last micro-batch
+        window_end = min(steps, (i // accum_steps + 1) * accum_steps)
+        window = window_end - (i // accum_steps) * accum_steps
+        last_micro = i + 1 == window_end
+        sync = model.no_sync() if isinstance(model, DistributedDataParallel) and not last_micro else nullcontext()
+        with sync:
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                loss = loss_fn(model(inputs), targets)
+            scaler.scale(loss / window).backward()
+
+        if last_micro:
+            if clip_norm:
+                scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
+                nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            if scheduler is not None:
+                scheduler.step()
+            if ema is not None:
+                ema.update_parameters(unwrap(model))
+        loss_sum += loss.detach() * len(inputs)
+        seen += len(inputs)
+        if progress is not None and i % 10 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    return (loss_sum / max(1, seen)).item()
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: Any,
+    metrics: "task.Metrics",
+    *,
+    device: torch.device,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+) -> dict[str, float]:
+    """The task's validation metrics over the loader (``metrics`` sums them over all ranks under DDP)."""
+    model.eval()
+    for batch in loader:
+        if batch is None:
+            continue
+        inputs, targets = task.to_device(batch, device)
+        if channels_last and inputs.ndim == 4:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            outputs = model(inputs)
+        metrics.update(outputs, targets)
+    return metrics.compute()
+
+
+# --- the run's outputs ---------------------------------------------------------------------------------------
+
+
+def write_metrics(history: list[dict[str, float]], out: Path) -> None:
+    tmp = out / "metrics.csv.tmp"
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(tmp, out / "metrics.csv")
+
+
+def plot_curves(history: list[dict[str, float]], monitor: str, path: Path) -> None:
+    """Losses and the monitored metric per epoch as a PNG (matplotlib's file backend: no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train")
+    ax_loss.plot(epochs, [h["val_loss"] for h in history], label="val")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax_loss.legend()
+    ax_metric.plot(epochs, [h[monitor] for h in history], color="tab:green")
+    ax_metric.set(xlabel="epoch", ylabel=monitor, title=f"validation {monitor}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """The metric that picks best.pt and drives early stopping: ``training.monitor`` (name, min or max)."""
+
+    metric: str
+    mode: str
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("min", "max"):
+            raise ProjectError(f"training.monitor.mode {self.mode!r}: supported are min, max")
+
+    def worst(self) -> float:
+        return -math.inf if self.mode == "max" else math.inf
+
+    def improved(self, value: float, best: float) -> bool:
+        return value > best if self.mode == "max" else value < best
+
+
+# --- main: setup, resume, the epoch loop ---------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """Everything one training run holds; setup() builds it, resume() fills it from last.pt, fit() runs it."""
+
+    args: argparse.Namespace
+    cfg: dict[str, Any]
+    out: Path
+    rank: int
+    world: int
+    device: torch.device
+    data: Any  # what task.build_data returns: train_loader, val_loader, train_sampler
+    stage: Hashable  # task.data_stage: e.g. the progressive-resizing image size the loaders were built for
+    meta: dict[str, Any]  # what the task needs to rebuild the model (saved in every checkpoint)
+    model: nn.Module
+    ema: AveragedModel | None
+    optimizer: torch.optim.Optimizer
+    scheduler: LambdaLR
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    steps_per_epoch: int
+    monitor: Monitor
+    start_epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    best: float = math.nan
+    stale_epochs: int = 0
+
+    def log(self, *args: Any, **kwargs: Any) -> None:
+        if self.rank == 0:
+            print(*args, **kwargs)
+
+
+def setup(args: argparse.Namespace) -> Run:
+    """Config, device and DDP, seeds, then the task's data and model, the optimizer, schedule, AMP and EMA."""
+    cfg = load_config(args)
+    t, run_cfg = cfg["training"], cfg["run"]
+    out = Path(run_cfg["out"])
+    out = out if out.is_absolute() else Path.cwd() / out
+    rank, world, device = setup_distributed(args.device)
+    seed_everything(run_cfg["seed"], rank, run_cfg["deterministic"])
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    log = print if rank == 0 else (lambda *a, **k: None)
+
+    # --- data and model: the task's part (fp32 master weights; autocast handles the low precision)
+    stage = task.data_stage(cfg, 0)
+    data = task.build_data(cfg, stage, rank=rank, world_size=world, pin_memory=device.type == "cuda")
+    size_cpu_threads(data.train_loader.num_workers, world)
+    meta = task.data_meta(cfg, data, log=log)
+    model = task.build_model(cfg, meta, log=log).to(device)
+    if t["channels_last"]:
+        model.to(memory_format=torch.channels_last)  # NHWC: faster convolutions on tensor cores and oneDNN
+
+    # --- optimizer, schedule, AMP, EMA
+    steps_per_epoch = math.ceil(len(data.train_loader) / t["grad_accum_steps"])
+    optimizer = build_optimizer(model, t)
+    amp_dtype = autocast_dtype(device, t["amp"])
+    ema = None
+    if t["ema_decay"]:
+        # EMA of weights and BatchNorm buffers; validation and best.pt use it (Polyak averaging)
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(t["ema_decay"]), use_buffers=True)
+    monitor = Monitor(**(t.get("monitor") or task.MONITOR))
+    return Run(
+        args=args,
+        cfg=cfg,
+        out=out,
+        rank=rank,
+        world=world,
+        device=device,
+        data=data,
+        stage=stage,
+        meta=meta,
+        model=model,
+        ema=ema,
+        optimizer=optimizer,
+        scheduler=build_scheduler(optimizer, t, steps_per_epoch),
+        scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16),
+        amp_dtype=amp_dtype,
+        steps_per_epoch=steps_per_epoch,
+        monitor=monitor,
+        best=monitor.worst(),
+    )
+
+
+def resume(run: Run) -> None:
+    """Load <out>/last.pt into the run: weights, EMA, optimizer, schedule, scaler, history, monitor, RNG.
+
+    A config that differs from the checkpoint's is refused (unless --allow-config-change), except for
+    ``training.epochs``: a new length extends (or shortens) the run, and the schedule is rebuilt for it.
+    """
+    path = run.out / "last.pt"
+    if not path.is_file():
+        raise ProjectError(f"--resume: no checkpoint at {path}")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    changes = config_changes(ckpt["config"], run.cfg)
+    if changes and not run.args.allow_config_change:
+        raise ProjectError(
+            f"config changed since {path} was written ({'; '.join(changes)}); "
+            "pass --allow-config-change to resume anyway"
+        )
+    done, old_epochs, epochs = ckpt["epoch"], ckpt["config"]["training"]["epochs"], run.cfg["training"]["epochs"]
+    if epochs < done:
+        raise ProjectError(f"--epochs {epochs}: {path} has already completed {done} epochs")
+    run.model.load_state_dict(ckpt["model"])
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    run.scheduler.load_state_dict(ckpt["scheduler"])
+    run.scaler.load_state_dict(ckpt["scaler"])
+    if run.ema is not None and ckpt["model_ema"] is not None:
+        run.ema.module.load_state_dict(ckpt["model_ema"])
+        run.ema.n_averaged.copy_(ckpt["ema_n_averaged"])
+    if epochs != old_epochs:
+        before = run.optimizer.param_groups[0]["lr"]
+        apply_schedule(run.scheduler)  # the rebuilt schedule (setup() built it for `epochs`) at the saved step
+        run.log(
+            f"note: training.epochs {old_epochs} -> {epochs}: the {run.cfg['training']['schedule']} schedule is "
+            f"rebuilt for {epochs} epochs and continues from step {run.scheduler.last_epoch} "
+            f"(lr {before:.3g} -> {run.optimizer.param_groups[0]['lr']:.3g})"
+        )
+    run.start_epoch, run.history = done, ckpt["history"]
+    run.best, run.stale_epochs = ckpt["best"], ckpt["stale_epochs"]
+    rng = ckpt["rng"]
+    set_rng_state(rng[run.rank] if len(rng) == run.world else rng[0])
+    run.log(f"resumed from {path} at epoch {done}")
+
+
+def save_checkpoints(run: Run, metrics: dict[str, float], improved: bool) -> None:
+    """best.pt (weights and what rebuilds the model) when the monitor improved, last.pt always; every rank's
+    RNG state goes into last.pt, so --resume replays the next epoch exactly."""
+    rng = [rng_state()]
+    if run.world > 1:
+        rng = [None] * run.world
+        dist.all_gather_object(rng, rng_state())
+    if run.rank != 0:
+        return
+    weights = {
+        "meta": run.meta,
+        "config": run.cfg,
+        "epoch": run.history[-1]["epoch"],  # epochs completed
+        "metrics": metrics,
+        "model": run.model.state_dict(),
+        "model_ema": run.ema.module.state_dict() if run.ema is not None else None,
+    }
+    state = {
+        **weights,
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "scaler": run.scaler.state_dict(),
+        "ema_n_averaged": run.ema.n_averaged if run.ema is not None else None,
+        "history": run.history,
+        "best": run.best,
+        "stale_epochs": run.stale_epochs,
+        "rng": rng,
+    }
+    if improved:
+        save_atomic(weights, run.out / "best.pt")
+    save_atomic(state, run.out / "last.pt")
+    write_metrics(run.history, run.out)
+
+
+def fit(run: Run) -> dict[str, Any]:
+    """The epoch loop: train, validate, checkpoint, stop early; returns summary.json's content."""
+    t, cfg = run.cfg["training"], run.cfg
+    freeze = t["freeze"]  # fine-tuning: the head alone for freeze.epochs, then everything
+    if freeze["mode"] != "none" and run.start_epoch < freeze["epochs"]:
+        freeze_backbone(run.model, trainable=False)
+    model = wrap_ddp(run.model, run.device, run.world)
+    loss_fn = task.build_loss(cfg)
+    batch_transform = task.train_batch_transform(cfg, run.meta)
+    effective = cfg["data"]["batch_size"] * run.world * t["grad_accum_steps"]
+    params = sum(p.numel() for p in run.model.parameters()) / 1e6
+    run.log(
+        f"{cfg['model']['arch']}: {params:.2f}M params; {run.data.describe()}; device {run.device} x {run.world}, "
+        f"effective batch {effective}, {run.steps_per_epoch} steps/epoch, amp {run.amp_dtype}"
+    )
+
+    epoch, stopped_early, epochs = run.start_epoch - 1, False, t["epochs"]
+    for epoch in range(run.start_epoch, epochs):
+        epoch_start = time.perf_counter()
+        stage = task.data_stage(cfg, epoch)
+        if stage != run.stage:  # e.g. progressive resizing: a new stage rebuilds the loaders
+            run.data = task.build_data(
+                cfg, stage, rank=run.rank, world_size=run.world, pin_memory=run.device.type == "cuda"
+            )
+            run.stage = stage
+            run.log(f"epoch {epoch}: data stage {stage}")
+        if freeze["mode"] != "none" and epoch == freeze["epochs"] and epoch > 0:
+            freeze_backbone(run.model, trainable=True)
+            model = wrap_ddp(run.model, run.device, run.world)
+            run.log(f"epoch {epoch}: backbone unfrozen")
+        run.data.train_sampler.set_epoch(epoch)
+
+        # --- train, then validate (the EMA weights when EMA is on)
+        lr = run.optimizer.param_groups[0]["lr"]
+        train_loss = train_one_epoch(
+            model,
+            run.data.train_loader,
+            run.optimizer,
+            loss_fn,
+            device=run.device,
+            scheduler=run.scheduler,
+            ema=run.ema,
+            scaler=run.scaler,
+            amp_dtype=run.amp_dtype,
+            batch_transform=batch_transform,
+            accum_steps=t["grad_accum_steps"],
+            clip_norm=t["grad_clip_norm"],
+            channels_last=t["channels_last"],
+            progress=f"epoch {epoch}" if run.rank == 0 else None,
+        )
+        val_model = run.ema.module if run.ema is not None else run.model
+        metrics = evaluate(
+            val_model,
+            run.data.val_loader,
+            task.Metrics(run.meta, run.device),
+            device=run.device,
+            amp_dtype=run.amp_dtype,
+            channels_last=t["channels_last"],
+        )
+        if run.monitor.metric not in metrics:
+            raise ProjectError(f"training.monitor.metric {run.monitor.metric!r}: the task reports {', '.join(metrics)}")
+        seconds = time.perf_counter() - epoch_start
+        run.history.append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, **metrics, "seconds": seconds})
+        value = metrics[run.monitor.metric]
+        improved = run.monitor.improved(value, run.best)
+        if improved:
+            run.best, run.stale_epochs = value, 0
+        else:
+            run.stale_epochs += 1
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        run.log(
+            f"epoch {epoch + 1}/{epochs}  lr {lr:.3g}  train_loss {train_loss:.4f}  {shown}  ({seconds:.1f} s)",
+            flush=True,
+        )
+
+        # --- checkpoint, then stop early or on request
+        save_checkpoints(run, metrics, improved)
+        patience = t["early_stopping_patience"]
+        if patience and run.stale_epochs >= patience:
+            run.log(f"early stopping: no better {run.monitor.metric} for {patience} epochs")
+            stopped_early = True
+            break
+        if run.args.stop_after is not None and epoch + 1 >= run.args.stop_after:
+            run.log(f"stopping after epoch {epoch + 1} (--stop-after); continue with --resume")
+            break
+
+    return {
+        f"best_{run.monitor.metric}": run.best,
+        "monitor": {"metric": run.monitor.metric, "mode": run.monitor.mode},
+        "epochs_run": epoch + 1,
+        "checkpoint": str(run.out / "best.pt"),
+        "stopped_early": stopped_early,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    started = time.perf_counter()
+    args = parse_args(argv)
+    run = setup(args)
+    if args.resume:
+        resume(run)
+    summary = fit(run)
+    summary["wall_seconds"] = time.perf_counter() - started
+    if run.rank == 0 and run.history:
+        (run.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        plot_curves(run.history, run.monitor.metric, run.out / "curves.png")
+        run.log(f"best {run.monitor.metric} {run.best:.4f}; outputs in {run.out}")
+    if run.world > 1:
+        dist.destroy_process_group()
+    return summary
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,286 @@
+"""Image classification: the task's part of this project, the hooks the core scripts call.
+
+train.py, evaluate.py, predict.py and export.py are the same in every generated project; what is particular to
+classifying images lives here (and in data.py, which reads the ImageFolder and builds the transforms):
+
+    data_stage, build_data, data_meta     the loaders (per progressive-resizing stage) and what the model needs
+    model_from_meta, build_model          model.py's architecture; pretrained weights only in build_model
+    build_loss, train_batch_transform     cross-entropy with label smoothing; MixUp / CutMix on training batches
+    to_device, Metrics, MONITOR           a batch on the device; loss, top-1 and the confusion matrix (DDP-summed)
+    val_loader, write_report              evaluate.py: the val split, per-class precision / recall / F1
+    EXPORT, export_example                export.py: input / output names, an example input
+    predict_files, predict_loader, write_predictions     predict.py: images in, predictions.csv out
+"""
+
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader
+from torchvision.transforms import v2
+
+import data
+from errors import ProjectError
+from model import build_model as build_architecture
+from weights import PretrainedWeightsError, load_pretrained
+
+# best.pt and early stopping follow the validation top-1 accuracy unless training.monitor says otherwise
+MONITOR = {"metric": "val_acc1", "mode": "max"}
+# export.py: ONNX graph names, and the exporter (torch.export-based unless model.py sets ONNX_DYNAMO = False)
+EXPORT = {"input_names": ["images"], "output_names": ["logits"], "dynamo": True}
+
+
+# --- data --------------------------------------------------------------------------------------------------
+
+
+def data_stage(cfg: dict[str, Any], epoch: int) -> int:
+    """The image size at ``epoch``: the last progressive-resizing stage [start_epoch, size] that has begun."""
+    size = cfg["data"]["image_size"]
+    for start, stage_size in cfg["training"]["progressive_resizing"]:
+        if epoch >= start:
+            size = stage_size
+    return size
+
+
+def build_data(cfg: dict[str, Any], stage: int, *, rank: int, world_size: int, pin_memory: bool) -> data.Data:
+    """The train / val loaders at image size ``stage`` (the ImageFolder at data.root, checked first)."""
+    return data.load_data(cfg, stage, rank=rank, world_size=world_size, pin_memory=pin_memory)
+
+
+def data_meta(cfg: dict[str, Any], loaded: data.Data, log: Callable[..., None] = print) -> dict[str, Any]:
+    """What rebuilds the model and its preprocessing later (saved in every checkpoint): plain values only."""
+    m, d = cfg["model"], cfg["data"]
+    if len(loaded.classes) != m["num_classes"]:
+        log(
+            f"note: {loaded.root} has {len(loaded.classes)} classes; config.yaml says {m['num_classes']}: "
+            "using the data's"
+        )
+    return {
+        "arch": m["arch"],
+        "num_classes": len(loaded.classes),
+        "classes": loaded.classes,
+        "small_input": m["small_input"],
+        "image_size": d["image_size"],
+        "eval_crop_pct": d["eval_crop_pct"],
+        "mean": d["mean"],
+        "std": d["std"],
+    }
+
+
+# --- model and loss ------------------------------------------------------------------------------------------
+
+
+def model_from_meta(meta: dict[str, Any], **kwargs: Any) -> nn.Module:
+    """The architecture with fresh weights (never downloads anything)."""
+    return build_architecture(meta["arch"], meta["num_classes"], small_input=meta["small_input"], **kwargs)
+
+
+def default_weights(arch: str) -> str:
+    """The ImageNet weights for ``model.pretrained: true``: torchvision's DEFAULT, else timm's default tag."""
+    from torchvision.models import get_model_weights
+
+    try:
+        return f"torchvision:{get_model_weights(arch).DEFAULT}"
+    except ValueError:
+        return f"timm:{arch}"
+
+
+def build_model(cfg: dict[str, Any], meta: dict[str, Any], log: Callable[..., None] = print) -> nn.Module:
+    """The model to train: dropout and stochastic depth from the config, then ``model.pretrained`` if set."""
+    m = cfg["model"]
+    model = model_from_meta(meta, drop_path_rate=m["drop_path"], dropout=m["dropout"])
+    if m["pretrained"]:
+        source = default_weights(m["arch"]) if m["pretrained"] is True else m["pretrained"]
+        try:
+            # a small-input stem (3x3, stride 1) has no ImageNet counterpart: load everything else
+            log(load_pretrained(model, source, strict_backbone=not m["small_input"]))
+        except (PretrainedWeightsError, FileNotFoundError) as e:
+            offline = isinstance(e, PretrainedWeightsError) and e.unreachable
+            raise ProjectError(
+                f"{'cannot fetch' if offline else 'cannot load'} the pretrained weights {source} "
+                f"({str(e).splitlines()[0]}): put a weights file on this machine and set model.pretrained: FILE "
+                "in config.yaml (or pass --pretrained FILE), or train from scratch with --no-pretrained "
+                "(model.pretrained: false)"
+            ) from e
+    return model
+
+
+def build_loss(cfg: dict[str, Any]) -> nn.Module:
+    """Cross-entropy with label smoothing (Szegedy et al., arXiv:1512.00567); takes class indices or the soft
+    targets MixUp / CutMix make."""
+    return nn.CrossEntropyLoss(label_smoothing=cfg["training"]["label_smoothing"])
+
+
+def train_batch_transform(cfg: dict[str, Any], meta: dict[str, Any]) -> v2.Transform | None:
+    """MixUp (Zhang et al., arXiv:1710.09412) or CutMix (Yun et al., arXiv:1905.04899) on a share of the
+    training batches (augmentation.mix_prob), or None when both are off."""
+    aug = cfg["augmentation"]
+    mixes: list[v2.Transform] = []
+    if aug["mixup_alpha"] and aug["mixup_alpha"] > 0:
+        mixes.append(v2.MixUp(alpha=aug["mixup_alpha"], num_classes=meta["num_classes"]))
+    if aug["cutmix_alpha"] and aug["cutmix_alpha"] > 0:
+        mixes.append(v2.CutMix(alpha=aug["cutmix_alpha"], num_classes=meta["num_classes"]))
+    if not mixes or not aug["mix_prob"]:
+        return None
+    return v2.RandomApply([v2.RandomChoice(mixes)], p=aug["mix_prob"])
+
+
+def to_device(batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, class indices) of a loader batch, on ``device``."""
+    images, targets = batch
+    return images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+
+
+# --- metrics -------------------------------------------------------------------------------------------------
+
+
+class Metrics:
+    """Validation loss, top-1 accuracy and the confusion matrix, accumulated per batch.
+
+    Under DDP each rank sees a disjoint shard of the val set (data.py); ``compute`` sums the loss and the
+    confusion matrix over all ranks, so every rank gets the metrics of the whole split.
+    """
+
+    def __init__(self, meta: dict[str, Any], device: torch.device) -> None:
+        self.classes: list[str] = list(meta["classes"])
+        n = len(self.classes)
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.confusion = torch.zeros(n, n, dtype=torch.int64, device=device)  # rows: true class, cols: predicted
+        self.reduced = False
+
+    def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        logits = logits.float()
+        self.loss_sum += nn.functional.cross_entropy(logits, targets, reduction="sum")
+        n = len(self.classes)
+        pairs = targets * n + logits.argmax(1)
+        self.confusion += torch.bincount(pairs, minlength=n * n).view(n, n)
+
+    def compute(self) -> dict[str, float]:
+        """``{"val_loss", "val_acc1"}`` over everything seen (all ranks), top-1 in percent."""
+        if dist.is_initialized() and not self.reduced:
+            dist.all_reduce(self.loss_sum)
+            dist.all_reduce(self.confusion)
+            self.reduced = True
+        count = int(self.confusion.sum())
+        if count == 0:
+            raise data.DataError("the validation set yielded no images")
+        return {
+            "val_loss": float(self.loss_sum) / count,
+            "val_acc1": 100.0 * float(self.confusion.diag().sum()) / count,
+        }
+
+    def per_class(self) -> list[dict[str, Any]]:
+        """Precision, recall and F1 (in %) and the support of each class, from the confusion matrix."""
+        c = self.confusion.double().cpu()
+        tp, predicted, actual = c.diag(), c.sum(0), c.sum(1)
+        precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.zeros_like(tp))
+        recall = torch.where(actual > 0, tp / actual.clamp(min=1), torch.zeros_like(tp))
+        f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall), torch.zeros_like(tp))
+        return [
+            {
+                "class": name,
+                "precision": 100 * float(p),
+                "recall": 100 * float(r),
+                "f1": 100 * float(f),
+                "support": int(s),
+            }
+            for name, p, r, f, s in zip(self.classes, precision, recall, f1, actual, strict=True)
+        ]
+
+
+# --- evaluate.py ----------------------------------------------------------------------------------------------
+
+
+def val_loader(cfg: dict[str, Any], meta: dict[str, Any], batch_size: int | None = None) -> DataLoader:
+    """The validation split of ``data.root`` at the checkpoint's image size; its classes must be the model's."""
+    loader, classes = data.val_loader(cfg, meta["image_size"], batch_size)
+    if classes != meta["classes"]:
+        raise ProjectError(
+            f"the val folders {classes} differ from the classes the model was trained on {meta['classes']}"
+        )
+    return loader
+
+
+def write_report(metrics: Metrics, out: Path) -> dict[str, Any]:
+    """Print the per-class table; write ``out/per_class.json`` and ``out/confusion_matrix.png``."""
+    rows = metrics.per_class()
+    width = max(5, *(len(r["class"]) for r in rows))
+    print(f"{'class':<{width}}  precision  recall     f1  support")
+    for r in rows:
+        print(f"{r['class']:<{width}}  {r['precision']:9.2f}  {r['recall']:6.2f}  {r['f1']:5.2f}  {r['support']:7d}")
+    macro_f1 = sum(r["f1"] for r in rows) / len(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"macro_f1": macro_f1, "per_class": rows, "confusion": metrics.confusion.cpu().tolist()}
+    (out / "per_class.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    plot_confusion(metrics.confusion.cpu().numpy(), metrics.classes, out / "confusion_matrix.png")
+    return {"macro_f1": macro_f1, "per_class_json": str(out / "per_class.json"),
+            "confusion_png": str(out / "confusion_matrix.png")}  # fmt: skip
+
+
+def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path) -> None:
+    """The confusion matrix, rows normalized to the true class (matplotlib's file backend: no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rates = confusion / np.maximum(1, confusion.sum(1, keepdims=True))
+    size = min(20, 2 + 0.4 * len(classes))
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    if len(classes) <= 30:  # beyond that the labels overlap
+        ax.set_xticks(range(len(classes)), classes, rotation=90)
+        ax.set_yticks(range(len(classes)), classes)
+        for i, j in zip(*np.nonzero(confusion), strict=True):
+            ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if rates[i, j] > 0.5 else "black")  # fmt: skip
+    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix (counts; colour: share of the true class)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# --- export.py ----------------------------------------------------------------------------------------------
+
+
+def export_example(meta: dict[str, Any], batch: int, seed: int) -> torch.Tensor:
+    """A batch of random images at the checkpoint's size (parity checks use fresh seeds, not the traced one)."""
+    size = meta["image_size"]
+    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+# --- predict.py ---------------------------------------------------------------------------------------------
+
+
+def predict_files(inputs: list[str]) -> list[Path]:
+    """The images named by files, folders and globs."""
+    return data.image_files(inputs)
+
+
+def predict_loader(files: list[Path], meta: dict[str, Any], batch_size: int) -> DataLoader:
+    """Batches of (images, indices into ``files``), preprocessed as the validation images were."""
+    transform = data.build_eval_transform(meta["image_size"], meta["eval_crop_pct"], meta["mean"], meta["std"])
+    return DataLoader(data.ImageFiles(files, transform), batch_size=batch_size, shuffle=False)
+
+
+def write_predictions(out: Path, files: list[Path], logits: np.ndarray, meta: dict[str, Any], top_k: int) -> Path:
+    """``out/predictions.csv``: each file with its top-k labels and softmax probabilities, best first."""
+    z = logits.astype(np.float64)
+    probs = np.exp(z - z.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    k = min(top_k, probs.shape[1])
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "predictions.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["file"] + [f"{col}_{i + 1}" for i in range(k) for col in ("label", "prob")])
+        for file, row, p in zip(files, order, probs, strict=True):
+            writer.writerow([str(file)] + [v for c in row for v in (meta["classes"][c], f"{p[c]:.6f}")])
+    return path
