@@ -112,6 +112,7 @@ _PROBLEM: list[inspect.Parameter] = [
         ("pretrained", bool | None, None, typer.Option("--pretrained/--no-pretrained", help="May ImageNet/COCO weights be used. [default: pretrained]")),
         ("hflip", bool | None, None, typer.Option("--hflip/--no-hflip", help="Is a mirrored image still the same class? (no for digits, text). [default: hflip]")),
         ("object_size", str | None, None, typer.Option("--object-size", help="Detection only: small, large, variable.")),
+        ("permissive", bool | None, None, typer.Option("--permissive/--no-permissive", help="Only models whose code and weights licences allow commercial use (no AGPL, non-commercial, gated or hosted).")),
         ("arch", str | None, None, typer.Option("--arch", help="Evaluate a forced architecture (catalog name or alias).")),
         ("horizon", str | None, None, typer.Option("--horizon", help="Forecasting: steps to predict.")),
         ("lookback", str | None, None, typer.Option("--lookback", help="Forecasting: steps of history the model sees.")),
@@ -165,6 +166,7 @@ def _spec(problem: dict[str, Any], rules: Any) -> Any:
     args = {k: v for k, v in problem.items() if k != "rules"}
     args["pretrained"] = True if args["pretrained"] is None else args["pretrained"]
     args["hflip"] = True if args["hflip"] is None else args["hflip"]
+    args["permissive"] = bool(args["permissive"])
     defaults = {t: row["default_classes"] for t, row in rules.tasks.items()}
     return build_spec(**args, default_classes=defaults)
 

@@ -35,6 +35,13 @@ class Provenance:
 
 
 @dataclass(frozen=True)
+class LicenseInfo:
+    code: str
+    weights: str
+    kind: str  # vocab.LICENSE_KINDS: what binds this use (the weights count only when they are used)
+
+
+@dataclass(frozen=True)
 class Architecture:
     name: str
     family: str
@@ -54,6 +61,7 @@ class Architecture:
     structure: str | None = None
     small_input: bool = False
     scaffold: bool = False
+    license: LicenseInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,7 @@ class Alternative:
     expected_latency_ms: float | None = None
     metric: str | None = None
     provider: str | None = None
+    license: LicenseInfo | None = None
 
 
 @dataclass(frozen=True)

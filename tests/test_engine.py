@@ -519,3 +519,44 @@ def test_speech_gets_specaugment_and_a_whisper_lr():
     r = rec(task="speech-recognition", images=5000)
     assert "spec_augment" in [o["name"] for o in r["augmentation"]["ops"]]
     assert r["training"]["lr"] == 1e-5
+
+
+# --- licences ---------------------------------------------------------------------------------------------
+
+
+def test_every_model_names_its_code_and_weights_licence():
+    unknown = [v.name for v in CATALOG.variants if v.license.code_kind == "other" and v.license.code == "unknown"]
+    unknown += [e.name for e in CATALOG.external if e.license is None or e.license.code == "unknown"]
+    assert not unknown, unknown
+
+
+@pytest.mark.parametrize(
+    ("inputs", "name", "kind"),
+    [(dict(task="detection", images=2000, arch="yolov8s"), "yolov8s", "copyleft"),  # ultralytics: AGPL-3.0
+     (dict(task="detection", images=2000, arch="yolo_nas_s"), "yolo_nas_s", "non-commercial"),  # Deci weights licence
+     (dict(task="text-generation", images=100, arch="llama3_8b"), "llama3_8b", "gated"),  # Meta Llama 3 licence
+     (dict(task="text", images=50, arch="gpt_4"), "gpt_4", "proprietary")],
+)  # fmt: skip
+def test_restrictive_terms_on_the_choice_are_warned_with_a_permissive_alternative(inputs, name, kind):
+    r = rec(**inputs)
+    assert r["architecture"]["license"]["kind"] == kind
+    warning = next(w for w in r["warnings"] if w.startswith(f"{name} is {kind}"))
+    assert "permissive alternative" in warning or "--permissive" in warning
+
+
+@pytest.mark.parametrize("task", ["classification", "detection", "semantic-segmentation", "instance-segmentation",
+                                  "text", "code", "time-series", "image-generation", "text-generation",
+                                  "speech-recognition", "video", "time-series-classification"])  # fmt: skip
+def test_permissive_keeps_only_permissive_models(task):
+    r = rec(task=task, images=5000, permissive=True, target="cloud-gpu")
+    assert r["inputs"]["permissive"] is True
+    kinds = [r["architecture"]["license"]["kind"]] + [a["license"]["kind"] for a in r["alternatives"]]
+    if any(t["rule"] == "license.permissive" and "nothing meets it" in t["because"] for t in r["trace"]):
+        assert any("license.permissive" in w for w in r["warnings"])  # no permissive model for the task: said
+    else:
+        assert set(kinds) <= {"permissive", "none"}, (task, kinds)
+
+
+def test_scratch_training_does_not_bind_the_weights_licence():
+    r = rec(images=50_000, target="ios", pretrained=False, arch="mobilevit_xs")  # Apple sample-code weights unused
+    assert r["architecture"]["license"] == {"code": "MIT", "weights": "not used", "kind": "permissive"}
