@@ -667,6 +667,17 @@ def _check_warnings(spec: ProblemSpec, chosen: Any, env: dict[str, Any], dep: De
         warnings.append(
             f"expected {dep.expected_latency_ms} ms on {spec.target} exceeds the {spec.latency_ms:g} ms budget"
         )
+    elif (
+        spec.latency_ms is not None
+        and dep.latency_range_ms is not None
+        and not dep.latency_measured
+        and dep.latency_range_ms[1] > spec.latency_ms
+    ):
+        low, high = dep.latency_range_ms
+        warnings.append(
+            f"the {spec.latency_ms:g} ms budget lies inside the estimate's band ({low:g}-{high:g} ms on {spec.target}): "
+            "measure on the target before relying on it (archadvisor profile, or recommend --measure on this machine)"
+        )
     if spec.images < 1000 and spec.task not in ("time-series", "text-generation", "image-generation", "code"):
         warnings.append(
             f"{spec.images} {examples}: one validation split of ~{max(1, spec.images // 5)} is noisy (a few points of "

@@ -560,3 +560,13 @@ def test_permissive_keeps_only_permissive_models(task):
 def test_scratch_training_does_not_bind_the_weights_licence():
     r = rec(images=50_000, target="ios", pretrained=False, arch="mobilevit_xs")  # Apple sample-code weights unused
     assert r["architecture"]["license"] == {"code": "MIT", "weights": "not used", "kind": "permissive"}
+
+
+def test_a_budget_inside_the_estimate_band_is_warned():
+    base = rec(images=8000, target="jetson", arch="efficientnet_v2_s")["deployment"]
+    low, high = base["latency_range_ms"]
+    budget = (base["expected_latency_ms"] + high) / 2  # above the estimate, below the band's top
+    r = rec(images=8000, target="jetson", arch="efficientnet_v2_s", latency_ms=budget)
+    assert any("inside the estimate's band" in w for w in r["warnings"]), r["warnings"]
+    clear = rec(images=8000, target="jetson", arch="efficientnet_v2_s", latency_ms=high * 1.5)
+    assert not any("inside the estimate's band" in w for w in clear["warnings"])
