@@ -164,7 +164,9 @@ _TARGET_KEYS: dict[str, tuple[str, bool]] = {
     "assumed_kind_factors": ("assumed", False),
     "notes": ("str", False),
     "guide_claim": ("claim", False),
+    "cpu_scaling": ("cpu_scaling", False),
 }
+_CPU_SCALING_KEYS = {"overhead_ms", "exponent", "factor", "ms_per_gmac", "fitted_on"}
 _BENCH_KEYS = {"model", "kind", "gmacs", "latency_ms", "source", "base", "confidence", "note"}
 _CLAIM_KEYS = {"architecture", "catalog_name", "image_size", "latency_ms", "our_estimate_ms", "note"}
 
@@ -260,6 +262,13 @@ def _validate_target(prof: Mapping, where: str, targets: Mapping, err: Any) -> N
             _validate_claim(value, here, err)
         elif typ == "benchmarks":
             _validate_benchmarks(value, here, source_keys, err)
+        elif typ == "cpu_scaling" and not (
+            isinstance(value, Mapping)
+            and set(value) == _CPU_SCALING_KEYS
+            and all(_is_number(value[k]) and value[k] >= 0 for k in _CPU_SCALING_KEYS - {"fitted_on"})
+            and isinstance(value["fitted_on"], str)
+        ):
+            err(prof, here, f"expected {{{', '.join(sorted(_CPU_SCALING_KEYS))}}} with numbers >= 0")
 
 
 def _validate_assumed(value: Any, here: str, err: Any) -> None:
@@ -435,6 +444,33 @@ def device_fit(target: str, devices: Mapping[str, Any] | None = None) -> DeviceF
     return _fit(target, targets)
 
 
+def _profile(target: str, devices: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    targets = load_devices()["targets"] if devices is None else devices.get("targets", devices)
+    return targets.get(target, {})
+
+
+def _cpu_scaled(
+    variant: HasModelFacts, image_size: int, gmacs: float, small: bool, s: Mapping[str, Any]
+) -> LatencyEstimate:
+    """cloud-cpu: the catalog's own 224 px measurement scaled to this input by compute with a sub-linear exponent
+    (small inputs keep less of the cores busy), plus a fixed per-call overhead; without a catalog measurement,
+    the same power law on the GMACs alone. Both fitted on measurements of `archadvisor profile` (bench/cpu_latency_table.py)."""
+    stem = ", small-input stem" if small else ""
+    if variant.cpu_latency_ms and variant.gmacs > 0:
+        ms = s["overhead_ms"] + s["factor"] * variant.cpu_latency_ms * (gmacs / variant.gmacs) ** s["exponent"]
+        how = (f"{s['overhead_ms']:g} ms + {s['factor']:g} x the catalog's {variant.cpu_latency_ms:g} ms at "
+               f"{variant.input_size} px x (GMACs ratio)^{s['exponent']:g}")  # fmt: skip
+    else:
+        ms = s["overhead_ms"] + s["ms_per_gmac"] * gmacs ** s["exponent"]
+        how = f"{s['overhead_ms']:g} ms + {s['ms_per_gmac']:g} x ({gmacs:.3g} GMACs)^{s['exponent']:g}"
+    low, high = _band(ms, 0.5, 2.0, MIN_BAND)
+    basis = (
+        f"estimate for a 2-vCPU cloud VM (PyTorch eager, fp32, batch 1) at {image_size} px{stem}: {how}; fitted on "
+        "measurements of `archadvisor profile` (band x0.5..x2); measure here with `archadvisor profile`"
+    )
+    return LatencyEstimate(ms=ms, low_ms=low, high_ms=high, basis=basis, source=f"fitted on {s['fitted_on']}")
+
+
 def _check_target(target: str) -> None:
     if target not in TARGETS:
         raise InputError("--target", target, TARGETS)
@@ -485,6 +521,9 @@ def estimate_latency_ms(
         raise InputError("--image-size", image_size, "a positive number of pixels")
     gmacs, small = _gmacs_at(variant, image_size, small_input)
     stem = ", small-input stem" if small else ""
+    scaling = _profile(target, devices).get("cpu_scaling")
+    if target == "cloud-cpu" and scaling is not None:
+        return _cpu_scaled(variant, image_size, gmacs, small, scaling)
     if target == "cloud-cpu" and variant.cpu_latency_ms:
         scale = gmacs / variant.gmacs if variant.gmacs > 0 else (image_size / variant.input_size) ** 2
         ms = variant.cpu_latency_ms * scale
