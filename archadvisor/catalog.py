@@ -92,6 +92,28 @@ class External:
     license: License | None = None
     module: str | None = None  # the shipped model file a project of this model is generated from
     build: str | None = None  # the variant name that file's build_model takes
+    gmacs: float | None = None  # at input_size, for latency estimates
+    input_size: int | None = None
+    arch_kind: str | None = None  # cnn | transformer | hybrid: the device profile's kind factor
+
+    @property
+    def params(self) -> int:
+        return int((self.params_m or 0) * 1e6)
+
+    @property
+    def small_input(self) -> bool:
+        return False
+
+    @property
+    def cpu_latency_ms(self) -> None:
+        return None
+
+    @property
+    def kind(self) -> str:
+        return self.arch_kind or "cnn"
+
+    def gmacs_at(self, image_size: int, small_input: bool = False) -> float:
+        return float(self.gmacs or 0.0) * (image_size / (self.input_size or image_size)) ** 2
 
     @property
     def generatable(self) -> bool:

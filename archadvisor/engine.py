@@ -90,7 +90,12 @@ def _estimate(variant: Variant, target: str, image_size: int, rules: RuleSet) ->
 
     devices = {k: v for k, v in rules.devices.items() if k != "_file"} or None
     return estimate_latency_ms(
-        variant, target, image_size, devices=devices, small_input=uses_small_input(variant, image_size, rules)
+        variant,
+        target,
+        image_size,
+        devices=devices,
+        small_input=uses_small_input(variant, image_size, rules),
+        precision=rules.targets[target]["precision"],
     )
 
 
@@ -247,6 +252,18 @@ def _decider(sel: Selection) -> str | None:
     return max(margins, key=margins.get)
 
 
+def _estimate_external(e: External, spec: ProblemSpec, rules: RuleSet) -> Any:
+    """A latency estimate for a model outside the zoo whose compute is published (None otherwise)."""
+    if e.gmacs is None or spec.image_size is None:
+        return None
+    from archadvisor.latency import estimate_latency_ms
+
+    devices = {k: v for k, v in rules.devices.items() if k != "_file"} or None
+    est = estimate_latency_ms(e, spec.target, spec.image_size, devices=devices, zoo=False,
+                              precision=rules.targets[spec.target]["precision"])  # fmt: skip
+    return replace(est, basis=est.basis + f"; {e.gmacs:g} GMACs at {e.input_size} px from the publisher ({e.source})")
+
+
 def _keep_external(c: dict[str, Any], e: External) -> bool:
     """Does external model ``e`` survive constraint ``c``? An unknown size (an architecture sized to the data)
     passes a size limit; a hosted API passes only where hosted APIs are allowed."""
@@ -292,6 +309,20 @@ def select_tree(spec: ProblemSpec, rules: RuleSet, catalog: Catalog) -> Selectio
         else:
             warnings.append(f"no model satisfies {c['id']} ({c['because']}); keeping the candidates as they were")
             trace.append(TraceEntry(c["id"], where, True, f"{c['because']}: nothing meets it, constraint not applied", "constraint"))  # fmt: skip
+    latency = {e.name: est for e in pool if (est := _estimate_external(e, spec, rules)) is not None}
+    if spec.latency_ms is not None and latency:
+        # only a model with an estimate can be shown to meet the budget; one without a published compute figure
+        # is not kept in its place (that would prefer the unknown to the measured-slow)
+        because = f"latency <= {spec.latency_ms:g} ms on {spec.target} (estimated from published compute)"
+        survivors = [e for e in pool if e.name in latency and latency[e.name].ms <= spec.latency_ms]
+        excluded.extend((e, f"excluded by constraint.latency: {because}") for e in pool if e not in survivors)
+        if survivors:
+            trace.append(TraceEntry("constraint.latency", ENGINE, True, f"{because} (excludes {len(pool) - len(survivors)} of {len(pool)})", "constraint"))  # fmt: skip
+            pool = survivors
+        else:
+            pool = sorted((e for e in pool if e.name in latency), key=lambda e: latency[e.name].ms)[:NEAREST]
+            warnings.append(f"no model satisfies constraint.latency ({because}); keeping the closest, {pool[0].name}")
+            trace.append(TraceEntry("constraint.latency", ENGINE, True, f"{because}: nothing meets it, kept the {len(pool)} closest", "constraint"))  # fmt: skip
     for r in sel_rules["rules"]:
         fired = conditions.evaluate(r["when"], env)
         trace.append(TraceEntry(r["id"], rules.files[r["id"]], fired, r["because"] + f" [{conditions.describe(r['when'], env)}]",
@@ -305,7 +336,7 @@ def select_tree(spec: ProblemSpec, rules: RuleSet, catalog: Catalog) -> Selectio
             votes.setdefault(name, {})[f"task.{spec.task}"] = 0.5 * (1 - 0.1 * i)
     scores = {e.name: sum(votes.get(e.name, {}).values()) for e in pool}
     ranked = sorted(pool, key=lambda e: (-round(scores[e.name], 6), e.params_m or 0))
-    sel = Selection(ranked=ranked, scores=scores, votes=votes, trace=trace, warnings=warnings,
+    sel = Selection(ranked=ranked, scores=scores, votes=votes, trace=trace, warnings=warnings, latency=latency,
                     excluded=[(e, why) for e, why in excluded if e not in ranked])  # fmt: skip
     sel.decided_by = _decider(sel)
     return sel
@@ -597,6 +628,7 @@ def _alternatives(
         else:
             out.append(Alternative(name=c.name, family=c.name, why=why, meets_constraints=c in sel.ranked,
                                    score=round(sel.scores.get(c.name, 0.0), 3), params_m=c.params_m,
+                                   expected_latency_ms=None if est is None else round(est.ms, 2),
                                    metric=c.metric, provider=c.provider, license=license_info(spec, c)))  # fmt: skip
     return out
 
@@ -610,7 +642,12 @@ def _deployment(spec: ProblemSpec, rules: RuleSet, chosen: Any, sel: Selection) 
         return Deployment(**common, expected_latency_ms=round(est.ms, 2),
                           latency_range_ms=(round(est.low_ms, 2), round(est.high_ms, 2)), latency_basis=est.basis,
                           latency_source=est.source, latency_measured=bool(getattr(est, "measured", False)))  # fmt: skip
-    return Deployment(**common, latency_basis="not estimated: external model; see the publisher's benchmark",
+    est = sel.latency.get(chosen.name)
+    if est is not None:
+        return Deployment(**common, expected_latency_ms=round(est.ms, 2),
+                          latency_range_ms=(round(est.low_ms, 2), round(est.high_ms, 2)), latency_basis=est.basis,
+                          latency_source=est.source)  # fmt: skip
+    return Deployment(**common, latency_basis="not estimated: no published compute figure; see the publisher's benchmark",
                       latency_source=chosen.source)  # fmt: skip
 
 

@@ -165,6 +165,7 @@ _TARGET_KEYS: dict[str, tuple[str, bool]] = {
     "notes": ("str", False),
     "guide_claim": ("claim", False),
     "cpu_scaling": ("cpu_scaling", False),
+    "precision_factors": ("precision_factors", False),
 }
 _CPU_SCALING_KEYS = {"overhead_ms", "exponent", "factor", "ms_per_gmac", "fitted_on"}
 _BENCH_KEYS = {"model", "kind", "gmacs", "latency_ms", "source", "base", "confidence", "note"}
@@ -262,6 +263,10 @@ def _validate_target(prof: Mapping, where: str, targets: Mapping, err: Any) -> N
             _validate_claim(value, here, err)
         elif typ == "benchmarks":
             _validate_benchmarks(value, here, source_keys, err)
+        elif typ == "precision_factors" and not (
+            isinstance(value, Mapping) and all(k in PRECISIONS and _is_number(v) and v > 0 for k, v in value.items())
+        ):
+            err(prof, here, f"expected a mapping of precision ({', '.join(PRECISIONS)}) -> latency factor > 0")
         elif typ == "cpu_scaling" and not (
             isinstance(value, Mapping)
             and set(value) == _CPU_SCALING_KEYS
@@ -444,6 +449,36 @@ def device_fit(target: str, devices: Mapping[str, Any] | None = None) -> DeviceF
     return _fit(target, targets)
 
 
+def estimate_latency_ms(
+    variant: HasModelFacts,
+    target: str,
+    image_size: int,
+    devices: Mapping[str, Any] | None = None,
+    *,
+    small_input: bool = False,
+    zoo: bool = True,
+    precision: str | None = None,
+) -> LatencyEstimate:
+    """Estimated batch-1 latency of ``variant`` on ``target`` at ``image_size`` px: an estimate, never a measurement
+    (see ``_estimate_latency_ms`` for the arguments); in the plan's ``precision`` where the profile's differs."""
+    est = _estimate_latency_ms(variant, target, image_size, devices, small_input=small_input, zoo=zoo)
+    prof = _profile(target, devices)
+    if precision is None or precision == prof.get("precision"):
+        return est
+    factor = prof.get("precision_factors", {}).get(precision)
+    if factor is None:
+        return replace(
+            est, basis=est.basis + f"; the profile is {prof.get('precision')}, the plan {precision}: not converted"
+        )
+    return replace(
+        est,
+        ms=est.ms * factor,
+        low_ms=est.low_ms * factor,
+        high_ms=est.high_ms * factor,
+        basis=est.basis + f"; x{factor:g} for the plan's {precision} (the profile is {prof.get('precision')})",
+    )
+
+
 def _profile(target: str, devices: Mapping[str, Any] | None) -> Mapping[str, Any]:
     targets = load_devices()["targets"] if devices is None else devices.get("targets", devices)
     return targets.get(target, {})
@@ -494,13 +529,15 @@ def _band(ms: float, low_ratio: float, high_ratio: float, floor: float) -> tuple
     return ms * low, ms * high
 
 
-def estimate_latency_ms(
+def _estimate_latency_ms(
     variant: HasModelFacts,
     target: str,
     image_size: int,
     devices: Mapping[str, Any] | None = None,
     *,
     small_input: bool = False,
+    zoo: bool = True,
+    precision: str | None = None,
 ) -> LatencyEstimate:
     """Estimated batch-1 latency of ``variant`` on ``target`` at ``image_size`` px: an estimate, never a measurement.
 
@@ -512,6 +549,10 @@ def estimate_latency_ms(
         devices: device profiles to use instead of rules/devices.yaml (e.g. the rules loader's merged set).
         small_input: the model is built with its small-input stem (the caller decides, from the rules'
             small-input threshold).
+        zoo: a classification-zoo model; the cloud-cpu scaling was fitted on those only, so models outside the
+            zoo (detectors, segmenters) take the device profile's roofline.
+        precision: the deployment plan's precision; where it differs from the profile's, the estimate is scaled
+            by the profile's ``precision_factors`` and says so (the plan and the estimate must agree).
 
     Returns:
         A ``LatencyEstimate`` with ``measured=False``, its band, the basis (model and fitted constants) and sources.
@@ -522,7 +563,7 @@ def estimate_latency_ms(
     gmacs, small = _gmacs_at(variant, image_size, small_input)
     stem = ", small-input stem" if small else ""
     scaling = _profile(target, devices).get("cpu_scaling")
-    if target == "cloud-cpu" and scaling is not None:
+    if target == "cloud-cpu" and scaling is not None and zoo:
         return _cpu_scaled(variant, image_size, gmacs, small, scaling)
     if target == "cloud-cpu" and variant.cpu_latency_ms:
         scale = gmacs / variant.gmacs if variant.gmacs > 0 else (image_size / variant.input_size) ** 2

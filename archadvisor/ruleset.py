@@ -210,6 +210,9 @@ EXTERNAL_SCHEMA: dict[str, _T] = {
     "module": ("str", False),
     "build": ("str", False),
     "license": ("map", False),
+    "gmacs": ("number", False),
+    "input_size": ("int", False),
+    "arch_kind": ("enum:cnn,transformer,hybrid", False),
 }
 
 # Fields a recipe table may set, with their types (archadvisor/recipe.py reads them).

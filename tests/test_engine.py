@@ -572,3 +572,30 @@ def test_a_budget_inside_the_estimate_band_is_warned():
     assert any("inside the estimate's band" in w for w in r["warnings"]), r["warnings"]
     clear = rec(images=8000, target="jetson", arch="efficientnet_v2_s", latency_ms=high * 1.5)
     assert not any("inside the estimate's band" in w for w in clear["warnings"])
+
+
+# --- latency for models outside the zoo, and in the plan's precision ------------------------------------
+
+
+def test_detectors_with_published_compute_get_labelled_estimates_and_the_budget_is_checked():
+    r = rec(task="detection", images=2000, target="cloud-cpu", latency_ms=100)
+    d = r["deployment"]
+    assert d["expected_latency_ms"] is not None and d["expected_latency_ms"] <= 100
+    assert "estimate" in d["latency_basis"] and "GMACs" in d["latency_basis"] and d["latency_measured"] is False
+    assert any(t["rule"] == "constraint.latency" and t["fired"] for t in r["trace"])
+    for alt in r["alternatives"]:  # the alternatives meet the same budget
+        assert alt["expected_latency_ms"] is not None and alt["expected_latency_ms"] <= 100, alt
+
+
+def test_the_estimate_is_in_the_plans_precision():
+    """cloud-gpu: the profile is TensorRT INT8 (NVIDIA's table), the plan serves fp16: dense FP16 is half INT8's
+    throughput on an A100 (datasheet), so the fp16 estimate is 2x and says so."""
+    from archadvisor.latency import estimate_latency_ms
+
+    v = CATALOG.get("convnext_tiny")
+    int8 = estimate_latency_ms(v, "cloud-gpu", 224)
+    fp16 = estimate_latency_ms(v, "cloud-gpu", 224, precision="fp16")
+    assert fp16.ms == pytest.approx(2 * int8.ms) and "fp16" in fp16.basis
+    r = rec(images=50_000, target="cloud-gpu", arch="convnext_tiny")
+    assert r["deployment"]["precision"] == "fp16"
+    assert r["deployment"]["expected_latency_ms"] == pytest.approx(fp16.ms, rel=1e-2)
