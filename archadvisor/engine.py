@@ -438,7 +438,7 @@ def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: 
     if measure_note:
         trace.append(TraceEntry("measure", ENGINE, True, measure_note, "measure"))
     decided = sel.decided_by if spec.arch is None else "--arch"
-    trace = [replace(t, decided=t.rule == decided) for t in trace]
+    trace = [t._replace(decided=t.rule == decided) for t in trace]
 
     provenance = dict(derived.provenance)
     provenance["architecture"] = (

@@ -241,7 +241,7 @@ def explain_json(rec: Recommendation, flips: list[dict[str, Any]]) -> str:
     out = {
         "architecture": rec.architecture.name,
         "decided_by": rec.decided_by,
-        "scores": [s.__dict__ for s in rec.scores],
+        "scores": [s._asdict() for s in rec.scores],
         "trace": rec.to_json()["trace"],
         "flips": flips,
     }
