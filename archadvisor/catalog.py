@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from archadvisor.errors import InputError
 from archadvisor.ruleset import RuleSet, load_rules
 
 
-@dataclass(frozen=True)
-class License:
+class License(NamedTuple):
     """A model's code and weights licences and what they allow (the worse of the two that are used)."""
 
     code: str
@@ -30,7 +29,7 @@ class License:
 UNKNOWN_LICENSE = License("unknown", "unknown", "other", "other")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # catalog entries are unique objects: identity is equality (and cheap)
 class Variant:
     """One model of the zoo, with its reference facts (rules/catalog.yaml)."""
 
@@ -78,7 +77,7 @@ class Variant:
         return self.gmacs * scale
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class External:
     """A model outside the zoo (detection, language, speech ...): advice only, no scaffold."""
 
