@@ -138,6 +138,8 @@ def build_model(
     elif detector_kwargs:
         raise ValueError(f"{arch} takes no detector_kwargs (its builder fixes its settings): {sorted(detector_kwargs)}")
     model = variant.builder(**kwargs)
+    if not variant.two_stage and variant.fixed_size is None:
+        model.register_forward_hook(_drop_background)
     if variant.fixed_size is not None:
         side = min_size or variant.fixed_size
         model.transform.min_size, model.transform.max_size, model.transform.fixed_size = (side,), side, (side, side)
@@ -146,6 +148,15 @@ def build_model(
         if detections_per_img is not None:
             model.detections_per_img = detections_per_img
     return model
+
+
+def _drop_background(module: nn.Module, args: Any, output: Any) -> Any:
+    """RetinaNet and FCOS score every output with a sigmoid, the background's too: although never a positive in
+    training, it can make a low-scoring detection, which names no class. Dropped (a forward hook: it is traced
+    into the ONNX export as well)."""
+    if module.training or not isinstance(output, list):
+        return output
+    return [{k: v[d["labels"] > 0] for k, v in d.items()} for d in output]
 
 
 # --- COCO weights, for fine-tuning ------------------------------------------------------------------------

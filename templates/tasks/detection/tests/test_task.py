@@ -56,7 +56,9 @@ def test_builder_offline_trainable_step_and_output_format(arch: str) -> None:
     assert all(p.requires_grad for p in net.parameters())
     masks = VARIANTS[arch].masks
     net.train()
-    losses = net([torch.rand(3, 64, 64)], [box_target([8.0, 10.0, 40.0, 50.0], masks=masks)])
+    # two images: SSDlite's last extra layers are 1x1 maps, and BatchNorm needs more than one value per channel
+    targets = [box_target([8.0, 10.0, 40.0, 50.0], masks=masks), box_target([20.0, 4.0, 60.0, 30.0], masks=masks)]
+    losses = net([torch.rand(3, 64, 64), torch.rand(3, 64, 64)], targets)
     assert losses and all(torch.isfinite(v) for v in losses.values()), losses
     if masks:
         assert "loss_mask" in losses
@@ -430,8 +432,9 @@ def test_fixed_batch_steps_lower_the_loss(fixed_batch: tuple[Any, list[dict[str,
 
     inputs, targets = fixed_batch
     torch.manual_seed(0)
-    meta = {"arch": TINY_CONFIG["model"]["arch"], "num_classes": 10, "min_size": 96, "max_size": 96,
-            "score_thresh": None, "detections_per_img": None, "detector_kwargs": TINY_CONFIG["model"]["detector_kwargs"]}  # fmt: skip
+    m = TINY_CONFIG["model"]
+    meta = {"arch": m["arch"], "num_classes": 10, "min_size": 96, "max_size": 96, "score_thresh": None,
+            "detections_per_img": None, "detector_kwargs": m["detector_kwargs"]}  # fmt: skip
     model = task.model_from_meta(meta).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = task.build_loss(TINY_CONFIG)
@@ -439,7 +442,7 @@ def test_fixed_batch_steps_lower_the_loss(fixed_batch: tuple[Any, list[dict[str,
     for _ in range(4):
         torch.manual_seed(1)  # the same RPN / RoI sampling each step: the loss measures the weights alone
         loss = loss_fn(model(inputs), targets)
-        first = first if first is not None else float(loss)
+        first = first if first is not None else loss.item()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
