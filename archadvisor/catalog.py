@@ -71,6 +71,8 @@ class External:
     hosted: bool = False  # a hosted API: nothing to deploy on your own target, no latency you control
     module: str | None = None  # the shipped model file a project of this model is generated from
     build: str | None = None  # the variant name that file's build_model takes
+    gmacs: float | None = None  # one image at input_size px, measured from that file
+    input_size: int | None = None
 
     @property
     def generatable(self) -> bool:

@@ -208,6 +208,9 @@ EXTERNAL_SCHEMA: dict[str, _T] = {
     "hosted": ("bool", False),
     "module": ("str", False),
     "build": ("str", False),
+    # measured from the model file archadvisor generates (GMACs of one image at input_size px)
+    "gmacs": ("number|null", False),
+    "input_size": ("int", False),
 }
 
 # Fields a recipe table may set, with their types (archadvisor/recipe.py reads them).

@@ -145,6 +145,8 @@ def family_rec(variant: dict[str, Any], *, pretrained: bool = False) -> dict[str
     rec["architecture"].update(
         name=variant["name"], family=family["name"], module=family["module"], kind=family["kind"], small_input=small
     )
+    rec["generated"] = {"name": variant["name"], "module": family["module"], "build": variant["name"],
+                        "substitute": False, "why": "the recommended model"}  # fmt: skip
     rec["training"].update(
         # small-input stems keep 32 px images large enough; the others downsample 32x, so give them 64 px
         image_size=32 if small else 64,

@@ -3,7 +3,7 @@
     python export.py                        # runs/train/best.pt (EMA weights) -> runs/train/export/
     python export.py runs/train/last.pt --out exported/ --no-ema
 
-Writes model.onnx (dynamic batch), model.ts (TorchScript, traced) and, as the export section of config.yaml
+Writes model.onnx (dynamic batch; dynamic height and width where task.EXPORT says so), model.ts (TorchScript, traced) and, as the export section of config.yaml
 asks: model.int8.onnx (onnxruntime INT8: dynamic, or static with calibration) with the monitored validation
 metric before and after, or model.fp16.onnx. Every file is checked against the PyTorch model on fresh random
 inputs; report.json keeps the figures. The ONNX exporter is torch.export-based (``dynamo=True``) unless
@@ -71,18 +71,28 @@ def use_dynamo(spec: dict[str, Any]) -> bool:
     return bool(getattr(model_file, "ONNX_DYNAMO", task.EXPORT["dynamo"]))
 
 
+def dynamic_hw() -> bool:
+    """Whether the exported model takes any height and width (task.EXPORT["dynamic_hw"]), not only any batch."""
+    return bool(task.EXPORT.get("dynamic_hw", False))
+
+
 def export_onnx(model: nn.Module, path: Path, meta: dict[str, Any], opset: int, dynamo: bool) -> str:
-    """ONNX with a dynamic batch dimension; returns which exporter ran."""
+    """ONNX with a dynamic batch dimension (and height and width where the task says so); returns which
+    exporter ran."""
     example = task.export_example(meta, 2, seed=0)
     inputs, outputs = task.EXPORT["input_names"], task.EXPORT["output_names"]
     if dynamo:  # torch.export-based, torch's default since 2.9
+        dims = {0: torch.export.Dim("batch")}
+        if dynamic_hw():
+            dims.update({2: torch.export.Dim("height", min=16), 3: torch.export.Dim("width", min=16)})
         # one self-contained file, unless the weights pass protobuf's 2 GB limit (then model.onnx.data beside it)
         weight_bytes = sum(p.numel() * p.element_size() for p in model.state_dict().values())
         torch.onnx.export(model, (example,), str(path), dynamo=True, input_names=inputs, output_names=outputs,
-                          dynamic_shapes=({0: torch.export.Dim("batch")},), opset_version=opset,
+                          dynamic_shapes=(dims,), opset_version=opset,
                           external_data=weight_bytes > 1.8e9, verbose=False)  # fmt: skip
         return "torch.onnx.export(dynamo=True) (torch.export)"
-    axes = {name: {0: "batch"} for name in (*inputs, *outputs)}
+    named = {0: "batch", 2: "height", 3: "width"} if dynamic_hw() else {0: "batch"}
+    axes = {name: named for name in (*inputs, *outputs)}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)  # the TorchScript exporter is deprecated
         torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=inputs, output_names=outputs,
@@ -97,13 +107,16 @@ def onnx_session(path: Path) -> Any:
 
 
 def max_onnx_diff(path: Path, model: nn.Module, meta: dict[str, Any]) -> tuple[float, float]:
-    """The largest output difference between onnxruntime and PyTorch over two fresh batches (sizes 1 and 3):
-    absolute, and scaled by the outputs' magnitude (see FP32_TOLERANCE)."""
+    """The largest output difference between onnxruntime and PyTorch over two fresh batches (sizes 1 and 3; the
+    second at another height and width when the export is dynamic in them): absolute, and scaled by the outputs'
+    magnitude (see FP32_TOLERANCE)."""
     session = onnx_session(path)
     name = session.get_inputs()[0].name
     worst = (0.0, 0.0)
     for batch, seed in ((1, 1), (3, 2)):
         x = task.export_example(meta, batch, seed)
+        if batch > 1 and dynamic_hw() and x.ndim == 4 and min(x.shape[-2:]) > 32:
+            x = x[..., : x.shape[-2] - 5, : x.shape[-1] - 11].contiguous()  # sizes no network stride divides
         with torch.no_grad():
             expected = model(x).numpy()
         got = session.run(None, {name: x.numpy()})[0]

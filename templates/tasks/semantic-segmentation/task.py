@@ -31,8 +31,9 @@ from model import build_model as build_architecture
 
 # best.pt and early stopping follow the validation mIoU unless training.monitor says otherwise
 MONITOR = {"metric": "val_miou", "mode": "max"}
-# export.py: ONNX graph names; height and width are dynamic (the models pad or resize internally)
-EXPORT = {"input_names": ["images"], "output_names": ["logits"], "dynamo": True}
+# export.py: ONNX graph names; height and width are dynamic (the U-Nets pad to their stride and crop back, the
+# torchvision models resize their logits to the input): model.onnx takes images of any size, as predict.py feeds
+EXPORT = {"input_names": ["images"], "output_names": ["logits"], "dynamo": True, "dynamic_hw": True}
 
 # ImageNet weights of each zoo encoder, for model.pretrained: true on a U-Net
 ENCODER_WEIGHTS = {
