@@ -4,11 +4,12 @@
     python export.py runs/train/last.pt --out exported/ --no-ema
 
 Writes model.onnx (dynamic batch; dynamic height and width too where task.EXPORT says so), model.ts
-(TorchScript, traced) and, as the export section of config.yaml asks: model.int8.onnx (onnxruntime INT8: dynamic, or static with calibration) with the monitored validation
-metric before and after, or model.fp16.onnx. Every file is checked against the PyTorch model on fresh random
-inputs; report.json keeps the figures. The ONNX exporter is torch.export-based (``dynamo=True``) unless
-export.dynamo or model.py's ONNX_DYNAMO says a model exports only with the TorchScript-based one; the line
-printed says which ran. Needs the export extra: pip install -e '.[export]'.
+(TorchScript, traced) and, as the export section of config.yaml asks: model.int8.onnx (onnxruntime INT8:
+dynamic, or static with calibration) with the monitored validation metric before and after, or model.fp16.onnx.
+Every file is checked against the PyTorch model on fresh random inputs; report.json keeps the figures. The ONNX
+exporter is torch.export-based (``dynamo=True``) unless export.dynamo or model.py's ONNX_DYNAMO says a model
+exports only with the TorchScript-based one; the line printed says which ran. Needs the export extra: pip
+install -e '.[export]'.
 """
 
 import argparse
