@@ -182,7 +182,7 @@ def _template_files(root: Path) -> dict[str, Path]:
         rel = path.relative_to(root)
         if path.is_dir() or _IGNORED_PARTS & set(rel.parts) or path.name.endswith(_IGNORED_SUFFIXES):
             continue
-        if rel.parts[:2] == ("demo", "digits"):  # the demo ImageFolder a local run of the template writes
+        if rel.parts[:2] in (("demo", "digits"), ("demo", "digit_scenes")):  # demo data a local run writes
             continue
         files[rel.as_posix()] = path
     return files

@@ -163,7 +163,9 @@ def quantize(src: Path, dst: Path, mode: str, loader: Any) -> None:
     from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_dynamic, quantize_static
 
     prepared = dst.with_name(dst.stem + ".prep.onnx")
-    quant_pre_process(str(src), str(prepared))  # shape inference + graph cleanup, as onnxruntime recommends
+    # shape inference + graph cleanup, as onnxruntime recommends; its symbolic pass cannot follow a height and
+    # width that are dynamic through padding and resizing ("Incomplete symbolic shape inference"): ONNX's own only
+    quant_pre_process(str(src), str(prepared), skip_symbolic_shape=dynamic_hw())
     if mode in ("int8-dynamic", "int8-weights"):
         quantize_dynamic(str(prepared), str(dst), weight_type=QuantType.QInt8)
     elif mode == "int8-static":
