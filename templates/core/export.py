@@ -65,11 +65,18 @@ def scaled_diff(got: np.ndarray, expected: np.ndarray) -> tuple[float, float]:
     return diff, diff / max(1.0, float(np.abs(expected).max()))
 
 
-def use_dynamo(spec: dict[str, Any]) -> bool:
-    """export.dynamo when set, else what model.py says it needs (ONNX_DYNAMO), else the task's default."""
+def use_dynamo(spec: dict[str, Any], model: nn.Module | None = None) -> bool:
+    """export.dynamo when set, else what the model class or model.py says it needs (``onnx_dynamo`` /
+    ``ONNX_DYNAMO``), else the task's default."""
     if spec.get("dynamo") is not None:
         return bool(spec["dynamo"])
-    return bool(getattr(model_file, "ONNX_DYNAMO", task.EXPORT["dynamo"]))
+    default = getattr(model_file, "ONNX_DYNAMO", task.EXPORT["dynamo"])
+    return bool(getattr(model, "onnx_dynamo", default))
+
+
+def dynamic_axes() -> list[str]:
+    """The input's leading axes that vary at run time: the batch, and for some tasks more (text: the length)."""
+    return list(task.EXPORT.get("dynamic_axes", ["batch"]))
 
 
 def dynamic_hw() -> bool:
@@ -78,22 +85,23 @@ def dynamic_hw() -> bool:
 
 
 def export_onnx(model: nn.Module, path: Path, meta: dict[str, Any], opset: int, dynamo: bool) -> str:
-    """ONNX with a dynamic batch dimension (and height and width where the task says so); returns which
-    exporter ran."""
+    """ONNX with a dynamic batch dimension (the task's other dynamic axes, and height and width where the task
+    says so); returns which exporter ran."""
     example = task.export_example(meta, 2, seed=0)
     inputs, outputs = task.EXPORT["input_names"], task.EXPORT["output_names"]
     if dynamo:  # torch.export-based, torch's default since 2.9
-        dims = {0: torch.export.Dim("batch")}
-        if dynamic_hw():
-            dims.update({2: torch.export.Dim("height", min=16), 3: torch.export.Dim("width", min=16)})
         # one self-contained file, unless the weights pass protobuf's 2 GB limit (then model.onnx.data beside it)
         weight_bytes = sum(p.numel() * p.element_size() for p in model.state_dict().values())
+        dims = {i: torch.export.Dim(name) for i, name in enumerate(dynamic_axes())}
+        if dynamic_hw():
+            dims.update({2: torch.export.Dim("height", min=16), 3: torch.export.Dim("width", min=16)})
         torch.onnx.export(model, (example,), str(path), dynamo=True, input_names=inputs, output_names=outputs,
                           dynamic_shapes=(dims,), opset_version=opset,
                           external_data=weight_bytes > 1.8e9, verbose=False)  # fmt: skip
         return "torch.onnx.export(dynamo=True) (torch.export)"
-    named = {0: "batch", 2: "height", 3: "width"} if dynamic_hw() else {0: "batch"}
-    axes = {name: named for name in (*inputs, *outputs)}
+    input_axes = dict(enumerate(dynamic_axes())) | ({2: "height", 3: "width"} if dynamic_hw() else {})
+    output_axes = {0: "batch"} | ({2: "height", 3: "width"} if dynamic_hw() else {})
+    axes = {name: output_axes for name in outputs} | {name: input_axes for name in inputs}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)  # the TorchScript exporter is deprecated
         torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=inputs, output_names=outputs,
@@ -163,9 +171,11 @@ def quantize(src: Path, dst: Path, mode: str, loader: Any) -> None:
     from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_dynamic, quantize_static
 
     prepared = dst.with_name(dst.stem + ".prep.onnx")
-    # shape inference + graph cleanup, as onnxruntime recommends; its symbolic pass cannot follow a height and
-    # width that are dynamic through padding and resizing ("Incomplete symbolic shape inference"): ONNX's own only
-    quant_pre_process(str(src), str(prepared), skip_symbolic_shape=dynamic_hw())
+    try:
+        quant_pre_process(str(src), str(prepared))  # shape inference + graph cleanup, as onnxruntime recommends
+    except Exception:  # noqa: BLE001 - its symbolic shape inference fails on some graphs (an EmbeddingBag's Loop,
+        # a height and width that are dynamic through padding and resizing): ONNX's own shape inference only
+        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
     if mode in ("int8-dynamic", "int8-weights"):
         quantize_dynamic(str(prepared), str(dst), weight_type=QuantType.QInt8)
     elif mode == "int8-static":
@@ -214,7 +224,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     onnx_path = out / "model.onnx"
     for stale in ("model.onnx", "model.onnx.data", "model.int8.onnx", "model.fp16.onnx"):
         (out / stale).unlink(missing_ok=True)  # a weights file of an earlier export must not outlive it
-    report["exporter"] = export_onnx(model, onnx_path, meta, spec["opset"], dynamo=use_dynamo(spec))
+    report["exporter"] = export_onnx(model, onnx_path, meta, spec["opset"], dynamo=use_dynamo(spec, model))
     diff, scaled = max_onnx_diff(onnx_path, model, meta)
     report["onnx_max_abs_diff"], report["onnx_max_scaled_diff"] = diff, scaled
     print(f"{onnx_path} [{report['exporter']}]: onnxruntime vs PyTorch max |diff| {diff:.2e}, scaled {scaled:.2e} "
