@@ -378,6 +378,8 @@ def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: 
     trace = [replace(t, decided=t.rule == decided) for t in trace]
 
     provenance = dict(derived.provenance)
+    if recipe.rule("max_length") is not None:
+        provenance["task_settings.max_length"] = recipe.rule("max_length")
     provenance["architecture"] = (
         Provenance("--arch", None, "forced on the command line")
         if spec.arch is not None
@@ -401,7 +403,8 @@ def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: 
         augmentation=derived.augmentation if image_task or derived.augmentation.ops else None,
         deployment=deployment,
         expected=_expected(spec, chosen, deployment, task_row),
-        task_settings=TaskSettings(loss=task_row.get("loss"), metrics=tuple(task_row.get("metrics", ()))),
+        task_settings=TaskSettings(loss=task_row.get("loss"), metrics=tuple(task_row.get("metrics", ())),
+                                   max_length=recipe.fields.get("max_length")),  # fmt: skip
         provenance=provenance,
         decided_by=decided,
         scores=tuple(scores_table(sel)),
@@ -623,7 +626,7 @@ def _check_warnings(spec: ProblemSpec, chosen: Any, env: dict[str, Any], dep: De
         )
     if not task_row["scaffold"]:
         warnings.append(f"archadvisor cannot scaffold {_article(spec.task)} {spec.task} project yet")
-    elif not (isinstance(chosen, Variant) and chosen.scaffold):
+    elif not (chosen.scaffold if isinstance(chosen, Variant) else chosen.generatable):
         warnings.append(f"archadvisor has no project template for {chosen.name}")
 
 

@@ -190,6 +190,7 @@ class TaskSettings:
 
     loss: str | None = None
     metrics: tuple[str, ...] = ()
+    max_length: int | None = None  # text: tokens per input the recipe trains at (longer ones are truncated)
 
 
 @dataclass(frozen=True)
