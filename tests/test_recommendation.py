@@ -377,3 +377,48 @@ def test_scaffold_with_a_forced_ungeneratable_arch_lists_what_it_can(tmp_path: P
         invoke("scaffold", "--images", "8000", "--arch", "vit_base_patch16_224x", "--out", str(out)), "--arch"
     )
     assert not out.exists() and "did you mean" in line
+
+
+# --- the questions ---------------------------------------------------------------------------------------
+
+
+def test_the_questions_ask_the_task_first_reask_bad_answers_and_summarize(tmp_path: Path, monkeypatch: Any) -> None:
+    from archadvisor import cli
+
+    monkeypatch.setattr(cli, "_interactive", lambda: True)
+    out = tmp_path / "p"
+    answers = "\n".join([
+        "clasification",  # a typo: the validator's one line, then asked again
+        "classification",
+        "zero",  # not a number: asked again
+        "1437",
+        "10",
+        "32",
+        "cpu",
+        "cloud-cpu",
+        "",  # no latency budget
+        "n",  # no pretrained weights
+        "n",  # digits are not mirror-symmetric
+    ]) + "\n"  # fmt: skip
+    result = runner.invoke(app, ["scaffold", "--out", str(out)], input=answers, prog_name="archadvisor")
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert text.index("Task (") < text.index("Labelled training examples")
+    assert "did you mean 'classification'" in text and "invalid value for --images: 'zero'" in text
+    assert "chose simple_cnn" in text and "recipe: sgd" in text
+    cfg = _config_of(out)
+    assert cfg["model"]["pretrained"] is False and cfg["model"]["arch"] == "simple_cnn"
+
+
+def test_the_questions_use_the_flags_defaults(tmp_path: Path, monkeypatch: Any) -> None:
+    from archadvisor import cli
+
+    monkeypatch.setattr(cli, "_interactive", lambda: True)
+    out = tmp_path / "p"
+    # Enter everywhere but the required count: the same answer as `scaffold --images 5000`
+    answers = "\n".join(["", "5000", "", "", "", "", "", "y", "y"]) + "\n"
+    result = runner.invoke(app, ["scaffold", "--out", str(out)], input=answers, prog_name="archadvisor")
+    assert result.exit_code == 0, result.output
+    flags = tmp_path / "q"
+    assert invoke("scaffold", "--images", "5000", "--out", str(flags)).exit_code == 0
+    assert _config_of(out) == _config_of(flags)
