@@ -395,9 +395,11 @@ def _model_env(spec: ProblemSpec, chosen: Any, small_input: bool) -> dict[str, A
                    gmacs=chosen.gmacs, depth=chosen.depth, small_input=small_input,
                    fine_tune=spec.pretrained and chosen.reference_library != "none")  # fmt: skip
     else:
-        # unknown sizes stay unknown (hosted models): size-based table rows simply do not match
+        # unknown sizes stay unknown (hosted models): size-based table rows simply do not match; a model without
+        # published weights (the licence says weights: none) trains from scratch whatever --pretrained allows
+        has_weights = chosen.license is None or chosen.license.weights != "none"
         env.update(arch=chosen.name, family=chosen.name, kind="external", params_m=chosen.params_m,
-                   gmacs=None, depth="deep", small_input=False, fine_tune=spec.pretrained)  # fmt: skip
+                   gmacs=None, depth="deep", small_input=False, fine_tune=spec.pretrained and has_weights)  # fmt: skip
     return env
 
 
