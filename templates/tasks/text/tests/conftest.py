@@ -44,6 +44,29 @@ def working_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.chdir(before)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_tokenizer_per_dataset() -> Iterator[None]:
+    """Tokenizer training is not reproducible (the tokenizers library breaks ties in hash order), so two runs on
+    the same texts would number their vocabularies differently. The runs a test compares share one tokenizer per
+    (texts, settings), as a run and its --resume share <run.out>/tokenizer.json."""
+    import task
+    from tokenizers import Tokenizer
+
+    trained: dict[Any, str] = {}
+    original = task.train_tokenizer
+
+    def train_once(texts: Any, **settings: Any) -> Tokenizer:
+        key = (tuple(texts), tuple(sorted(settings.items())))
+        if key not in trained:
+            trained[key] = original(list(key[0]), **settings).to_str()
+        return Tokenizer.from_str(trained[key])
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(task, "train_tokenizer", train_once)
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 classes, 12 train / 4 val texts each, as train.csv and val.csv."""
