@@ -56,7 +56,7 @@ def test_a_file_that_is_not_utf8_stops_the_run_in_one_line(tiny_data: Path, tmp_
     result = script("train.py", *tiny_args(tmp_path, tmp_path / "run"))
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
-    assert "val.csv is not UTF-8: byte 0xe9 at offset 23" in result.stderr
+    assert "val.csv is not UTF-8: byte 0xe9 at offset 24 (line 3)" in result.stderr
 
 
 def test_a_label_only_in_val_is_an_error(tiny_data: Path, tmp_path: Path) -> None:
