@@ -468,8 +468,11 @@ def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: 
         augmentation=derived.augmentation if image_task or derived.augmentation.ops else None,
         deployment=deployment,
         expected=_expected(spec, chosen, deployment, task_row),
-        task_settings=TaskSettings(loss=task_row.get("loss"), metrics=tuple(task_row.get("metrics", ())),
-                                   max_length=recipe.fields.get("max_length")),  # fmt: skip
+        task_settings=TaskSettings(
+            loss=task_row.get("loss"),
+            metrics=tuple(task_row.get("metrics", ())),
+            max_length=recipe.fields.get("max_length"),
+        ),
         provenance=provenance,
         decided_by=decided,
         scores=tuple(scores_table(sel)),

@@ -114,8 +114,15 @@ TASK_KINDS = [
         margin=20.0,
         ema=False,
         report_files=("per_class.json",),
-        full_test_inputs=dict(task="text", images=471, classes=4, compute="cpu", target="cloud-cpu",
-                              pretrained=False, arch="text_transformer_small"),  # fmt: skip
+        full_test_inputs=dict(
+            task="text",
+            images=471,
+            classes=4,
+            compute="cpu",
+            target="cloud-cpu",
+            pretrained=False,
+            arch="text_transformer_small",
+        ),  # fmt: skip
         shared_run_files=("tokenizer.json",),
     ),
 ]

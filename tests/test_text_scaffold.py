@@ -7,11 +7,11 @@ or downloads (tests/test_generated_project.py trains the demo and runs a project
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tomllib
 import yaml
 from typer.testing import CliRunner
 
@@ -132,7 +132,19 @@ def test_cli_scaffolds_a_text_project(tmp_path: Path) -> None:
                                       "--compute", "cpu", "--no-pretrained", "--out", str(tmp_path / "p")])  # fmt: skip
     assert result.exit_code == 0, result.output
     project = tmp_path / "p"
-    for name in ("train.py", "task.py", "data.py", "tokenizer.py", "pretrained.py", "baseline.py", "model.py",
-                 "demo/train.csv", "demo/val.csv", "tests/conftest.py", "tests/test_task.py", "tests/test_core.py"):
+    for name in (
+        "train.py",
+        "task.py",
+        "data.py",
+        "tokenizer.py",
+        "pretrained.py",
+        "baseline.py",
+        "model.py",
+        "demo/train.csv",
+        "demo/val.csv",
+        "tests/conftest.py",
+        "tests/test_task.py",
+        "tests/test_core.py",
+    ):
         assert (project / name).is_file(), name  # fmt: skip
     assert not list(project.rglob("_*.j2"))

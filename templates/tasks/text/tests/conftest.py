@@ -49,8 +49,9 @@ def one_tokenizer_per_dataset() -> Iterator[None]:
     """Tokenizer training is not reproducible (the tokenizers library breaks ties in hash order), so two runs on
     the same texts would number their vocabularies differently. The runs a test compares share one tokenizer per
     (texts, settings), as a run and its --resume share <run.out>/tokenizer.json."""
-    import task
     from tokenizers import Tokenizer
+
+    import task
 
     trained: dict[Any, str] = {}
     original = task.train_tokenizer

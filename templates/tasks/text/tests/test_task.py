@@ -136,8 +136,9 @@ def tiny_bert(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     """A 2-layer BERT with random weights and a WordPiece vocabulary of the demo, saved as a local folder: what
     ``huggingface-cli download ID --local-dir DIR`` gives, without the download."""
     pytest.importorskip("transformers")
-    from tokenizer import train_tokenizer
     from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+
+    from tokenizer import train_tokenizer
 
     folder = tmp_path_factory.mktemp("tiny_bert")
     tok = train_tokenizer([t for t, _ in demo_rows("train", 100)], vocab_size=800)
