@@ -49,6 +49,7 @@ __all__ = [
     "SCAFFOLD_TASKS",
     "project_name",
     "supported_augmentations",
+    "HF_PREFIX",
     "FileAction",
     "ScaffoldError",
     "plan",
@@ -57,7 +58,9 @@ __all__ = [
     "check_out",
 ]
 
-SCAFFOLD_TASKS = ("classification", "semantic-segmentation")
+SCAFFOLD_TASKS = ("classification", "semantic-segmentation", "text")
+# a generated.build of this form is a pretrained Hugging Face model (the hub id after it), not a model.py variant
+HF_PREFIX = "hf:"
 
 
 def _task_dir(task: str) -> Path:
@@ -74,6 +77,8 @@ def supported_augmentations(task: str = "classification") -> tuple[str, ...]:
     tree = ast.parse(source.read_text(encoding="utf-8"))
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "SUPPORTED_OPS" for t in node.targets):
+            return tuple(ast.literal_eval(node.value))
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "SUPPORTED_OPS" and node.value:
             return tuple(ast.literal_eval(node.value))
     raise ScaffoldError(f"templates/tasks/{task}/data.py defines no SUPPORTED_OPS")
 
@@ -174,12 +179,18 @@ def _check_renderable(rec: Mapping[str, Any], name: str) -> None:
         )
     if generated["module"] not in model_modules():
         raise ScaffoldError(f"generated.module {generated['module']!r} is not a model file shipped with archadvisor")
+    if generated["build"].startswith(HF_PREFIX) and not (rec.get("training") or {}).get("pretrained"):
+        raise ScaffoldError(
+            f"{generated['name']} is a pretrained {generated['build'].removeprefix(HF_PREFIX)} encoder: it is "
+            "generated only for fine-tuning (--pretrained); from scratch pass --arch with a model trained on your "
+            "data (`archadvisor archs --task " + str(task) + "`)"
+        )
     ops = [op.get("name") for op in (rec.get("augmentation") or {}).get("ops", [])]
     supported = supported_augmentations(task)
     unknown = [op for op in ops if op not in supported]
     if unknown:
         raise ScaffoldError(
-            f"the generated project cannot build augmentation ops {unknown}; it supports {', '.join(supported)}"
+            f"the generated project cannot build augmentation ops {unknown}; it supports {', '.join(supported) or 'none'}"
         )
 
 
@@ -222,7 +233,7 @@ def encoder_files(module: str, build: str) -> list[str]:
 
 def _augmentation_ops(rec: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The ops as config.yaml lists them, ``{name, **params}``: the recipe has already decided every setting."""
-    return [{"name": op["name"], **(op.get("params") or {})} for op in rec["augmentation"]["ops"]]
+    return [{"name": op["name"], **(op.get("params") or {})} for op in (rec["augmentation"] or {}).get("ops", [])]
 
 
 def _manifest(rec: Mapping[str, Any], name: str, files: Mapping[str, bytes]) -> bytes:

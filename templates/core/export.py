@@ -141,7 +141,9 @@ def export_torchscript(model: nn.Module, path: Path, meta: dict[str, Any]) -> tu
         warnings.filterwarnings("ignore", message=r".*torch\.jit.*deprecated", category=Warning)
         # shape checks in forward (e.g. ViT's position-embedding resize) are frozen at this fixed input size
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        traced = torch.jit.trace(model, task.export_example(meta, 2, seed=0))
+        # check_trace=False: the re-trace check compares graphs by their mangled module type names, which differ
+        # between two traces of nn.TransformerEncoder; the outputs are checked below, on fresh inputs
+        traced = torch.jit.trace(model, task.export_example(meta, 2, seed=0), check_trace=False)
         traced.save(str(path))
         loaded = torch.jit.load(str(path))
     x = task.export_example(meta, 3, seed=3)

@@ -3,14 +3,17 @@
     python predict.py photos/ --out runs/predict                          # runs/train/best.pt (EMA weights)
     python predict.py 'shots/*.jpg' a.png --out preds --checkpoint runs/train/last.pt
     python predict.py photos/ --out preds --onnx runs/train/export/model.onnx   # through onnxruntime
+    python predict.py --text "a literal input" --text "another" --out preds   # tasks whose inputs are texts
 
 INPUT: files, folders (searched recursively) or glob patterns of the task's inputs. The task writes its fixed
-outputs under --out (classification: predictions.csv with the top-k labels and probabilities;
+outputs under --out (classification and text: predictions.csv with the top-k labels and probabilities;
 semantic segmentation: a class-index mask and an overlay per image, fractions.json). With --onnx the
-checkpoint still supplies the labels and the preprocessing; the ONNX file computes the outputs.
+checkpoint still supplies the labels and the preprocessing; the ONNX file computes the outputs. --text (repeatable)
+passes literal inputs to the task beside the INPUT files, where the task's predict_files takes them (text).
 """
 
 import argparse
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +41,8 @@ def onnx_runner(path: Path) -> Any:
 
 def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description="Predict on new inputs with a checkpoint or an ONNX model.")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or glob patterns")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="files, folders or glob patterns")
+    p.add_argument("--text", action="append", default=[], metavar="TEXT", help="a literal input text (repeatable)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--checkpoint", type=Path, help="default: <run.out>/best.pt from config.yaml")
     p.add_argument("--onnx", type=Path, help="run this ONNX model with onnxruntime instead of PyTorch")
@@ -50,7 +54,11 @@ def main(argv: list[str] | None = None) -> Path:
     args = p.parse_args(argv)
 
     path = args.checkpoint or default_checkpoint(args.config)
-    files = task.predict_files(args.inputs)
+    if not args.inputs and not args.text:
+        p.error("give at least one INPUT (or --text)")
+    if args.text and "texts" not in inspect.signature(task.predict_files).parameters:
+        raise ProjectError("--text: this project's inputs are files, not texts; give them as INPUT")
+    files = task.predict_files(args.inputs, texts=args.text) if args.text else task.predict_files(args.inputs)
     if args.onnx:
         meta = load(path)["meta"]
         forward = onnx_runner(args.onnx)
