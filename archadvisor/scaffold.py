@@ -55,11 +55,13 @@ __all__ = [
     "write_project",
 ]
 
-SCAFFOLD_TASKS = ("classification",)
+SCAFFOLD_TASKS = ("classification", "detection", "instance-segmentation")
+# tasks that share another task's part: instance segmentation is detection with masks on (Mask R-CNN)
+_TASK_PARTS = {"instance-segmentation": "detection"}
 
 
 def _task_dir(task: str) -> Path:
-    return templates_dir() / "tasks" / task
+    return templates_dir() / "tasks" / _TASK_PARTS.get(task, task)
 
 
 @cache
@@ -181,7 +183,7 @@ def _template_files(root: Path) -> dict[str, Path]:
         rel = path.relative_to(root)
         if path.is_dir() or _IGNORED_PARTS & set(rel.parts) or path.name.endswith(_IGNORED_SUFFIXES):
             continue
-        if rel.parts[:2] == ("demo", "digits"):  # the demo ImageFolder a local run of the template writes
+        if rel.parts[:2] in (("demo", "digits"), ("demo", "digits_coco")):  # demo data a local run writes
             continue
         files[rel.as_posix()] = path
     return files

@@ -35,7 +35,7 @@ TINY_CONFIG: dict[str, Any] = {
     },
     "data": {"root": None, "masks": False, "strict": False, "batch_size": 2, "num_workers": 0,
              "aspect_ratio_groups": 2},
-    "augmentation": {"ops": [{"name": "photometric"}, {"name": "scale_jitter", "size": 128},
+    "augmentation": {"ops": [{"name": "photometric_distort"}, {"name": "scale_jitter", "size": 128},
                              {"name": "horizontal_flip"}], "min_box_size": 1.0},
     "run": {"seed": 0},
 }  # fmt: skip
