@@ -184,7 +184,7 @@ def test_checkpoint_resume_reproduces_the_uninterrupted_run(tiny_data: Path, ful
     assert len(resumed) == len(uninterrupted) == 2
     for a, b in zip(resumed, uninterrupted, strict=True):
         for key in a.keys() - {"seconds"}:
-            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6, nan_ok=True), key
     # the checkpoint loads without unpickling Python objects, and holds the same weights
     ours = torch.load(tmp_path / "last.pt", weights_only=True)
     theirs = torch.load(full_run / "last.pt", weights_only=True)
@@ -260,6 +260,11 @@ def test_export_matches_pytorch(exported: tuple[Path, dict[str, Any]]) -> None:
     import export
 
     out, report = exported
+    if hasattr(task, "check_onnx"):  # detection: checked on real val images, detections matched by content
+        check = report["onnx_check"]
+        assert check["expected"] > 0 and check["matched"] >= check["expected"] and not check["extra"]
+        assert (out / "model.onnx").is_file()
+        return
     assert report["onnx_max_scaled_diff"] <= export.FP32_TOLERANCE
     assert report["torchscript_max_scaled_diff"] <= export.FP32_TOLERANCE
     assert "dynamo=" in report["exporter"]
@@ -273,6 +278,8 @@ def test_export_matches_pytorch(exported: tuple[Path, dict[str, Any]]) -> None:
 def test_the_other_onnx_exporter_agrees_too(full_run: Path, tmp_path: Path) -> None:
     """export.dynamo: false runs the TorchScript-based exporter (for models torch.export cannot take)."""
     pytest.importorskip("onnxruntime")
+    if hasattr(task, "check_onnx"):
+        pytest.skip("the task exports with its one exporter (detection: TorchScript-based, data-dependent NMS)")
     import export
 
     config = copy.deepcopy(CONFIG)
