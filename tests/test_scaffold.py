@@ -113,7 +113,7 @@ def test_config_yaml_carries_the_recipe_and_its_rules(rec: dict[str, Any]) -> No
     assert why(rec, "training.optimizer") in lines["optimizer"]
     assert lines["label_smoothing"].endswith("# " + why(rec, "training.label_smoothing"))
     min_lr = why(rec, "training.min_lr")
-    assert lines["min_lr"].endswith(f"# end of the cosine decay: {min_lr}")
+    assert lines["min_lr"].endswith(f"# where cosine, poly and linear end: {min_lr}")
     # a value without provenance says so
     del rec["provenance"]["training.label_smoothing"]
     assert config_lines(render_project(rec, name="digits"))["label_smoothing"].endswith("# (default)")
@@ -233,7 +233,7 @@ def test_name_must_be_a_python_identifier(rec: dict[str, Any], name: str) -> Non
 
 
 def test_other_tasks_say_what_can_be_generated(rec: dict[str, Any]) -> None:
-    rec["task"] = "detection"
+    rec["task"] = "speech-recognition"
     with pytest.raises(ScaffoldError, match="classification"):
         render_project(rec, name="x")
 

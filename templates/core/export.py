@@ -200,7 +200,7 @@ def export_with_task(model: nn.Module, meta: dict[str, Any], cfg: dict[str, Any]
           f"score within {check['max_score_diff']:.1e})")  # fmt: skip
     report["torchscript"] = "not written: torch.jit.trace cannot follow the detector's per-image lists and NMS"
     if spec["precision"] != "fp32" or spec["quantize"] != "none":
-        report["precision"] = f"fp32 only: export.py does not convert detectors to {spec['precision']} / {spec['quantize']}"
+        report["precision"] = f"fp32 only: no {spec['precision']} / {spec['quantize']} conversion of detectors"
         print(f"note: {report['precision']}")
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report

@@ -241,7 +241,8 @@ def build_train_transform(aug: dict[str, Any]) -> v2.Compose:
     distortion, Liu et al. 2016), ``zoom_out`` and ``iou_crop`` (SSD's expansion and IoU-constrained crops),
     ``scale_jitter`` (large-scale jitter, Ghiasi et al. 2021, arXiv:2012.07177: resize by a random factor in
     ``scale`` of ``size``, then a random ``size`` crop, padded where smaller), ``horizontal_flip``. Multi-scale
-    training for the R-CNN, RetinaNet and FCOS models is ``model.min_size`` as a list: their transform draws one per batch.
+    training for the R-CNN, RetinaNet and FCOS models is ``model.min_size`` as a list: their transform draws one
+    per batch.
     """
     ops: list[v2.Transform] = [v2.ToImage()]
     for op in aug["ops"]:

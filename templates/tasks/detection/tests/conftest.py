@@ -82,7 +82,8 @@ def same_predictions() -> Callable[[Path, Path], None]:
         from torchvision.ops import box_iou
 
         a, b = (json.loads(p.read_text(encoding="utf-8")) for p in (a_path, b_path))
-        assert sorted(p.name for p in a_path.parent.glob("*.png")) == sorted(p.name for p in b_path.parent.glob("*.png"))
+        drawn = [sorted(p.name for p in path.parent.glob("*.png")) for path in (a_path, b_path)]
+        assert drawn[0] == drawn[1]
         # detections within rounding of --score-threshold may be on one side only
         near = [r for r in a + b if abs(r["score"] - 0.5) < 1e-3]
         assert abs(len(a) - len(b)) <= len(near)
