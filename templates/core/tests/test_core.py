@@ -209,7 +209,7 @@ def test_a_finished_run_extends_with_a_rebuilt_schedule(
     assert "rebuilt for 3 epochs" in capsys.readouterr().out
     extended = read_metrics(tmp_path)
     assert [m["epoch"] for m in extended] == [1, 2, 3]
-    assert extended[:2] == read_metrics(full_run)
+    assert repr(extended[:2]) == repr(read_metrics(full_run))  # exact, and NaN (no val loss) equals NaN
     assert summary["epochs_run"] == 3
     # the third epoch's lr is the 3-epoch schedule's value at that step, not the end of the 2-epoch one
     cfg = tiny_config(tiny_data)
@@ -236,7 +236,7 @@ def test_summary_follows_the_monitor(full_run: Path) -> None:
     best = history[summary["best_epoch"] - 1]
     assert best[MONITOR["metric"]] == pytest.approx(summary[f"best_{MONITOR['metric']}"])
     others = set(best) - {"epoch", "lr", "train_loss", "seconds", MONITOR["metric"]}
-    assert others and all(summary[key] == pytest.approx(best[key]) for key in others)
+    assert others and all(summary[key] == pytest.approx(best[key], nan_ok=True) for key in others)
     assert torch.load(full_run / "best.pt", weights_only=True)["metrics"][MONITOR["metric"]] == pytest.approx(
         summary[f"best_{MONITOR['metric']}"]
     )
@@ -253,7 +253,8 @@ def test_evaluate_reports_the_checkpoint_metrics(full_run: Path, tmp_path: Path)
     assert result["ema"] is (best["model_ema"] is not None)
     # train.py validated under autocast, evaluate.py runs fp32: allow one sample's worth of difference
     for key, value in best["metrics"].items():
-        assert result[key] == pytest.approx(value, rel=0.1, abs=100 / result["samples"] + 1e-6), key
+        # NaN: a metric the task does not compute (detectors return no val loss)
+        assert result[key] == pytest.approx(value, rel=0.1, abs=100 / result["samples"] + 1e-6, nan_ok=True), key
 
 
 def test_export_matches_pytorch(exported: tuple[Path, dict[str, Any]]) -> None:
