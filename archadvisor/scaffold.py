@@ -58,13 +58,15 @@ __all__ = [
     "check_out",
 ]
 
-SCAFFOLD_TASKS = ("classification", "semantic-segmentation", "text")
+SCAFFOLD_TASKS = ("classification", "semantic-segmentation", "text", "detection", "instance-segmentation")
 # a generated.build of this form is a pretrained Hugging Face model (the hub id after it), not a model.py variant
 HF_PREFIX = "hf:"
+# tasks that share another task's part: instance segmentation is detection with masks on (Mask R-CNN)
+_TASK_PARTS = {"instance-segmentation": "detection"}
 
 
 def _task_dir(task: str) -> Path:
-    return templates_dir() / "tasks" / task
+    return templates_dir() / "tasks" / _TASK_PARTS.get(task, task)
 
 
 @cache
@@ -201,7 +203,11 @@ def _template_files(root: Path) -> dict[str, Path]:
         rel = path.relative_to(root)
         if path.is_dir() or _IGNORED_PARTS & set(rel.parts) or path.name.endswith(_IGNORED_SUFFIXES):
             continue
-        if rel.parts[:2] in (("demo", "digits"), ("demo", "digit_scenes")):  # demo data a local run writes
+        if rel.parts[:2] in (
+            ("demo", "digits"),
+            ("demo", "digit_scenes"),
+            ("demo", "digits_coco"),
+        ):  # demo data a local run writes
             continue
         files[rel.as_posix()] = path
     return files
