@@ -623,7 +623,7 @@ def _check_warnings(spec: ProblemSpec, chosen: Any, env: dict[str, Any], dep: De
         )
     if not task_row["scaffold"]:
         warnings.append(f"archadvisor cannot scaffold {_article(spec.task)} {spec.task} project yet")
-    elif not (isinstance(chosen, Variant) and chosen.scaffold):
+    elif not (chosen.scaffold if isinstance(chosen, Variant) else getattr(chosen, "generatable", False)):
         warnings.append(f"archadvisor has no project template for {chosen.name}")
 
 

@@ -55,7 +55,7 @@ __all__ = [
     "write_project",
 ]
 
-SCAFFOLD_TASKS = ("classification",)
+SCAFFOLD_TASKS = ("classification", "time-series-classification", "time-series")
 
 
 def _task_dir(task: str) -> Path:
@@ -189,7 +189,7 @@ def _template_files(root: Path) -> dict[str, Path]:
 
 def _augmentation_ops(rec: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The ops as config.yaml lists them, ``{name, **params}``: the recipe has already decided every setting."""
-    return [{"name": op["name"], **(op.get("params") or {})} for op in rec["augmentation"]["ops"]]
+    return [{"name": op["name"], **(op.get("params") or {})} for op in (rec.get("augmentation") or {}).get("ops", [])]
 
 
 def _manifest(rec: Mapping[str, Any], name: str, files: Mapping[str, bytes]) -> bytes:
