@@ -228,8 +228,9 @@ def train_batch_transform(cfg: dict[str, Any], meta: dict[str, Any]) -> Callable
 
 
 def to_device(batch: Any, device: torch.device) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-    """(windows, (target values, series index)) of a loader batch, on ``device``."""
-    inputs, values, series = batch
+    """(windows, (target values, series index)) of a loader batch (inputs, values, series) or of an already
+    grouped one (inputs, (values, series)), on ``device``."""
+    inputs, values, series = batch if len(batch) == 3 else (batch[0], *batch[1])
     return inputs.to(device, non_blocking=True), (values.to(device, non_blocking=True), series.to(device))
 
 
