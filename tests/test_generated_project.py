@@ -64,6 +64,11 @@ class TaskKind:
     full_test_arch: str  # the family variant whose project runs its own full pytest, pretrained allowed
     demo_data: str  # the bundled demo dataset the project writes on first use
     metrics_header: list[str] = field(default_factory=list)
+    # the short CI run that must clearly beat the task's baseline (train.py flags), the summary.json key of that
+    # baseline and the margin; tasks without one (classification) use the demo-to-target test instead
+    short_run: list[str] = field(default_factory=list)
+    baseline_key: str | None = None
+    margin: float = 0.0
 
 
 TASK_KINDS = [
@@ -89,8 +94,63 @@ TASK_KINDS = [
         demo_data="demo/digits",
         metrics_header=["epoch", "lr", "train_loss", "val_loss", "val_acc1", "seconds"],
     ),
+    TaskKind(
+        name="time-series-classification",
+        demo_inputs=dict(
+            task="time-series-classification",
+            images=50,
+            classes=2,
+            length=150,
+            compute="cpu",
+            target="cloud-cpu",
+            arch="fcn1d",
+        ),  # fmt: skip
+        demo_epochs=25,
+        summary_key="test_acc1",
+        target=90.0,
+        untrained=50.0,
+        full_test_arch="fcn1d",
+        demo_data="demo/GunPoint",
+        metrics_header=["epoch", "lr", "train_loss", "val_loss", "val_acc1", "val_macro_f1", "seconds"],
+        # GunPoint's 40 fit series make 2 steps per epoch at the recommended batch 16: batch 8 (the UCR baselines'
+        # min(N / 10, 16) rounds to 4) and no early stopping on a 10-series validation split, fp32
+        short_run=[
+            "--epochs",
+            "25",
+            "--set",
+            "data.batch_size=8",
+            "--set",
+            "training.early_stopping_patience=null",
+            "--set",
+            "training.amp=false",
+        ],  # fmt: skip
+        baseline_key="baseline_test_acc1",
+        margin=5.0,  # accuracy points over 1-NN Euclidean on the same split
+    ),
+    TaskKind(
+        name="time-series",
+        demo_inputs=dict(
+            task="time-series", images=444, frequency="MS", compute="cpu", target="cloud-cpu", arch="dlinear"
+        ),  # fmt: skip
+        demo_epochs=15,
+        summary_key="best_val_mase",
+        target=0.7,
+        untrained=1.3,
+        full_test_arch="dlinear",
+        demo_data="demo/co2_monthly.csv",
+        metrics_header=["epoch", "lr", "train_loss", "val_loss", "val_mase", "val_smape", "val_mae", "seconds"],
+        short_run=["--epochs", "15"],
+        baseline_key="baseline_val_mase",
+        margin=0.5,  # MASE at most 0.5 x seasonal naive's (a ratio)
+    ),
 ]
 KIND_IDS = [k.name for k in TASK_KINDS]
+# the image-classification kind: the tests below that read its fixture recommendation (rec_digits.json), its
+# report files and its predictions.csv columns; the time-series kinds have their own tests at the end
+IMAGE_KINDS = [k for k in TASK_KINDS if k.name == "classification"]
+IMAGE_IDS = [k.name for k in IMAGE_KINDS]
+SERIES_KINDS = [k for k in TASK_KINDS if k.short_run]
+SERIES_IDS = [k.name for k in SERIES_KINDS]
 
 
 def test_every_scaffold_task_has_a_task_kind_entry() -> None:
@@ -167,7 +227,7 @@ def family_rec(variant: dict[str, Any], *, pretrained: bool = False) -> dict[str
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", TASK_KINDS, ids=KIND_IDS)
+@pytest.mark.parametrize("kind", IMAGE_KINDS, ids=IMAGE_IDS)
 def test_project_passes_its_own_tests_offline(kind: TaskKind, tmp_path: Path) -> None:
     """`scaffold --arch resnet18` with pretrained weights on, then the project's pytest with no network."""
     rec = family_rec(VARIANTS[kind.full_test_arch], pretrained=True)
@@ -243,7 +303,7 @@ def readme_commands(project: Path) -> list[list[str]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", TASK_KINDS, ids=KIND_IDS)
+@pytest.mark.parametrize("kind", IMAGE_KINDS, ids=IMAGE_IDS)
 def test_demo_reaches_its_target_then_the_readme_commands_work(kind: TaskKind, tmp_path: Path) -> None:
     project = scaffold(demo_rec(kind), tmp_path / "demo", name="demo")
     run([sys.executable, "train.py", "--epochs", str(kind.demo_epochs)], cwd=project, timeout=400)
@@ -285,7 +345,7 @@ def test_demo_reaches_its_target_then_the_readme_commands_work(kind: TaskKind, t
 
 
 @pytest.mark.bench
-@pytest.mark.parametrize("kind", TASK_KINDS, ids=KIND_IDS)
+@pytest.mark.parametrize("kind", IMAGE_KINDS, ids=IMAGE_IDS)
 def test_demo_with_the_full_recommended_schedule(kind: TaskKind, tmp_path: Path) -> None:
     """The recommended schedule as generated (no epoch cap; early stopping ends it)."""
     project = scaffold(demo_rec(kind), tmp_path / "demo", name="demo")
@@ -330,7 +390,7 @@ def test_torchrun_two_cpu_processes_complete_an_epoch(kind: TaskKind, tmp_path: 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", TASK_KINDS, ids=KIND_IDS)
+@pytest.mark.parametrize("kind", IMAGE_KINDS, ids=IMAGE_IDS)
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(kind: TaskKind, tmp_path: Path) -> None:
     project = scaffold(demo_rec(kind), tmp_path / "demo", name="demo")
     train = [sys.executable, "train.py", "--epochs", "3"]
@@ -367,3 +427,86 @@ def test_demo_rec_is_the_small_image_cpu_recipe() -> None:
     assert config["model"]["arch"] == "simple_cnn"
     assert [op["name"] for op in config["augmentation"]["ops"]] == ["random_resized_crop", "color_jitter"]
     assert not re.search(r"\bsize\b", json.dumps(config["augmentation"]["ops"])), "the crop size is data.image_size"
+
+
+# --- time series: each task's project passes its own tests, and a short run clearly beats the task's baseline ---
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", SERIES_KINDS, ids=SERIES_IDS)
+def test_series_project_passes_its_own_tests_offline(kind: TaskKind, tmp_path: Path) -> None:
+    project = scaffold(demo_rec(kind), tmp_path / "project")
+    assert yaml.safe_load((project / "config.yaml").read_text())["model"]["pretrained"] is False
+    run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"], cwd=project, timeout=600,
+        env={**ENV, **OFFLINE})  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", SERIES_KINDS, ids=SERIES_IDS)
+def test_series_short_run_beats_its_baseline(kind: TaskKind, tmp_path: Path) -> None:
+    """GunPoint: test accuracy >= 1-NN + 5 points; CO2: validation MASE <= half of seasonal naive's; then
+    predict.py writes the task's file."""
+    project = scaffold(demo_rec(kind), tmp_path / "demo", name="demo")
+    run([sys.executable, "train.py", *kind.short_run], cwd=project, timeout=400)
+    out = project / "runs" / "train"
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(read_metrics(out)[0]) == kind.metrics_header
+    value, baseline = summary[kind.summary_key], summary[kind.baseline_key]
+    if kind.summary_key.endswith("mase"):
+        assert value <= kind.margin * baseline and value <= kind.target, summary
+    else:
+        assert value >= baseline + kind.margin and value >= kind.target, summary
+    written = "forecast.csv" if kind.name == "time-series" else "predictions.csv"
+    run([sys.executable, "predict.py", kind.demo_data, "--out", "runs/predict"], cwd=project, timeout=120)
+    assert (project / "runs" / "predict" / written).is_file()
+
+
+def test_series_demo_recs_generate_the_named_models() -> None:
+    for kind in SERIES_KINDS:
+        rec = demo_rec(kind)
+        assert rec.generated is not None and rec.generated.name == kind.full_test_arch
+        files = render_project(rec, name="demo")
+        assert yaml.safe_load(files["config.yaml"])["model"]["arch"] == rec.generated.build
+        assert files["model.py"] == model_file(rec.generated.module).read_bytes()
+
+
+def series_models() -> list[tuple[str, str]]:
+    """(task, model name) of every time-series model archadvisor generates."""
+    from archadvisor.catalog import Catalog
+    from archadvisor.ruleset import load_rules
+
+    tasks = {k.name for k in SERIES_KINDS}
+    return [(e.task, e.name) for e in Catalog(load_rules()).external if e.task in tasks and e.generatable]
+
+
+SERIES_MODELS = series_models()
+
+
+@pytest.mark.parametrize(("task", "arch"), SERIES_MODELS, ids=[f"{t}:{a}" for t, a in SERIES_MODELS])
+def test_series_model_builds_runs_forward_and_exports(task: str, arch: str, tmp_path: Path) -> None:
+    """Every generatable time-series model: scaffolded, built from a checkpoint's meta, run forward, exported to
+    ONNX with the project's exporter choice and checked against onnxruntime, in this process."""
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    kind = next(k for k in SERIES_KINDS if k.name == task)
+    rec = demo_rec(TaskKind(**{**kind.__dict__, "demo_inputs": {**kind.demo_inputs, "arch": arch}}))
+    assert rec.generated is not None and rec.generated.name == arch
+    project = scaffold(rec, tmp_path / "project")
+    with project_modules(project) as mods:
+        task_mod, export = mods["task"], mods["export"]
+        if task == "time-series":
+            meta = {"arch": rec.generated.build, "lookback": 48, "horizon": 12, "channels": 1}
+            shape = (2, 12, 1)
+        else:
+            meta = {"arch": rec.generated.build, "num_classes": 3, "classes": ["a", "b", "c"], "channels": 2,
+                    "length": 64}  # fmt: skip
+            shape = (2, 3)
+        torch.manual_seed(0)
+        model = task_mod.model_from_meta(meta).eval()
+        with torch.no_grad():
+            assert model(task_mod.export_example(meta, 2, seed=0)).shape == shape
+        spec = yaml.safe_load((project / "config.yaml").read_text())["export"]
+        export.export_onnx(model, tmp_path / "model.onnx", meta, spec["opset"], export.use_dynamo(spec))
+        _, scaled = export.max_onnx_diff(tmp_path / "model.onnx", model, meta)
+        assert scaled <= export.FP32_TOLERANCE

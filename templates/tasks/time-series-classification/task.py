@@ -129,7 +129,8 @@ def data_meta(cfg: dict[str, Any], loaded: Data, log: Callable[..., None] = prin
         log(f"note: {loaded.root} has {len(loaded.classes)} classes; config.yaml says {m['num_classes']}: "
             "using the data's")  # fmt: skip
     # the baseline a user should compare with, on the same split, before any training
-    log(f"1-NN Euclidean baseline (fit split as the reference set): val {data.one_nn_accuracy(loaded.fit, loaded.val):.1f}%")
+    baseline = data.one_nn_accuracy(loaded.fit, loaded.val)
+    log(f"1-NN Euclidean baseline (fit split as the reference set): val {baseline:.1f}%")
     return {
         "arch": m["arch"],
         "num_classes": len(loaded.classes),

@@ -316,8 +316,8 @@ def with_meta_statistics(series: data.SeriesData, w: data.Windows, meta: dict[st
     stats = {k: np.array(getattr(w, k)) for k in ("mean", "std", "scale")}
     for i, s in enumerate(series.series):
         if s.id in known:
-            for k in stats:
-                stats[k][i] = np.asarray(meta[k], np.float32)[known[s.id]]
+            for k, values in stats.items():
+                values[i] = np.asarray(meta[k], np.float32)[known[s.id]]
     return replace(w, **stats)
 
 
@@ -326,7 +326,8 @@ def val_loader(cfg: dict[str, Any], meta: dict[str, Any], batch_size: int | None
     cfg = {**cfg, "data": {**cfg["data"], "horizon": meta["horizon"], "lookback": meta["lookback"]}}
     _, series, w = load_windows(cfg)
     if list(series.target_cols) != meta["target_cols"]:
-        raise ProjectError(f"the data's targets {list(series.target_cols)} differ from the model's {meta['target_cols']}")
+        targets = list(series.target_cols)
+        raise ProjectError(f"the data's targets {targets} differ from the model's {meta['target_cols']}")
     w = with_meta_statistics(series, w, meta)
     loader = window_loader(window_dataset(series, w, w.val), batch_size or cfg["data"]["batch_size"], 0)
     loader.series = series  # type: ignore[attr-defined]  # write_report's per-series table
@@ -380,7 +381,8 @@ def predict_windows(files: list[Path], meta: dict[str, Any]) -> tuple[data.Serie
     windows, stats = [], []
     for s in series.series:
         if len(s.values) < meta["lookback"]:
-            raise data.DataError(f"series {s.id!r} has {len(s.values)} points; the model needs the last {meta['lookback']}")
+            need = meta["lookback"]
+            raise data.DataError(f"series {s.id!r} has {len(s.values)} points; the model needs the last {need}")
         if s.id in known:
             m, sd = mean[known[s.id]], std[known[s.id]]
         else:

@@ -66,5 +66,7 @@ def test_data_errors_are_one_line(tiny_data: Path, tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "train.py", "--data", str(bad), "--out", str(tmp_path / "o")], cwd=ROOT,
                             capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"error: {bad / 'X_TRAIN.ts'}:3: unknown header tag @bogus; "
-                                                  f"this reader knows @{', @'.join(data.TS_TAGS)}"]  # fmt: skip
+    expected = (
+        f"error: {bad / 'X_TRAIN.ts'}:3: unknown header tag @bogus; this reader knows @{', @'.join(data.TS_TAGS)}"
+    )
+    assert result.stderr.strip().splitlines() == [expected]

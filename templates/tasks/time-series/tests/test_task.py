@@ -44,7 +44,7 @@ def test_metrics_undo_the_normalization(tiny_data: Path) -> None:
     loaded = task.build_data(cfg, 0, rank=0, world_size=1, pin_memory=False)
     meta = task.data_meta(cfg, loaded, log=lambda *a, **k: None)
     s, w = loaded.series, loaded.windows
-    x, y, series = data.window_arrays(s, w, w.val)
+    _, y, series = data.window_arrays(s, w, w.val)
     guess = y + 0.1 * np.random.default_rng(0).standard_normal(y.shape).astype(np.float32)
     metrics = task.Metrics(meta, torch.device("cpu"))
     metrics.update(torch.from_numpy(guess), (torch.from_numpy(y), torch.from_numpy(series)))
