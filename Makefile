@@ -27,12 +27,13 @@ $(VENV)/.installed: pyproject.toml
 # the main job: a recommendation, then a project scaffolded for the bundled digits demo, trained.
 # --epochs 15 keeps the demo to about a minute on 2 cores (the recommended schedule is in config.yaml).
 # It trains into the project's default runs/train, so the generated README's commands (python evaluate.py,
-# python predict.py ..., python export.py: onnx/onnxruntime/onnxscript are installed above) work as written.
+# python predict.py ..., python export.py: onnx/onnxruntime/onnxscript are installed above) work as written;
+# --overwrite lets a second `make demo` start that run over (train.py refuses to replace a run unasked).
 demo: $(VENV)/.installed
 	$(VENV)/bin/archadvisor recommend --task classification --images 8000 --target jetson
 	$(VENV)/bin/archadvisor scaffold --task classification --images 1437 --classes 10 --image-size 32 \
 		--compute cpu --target cloud-cpu --no-pretrained --no-hflip --name digits_demo --out $(DEMO_DIR) --force
-	cd $(DEMO_DIR) && ../$(PY) train.py --epochs 15
+	cd $(DEMO_DIR) && ../$(PY) train.py --epochs 15 --overwrite
 	@$(PY) -c "import json; s = json.load(open('$(DEMO_DIR)/runs/train/summary.json')); print(f\"digits demo: best val accuracy {s['best_val_acc1']:.2f}% after {s['epochs_run']} epochs, {s['wall_seconds']:.0f} s\")"
 
 test: $(VENV)/.installed-dev

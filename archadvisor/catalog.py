@@ -5,13 +5,31 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from archadvisor.errors import InputError
 from archadvisor.ruleset import RuleSet, load_rules
 
 
-@dataclass(frozen=True)
+class License(NamedTuple):
+    """A model's code and weights licences and what they allow (the worse of the two that are used)."""
+
+    code: str
+    weights: str
+    code_kind: str
+    weights_kind: str
+
+    def kind(self, *, weights_used: bool) -> str:
+        """The binding kind: the code's, and the weights' when pretrained weights are used."""
+        kinds = [self.code_kind] + ([self.weights_kind] if weights_used else [])
+        order = ("proprietary", "non-commercial", "gated", "copyleft", "use-restricted", "other", "permissive", "none")
+        return min(kinds, key=order.index)
+
+
+UNKNOWN_LICENSE = License("unknown", "unknown", "other", "other")
+
+
+@dataclass(frozen=True, eq=False)  # catalog entries are unique objects: identity is equality (and cheap)
 class Variant:
     """One model of the zoo, with its reference facts (rules/catalog.yaml)."""
 
@@ -29,6 +47,7 @@ class Variant:
     cpu_latency_ms: float | None
     reference_library: str
     reference_name: str
+    license: License  # of our model code and of the reference weights
     small_input: bool  # the family supports small_input=True
     scaffold: bool
     paper: str
@@ -58,7 +77,7 @@ class Variant:
         return self.gmacs * scale
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class External:
     """A model outside the zoo (detection, language, speech ...): advice only, no scaffold."""
 
@@ -69,8 +88,31 @@ class External:
     metric: str
     source: str
     hosted: bool = False  # a hosted API: nothing to deploy on your own target, no latency you control
+    license: License | None = None
     module: str | None = None  # the shipped model file a project of this model is generated from
     build: str | None = None  # the variant name that file's build_model takes
+    gmacs: float | None = None  # at input_size, for latency estimates
+    input_size: int | None = None
+    arch_kind: str | None = None  # cnn | transformer | hybrid: the device profile's kind factor
+
+    @property
+    def params(self) -> int:
+        return int((self.params_m or 0) * 1e6)
+
+    @property
+    def small_input(self) -> bool:
+        return False
+
+    @property
+    def cpu_latency_ms(self) -> None:
+        return None
+
+    @property
+    def kind(self) -> str:
+        return self.arch_kind or "cnn"
+
+    def gmacs_at(self, image_size: int, small_input: bool = False) -> float:
+        return float(self.gmacs or 0.0) * (image_size / (self.input_size or image_size)) ** 2
 
     @property
     def generatable(self) -> bool:
@@ -83,6 +125,16 @@ class Catalog:
     def __init__(self, rules: RuleSet):
         data = rules.catalog
         families = {f["name"]: f for f in data["families"]}
+        kinds = data.get("licenses", {})
+
+        def license_of(entry: dict[str, Any]) -> License:
+            lic = entry.get("license")
+            if not lic:
+                return UNKNOWN_LICENSE
+            return License(
+                lic["code"], lic["weights"], kinds.get(lic["code"], "other"), kinds.get(lic["weights"], "other")
+            )
+
         self.families: dict[str, dict[str, Any]] = families
         self.variants: list[Variant] = []
         for v in data["variants"]:
@@ -103,13 +155,17 @@ class Catalog:
                     cpu_latency_ms=v["cpu_latency_ms"],
                     reference_library=v["reference"]["library"],
                     reference_name=v["reference"]["name"],
+                    license=license_of(fam),
                     small_input=fam["small_input"],
                     scaffold=fam["scaffold"],
                     paper=fam["paper"],
                     structure=fam["structure"],
                 )
             )
-        self.external: list[External] = [External(**e) for e in data["external"]]
+        self.external: list[External] = [
+            External(**{**{k: v for k, v in e.items() if k != "license"}, "license": license_of(e)})
+            for e in data["external"]
+        ]
         self.aliases: dict[str, str] = dict(data["aliases"])
         self._by_name = {v.name: v for v in self.variants}
         self._ext_by_name = {e.name: e for e in self.external}

@@ -112,6 +112,7 @@ _PROBLEM: list[inspect.Parameter] = [
         ("pretrained", bool | None, None, typer.Option("--pretrained/--no-pretrained", help="May ImageNet/COCO weights be used. [default: pretrained]")),
         ("hflip", bool | None, None, typer.Option("--hflip/--no-hflip", help="Is a mirrored image still the same class? (no for digits, text). [default: hflip]")),
         ("object_size", str | None, None, typer.Option("--object-size", help="Detection only: small, large, variable.")),
+        ("permissive", bool | None, None, typer.Option("--permissive/--no-permissive", help="Only models whose code and weights licences allow commercial use (no AGPL, non-commercial, gated or hosted).")),
         ("arch", str | None, None, typer.Option("--arch", help="Evaluate a forced architecture (catalog name or alias).")),
         ("horizon", str | None, None, typer.Option("--horizon", help="Forecasting: steps to predict.")),
         ("lookback", str | None, None, typer.Option("--lookback", help="Forecasting: steps of history the model sees.")),
@@ -165,6 +166,7 @@ def _spec(problem: dict[str, Any], rules: Any) -> Any:
     args = {k: v for k, v in problem.items() if k != "rules"}
     args["pretrained"] = True if args["pretrained"] is None else args["pretrained"]
     args["hflip"] = True if args["hflip"] is None else args["hflip"]
+    args["permissive"] = bool(args["permissive"])
     defaults = {t: row["default_classes"] for t, row in rules.tasks.items()}
     return build_spec(**args, default_classes=defaults)
 
@@ -253,22 +255,71 @@ def explain(
     report.print_explain(rec, flips, Console())
 
 
-def _ask(problem: dict[str, Any]) -> dict[str, Any]:
-    """No flags in a terminal: ask the questions, with the defaults a first project needs."""
-    from archadvisor.vocab import COMPUTE, TARGETS
+def _interactive() -> bool:
+    """Ask the questions only when a person is at a terminal."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
 
-    typer.echo("archadvisor scaffold: a few questions (Enter keeps the default).")
-    problem["task"] = "classification"
-    problem["images"] = typer.prompt("Labelled training images", default="1437")
-    problem["classes"] = typer.prompt("Classes", default="10")
-    problem["image_size"] = typer.prompt("Image size in pixels (<= 64 uses small-input stems)", default="32")
-    problem["compute"] = typer.prompt(f"Training compute ({', '.join(COMPUTE)})", default="cpu")
-    problem["target"] = typer.prompt(f"Deployment target ({', '.join(TARGETS)})", default="cloud-cpu")
-    latency = typer.prompt("Latency budget per image in ms (blank: none)", default="", show_default=False)
-    problem["latency_ms"] = latency or None
-    problem["pretrained"] = typer.confirm("May ImageNet-pretrained weights be used?", default=False)
-    problem["hflip"] = typer.confirm("Is a mirrored image still the same class?", default=True)
+
+def _ask(problem: dict[str, Any]) -> dict[str, Any]:
+    """No flags in a terminal: ask the questions, task first, with the flags' own defaults. Each answer is
+    checked by the same validator as its flag as it is typed, and asked again until it is valid."""
+    from archadvisor import spec as specs
+    from archadvisor.vocab import COMPUTE, FORECAST_TASKS, IMAGE_TASKS, TARGETS, TASKS
+
+    def ask(flag: str, question: str, default: Any, check: Callable[[str], Any]) -> Any:
+        def proc(text: str) -> Any:
+            if text.strip() == "" and default is None:
+                return None
+            try:
+                return check(text)
+            except InputError as exc:
+                raise typer.BadParameter(str(exc)) from None
+
+        shown = "" if default is None else str(default)
+        return typer.prompt(question, default=shown, show_default=default is not None, value_proc=proc)
+
+    typer.echo("archadvisor scaffold: a few questions (Enter keeps the default, as the flags do).")
+    task = ask("--task", f"Task ({', '.join(TASKS)})", "classification", lambda v: specs._choice("--task", v, TASKS))
+    problem["task"] = task
+    problem["images"] = ask("--images", "Labelled training examples", None,
+                            lambda v: specs._int("--images", v, 1, specs.MAX_EXAMPLES))  # fmt: skip
+    if problem["images"] is None:  # required: ask until given
+        while problem["images"] is None:
+            problem["images"] = ask("--images", "Labelled training examples (required)", None,
+                                    lambda v: specs._int("--images", v, 1, specs.MAX_EXAMPLES))  # fmt: skip
+    problem["classes"] = ask("--classes", "Classes (blank: the task's default)", None,
+                             lambda v: specs._int("--classes", v, 1, specs.MAX_CLASSES))  # fmt: skip
+    if task in IMAGE_TASKS:
+        problem["image_size"] = ask("--image-size", "Image size in pixels (blank: the task's default)", None,
+                                    lambda v: specs._int("--image-size", v, 8, 2048))  # fmt: skip
+    if task in FORECAST_TASKS:
+        problem["horizon"] = ask(
+            "--horizon", "Steps to forecast", None, lambda v: specs._int("--horizon", v, 1, specs.MAX_STEPS)
+        )
+        problem["frequency"] = ask("--frequency", "Sampling frequency (h, D, W, ME, ... or daily, monthly)", None,
+                                   specs.canonical_frequency)  # fmt: skip
+    problem["compute"] = ask("--compute", f"Training compute ({', '.join(COMPUTE)})", "single-gpu",
+                             lambda v: specs._choice("--compute", v, COMPUTE))  # fmt: skip
+    problem["target"] = ask("--target", f"Deployment target ({', '.join(TARGETS)})", "cloud-gpu",
+                            lambda v: specs._choice("--target", v, TARGETS))  # fmt: skip
+    problem["latency_ms"] = ask("--latency-ms", "Latency budget per example in ms (blank: none)", None,
+                                lambda v: specs._float("--latency-ms", v, 0, 3_600_000))  # fmt: skip
+    problem["pretrained"] = typer.confirm("May pretrained weights be used?", default=True)
+    if task in IMAGE_TASKS:
+        problem["hflip"] = typer.confirm("Is a mirrored image still the same class?", default=True)
     return problem
+
+
+def _summary(rec: Any) -> None:
+    """After the questions: what was chosen and why, in a few lines."""
+    a, t = rec.architecture, rec.training
+    typer.echo(f"chose {a.name} ({a.family}): {a.why}")
+    if rec.generated is not None and rec.generated.substitute:
+        typer.echo(f"generates {rec.generated.name}: {rec.generated.why}")
+    if t is not None:
+        typer.echo(f"recipe: {t.optimizer.name} lr {t.lr:g}, batch {t.effective_batch_size}, {t.epochs} epochs, "
+                   f"{t.schedule} schedule ({rec.why('training.lr')})")  # fmt: skip
+    typer.echo(f"deploy: {rec.deployment.export} -> {rec.deployment.runtime}, {rec.deployment.precision}")
 
 
 def _from_file(path: Path) -> Any:
@@ -333,7 +384,7 @@ def scaffold(
     out: Annotated[Path | None, typer.Option("--out", help="Project directory [default: ./NAME].")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Project package name, a Python identifier [default: from --out, or <arch>_project].")] = None,
     from_file: Annotated[Path | None, typer.Option("--from", help="Scaffold a saved recommendation (recommend --save FILE.json); problem flags given beside it override its inputs.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Write into a non-empty directory, replacing generated files.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Write into a non-empty directory: the generated files are replaced all at once (staged first); your other files stay.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List each file as create / identical / conflict; write nothing.")] = False,
 ) -> None:  # fmt: skip
     """Generate a ready-to-run PyTorch project from a recommendation."""
@@ -351,10 +402,13 @@ def scaffold(
             saved = {k: v for k, v in asdict(rec.inputs).items() if k != "notes"}
             rec = engine.recommend(_spec({**saved, "rules": None, **given}, rules), rules, catalog)
     else:
-        if not given and sys.stdin.isatty() and sys.stdout.isatty():
+        asked = not given and _interactive()
+        if asked:
             problem = _ask(problem)
         rules, catalog = _load(problem["rules"])
         rec = engine.recommend(_spec(problem, rules), rules, catalog)
+        if asked:
+            _summary(rec)
     if rec.generated is None and rec.inputs.arch is not None:
         from archadvisor.catalog import Catalog
         from archadvisor.ruleset import load_rules
@@ -369,13 +423,13 @@ def scaffold(
     if name is None:
         name = scaffolder.project_name(out.name if out is not None else f"{rec.architecture.name}_project")
     out = out if out is not None else Path(name)
+    scaffolder.check_out(out)  # before rendering: a folder that cannot hold a project fails first
     files = scaffolder.render_project(rec, name=name)
-    actions = scaffolder.plan(files, out)
     if dry_run:
-        for a in actions:
+        for a in scaffolder.plan(files, out):
             typer.echo(f"{a.status:>9}  {out / a.path}")
         return
-    scaffolder.write_project(files, out, force=force)
+    actions = scaffolder.write_project(files, out, force=force)
     a = rec.architecture
     counts = {s: sum(1 for x in actions if x.status == s) for s in ("create", "identical", "conflict")}
     typer.echo(f"scaffolded {name} ({a.name}, {a.family}) in {out}: {counts['create']} created, "

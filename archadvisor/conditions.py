@@ -38,6 +38,7 @@ VARIABLES: dict[str, Var] = {
     "target": Var("enum", TARGETS, doc="where the model runs"),
     "pretrained": Var("bool", doc="ImageNet/COCO weights may be used"),
     "hflip": Var("bool", doc="a mirrored image keeps its class"),
+    "permissive": Var("bool", doc="only permissively licensed models (--permissive)"),
     "object_size": Var("enum", OBJECT_SIZES, nullable=True, doc="detection: object size"),
     "arch_forced": Var("bool", doc="--arch was given"),
     "horizon": Var("int", nullable=True, doc="forecasting: steps to predict"),

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from archadvisor import __version__, conditions
-from archadvisor.catalog import Catalog, External, Variant
+from archadvisor.catalog import UNKNOWN_LICENSE, Catalog, External, Variant
 from archadvisor.errors import InputError
 from archadvisor.recipe import apply_tables, derive
 from archadvisor.recommendation import (
@@ -21,6 +21,7 @@ from archadvisor.recommendation import (
     Deployment,
     Expected,
     Generated,
+    LicenseInfo,
     Monitor,
     Provenance,
     Recommendation,
@@ -30,7 +31,7 @@ from archadvisor.recommendation import (
 )
 from archadvisor.ruleset import RuleSet
 from archadvisor.spec import ProblemSpec
-from archadvisor.vocab import COMPUTE, DEFAULT_GPUS, EDGE_TARGETS, TARGETS
+from archadvisor.vocab import COMPUTE, DEFAULT_GPUS, EDGE_TARGETS, PERMISSIVE_KINDS, TARGETS
 
 ENGINE = "archadvisor/engine.py"  # the trace's file for the engine's own steps
 NEAREST = 3  # when nothing meets a hard constraint, the closest this many stay: the choice and 2 alternatives
@@ -61,13 +62,40 @@ def uses_small_input(variant: Variant, image_size: int | None, rules: RuleSet) -
     return variant.small_input and image_size is not None and image_size <= rules.small_input_max_px
 
 
+def weights_used(spec: ProblemSpec, c: Any) -> bool:
+    """Pretrained weights are part of what the user runs: allowed, and the model has published weights."""
+    if isinstance(c, Variant):
+        return spec.pretrained and c.reference_library != "none"
+    return (spec.pretrained or c.hosted) and c.license is not None and c.license.weights != "none"
+
+
+def license_kind(spec: ProblemSpec, c: Any) -> str:
+    lic = c.license if c.license is not None else UNKNOWN_LICENSE
+    return lic.kind(weights_used=weights_used(spec, c))
+
+
+def license_info(spec: ProblemSpec, c: Any) -> LicenseInfo:
+    lic = c.license if c.license is not None else UNKNOWN_LICENSE
+    return LicenseInfo(lic.code, lic.weights if weights_used(spec, c) else "not used", license_kind(spec, c))
+
+
+PERMISSIVE_RULE = {"id": "license.permissive", "when": {"var": "permissive", "op": "eq", "value": True},
+                   "because": "--permissive: only models whose code and used weights are permissively licensed "
+                              "(MIT, BSD, Apache-2.0; no AGPL, non-commercial, gated or hosted terms)"}  # fmt: skip
+
+
 def _estimate(variant: Variant, target: str, image_size: int, rules: RuleSet) -> Any:
     """Latency on the target: the device-profile estimate (archadvisor/latency.py, rules/devices.yaml)."""
     from archadvisor.latency import estimate_latency_ms
 
     devices = {k: v for k, v in rules.devices.items() if k != "_file"} or None
     return estimate_latency_ms(
-        variant, target, image_size, devices=devices, small_input=uses_small_input(variant, image_size, rules)
+        variant,
+        target,
+        image_size,
+        devices=devices,
+        small_input=uses_small_input(variant, image_size, rules),
+        precision=rules.targets[target]["precision"],
     )
 
 
@@ -146,6 +174,10 @@ def select_catalog(
         if c.get("exclude_families"):
             pool = [v for v in pool if v.family not in c["exclude_families"]]
         pool = keep(pool, before, c["id"], c["because"], lambda v: v.params)
+    if spec.permissive:
+        before = pool
+        pool = [v for v in pool if license_kind(spec, v) in PERMISSIVE_KINDS]
+        pool = keep(pool, before, PERMISSIVE_RULE["id"], PERMISSIVE_RULE["because"], lambda v: v.params)
     target_row = rules.targets[spec.target]
     before = pool
     pool = [v for v in pool if v.params_m <= target_row["max_params_m"]]
@@ -220,6 +252,18 @@ def _decider(sel: Selection) -> str | None:
     return max(margins, key=margins.get)
 
 
+def _estimate_external(e: External, spec: ProblemSpec, rules: RuleSet) -> Any:
+    """A latency estimate for a model outside the zoo whose compute is published (None otherwise)."""
+    if e.gmacs is None or spec.image_size is None:
+        return None
+    from archadvisor.latency import estimate_latency_ms
+
+    devices = {k: v for k, v in rules.devices.items() if k != "_file"} or None
+    est = estimate_latency_ms(e, spec.target, spec.image_size, devices=devices, zoo=False,
+                              precision=rules.targets[spec.target]["precision"])  # fmt: skip
+    return replace(est, basis=est.basis + f"; {e.gmacs:g} GMACs at {e.input_size} px from the publisher ({e.source})")
+
+
 def _keep_external(c: dict[str, Any], e: External) -> bool:
     """Does external model ``e`` survive constraint ``c``? An unknown size (an architecture sized to the data)
     passes a size limit; a hosted API passes only where hosted APIs are allowed."""
@@ -246,13 +290,17 @@ def select_tree(spec: ProblemSpec, rules: RuleSet, catalog: Catalog) -> Selectio
     on_device = {"id": f"{rules.targets[spec.target]['id']}.hosted", "when": {},
                  "because": f"{spec.target}: the model runs on the device, not behind a hosted API",
                  "exclude_hosted": spec.target not in ("cloud-gpu", "cloud-cpu")}  # fmt: skip
-    for c in [*sel_rules.get("constraints", []), on_device]:
+    for c in [*sel_rules.get("constraints", []), on_device, PERMISSIVE_RULE]:
         if c["when"] and not conditions.evaluate(c["when"], env):
             trace.append(
-                TraceEntry(c["id"], rules.files[c["id"]], False, conditions.describe(c["when"], env), "constraint")
+                TraceEntry(
+                    c["id"], rules.files.get(c["id"], ENGINE), False, conditions.describe(c["when"], env), "constraint"
+                )
             )
             continue
         survivors = [e for e in pool if _keep_external(c, e)]
+        if c is PERMISSIVE_RULE:
+            survivors = [e for e in pool if license_kind(spec, e) in PERMISSIVE_KINDS]
         excluded.extend((e, f"excluded by {c['id']}: {c['because']}") for e in pool if e not in survivors)
         where = rules.files.get(c["id"], ENGINE)
         if survivors:
@@ -261,6 +309,20 @@ def select_tree(spec: ProblemSpec, rules: RuleSet, catalog: Catalog) -> Selectio
         else:
             warnings.append(f"no model satisfies {c['id']} ({c['because']}); keeping the candidates as they were")
             trace.append(TraceEntry(c["id"], where, True, f"{c['because']}: nothing meets it, constraint not applied", "constraint"))  # fmt: skip
+    latency = {e.name: est for e in pool if (est := _estimate_external(e, spec, rules)) is not None}
+    if spec.latency_ms is not None and latency:
+        # only a model with an estimate can be shown to meet the budget; one without a published compute figure
+        # is not kept in its place (that would prefer the unknown to the measured-slow)
+        because = f"latency <= {spec.latency_ms:g} ms on {spec.target} (estimated from published compute)"
+        survivors = [e for e in pool if e.name in latency and latency[e.name].ms <= spec.latency_ms]
+        excluded.extend((e, f"excluded by constraint.latency: {because}") for e in pool if e not in survivors)
+        if survivors:
+            trace.append(TraceEntry("constraint.latency", ENGINE, True, f"{because} (excludes {len(pool) - len(survivors)} of {len(pool)})", "constraint"))  # fmt: skip
+            pool = survivors
+        else:
+            pool = sorted((e for e in pool if e.name in latency), key=lambda e: latency[e.name].ms)[:NEAREST]
+            warnings.append(f"no model satisfies constraint.latency ({because}); keeping the closest, {pool[0].name}")
+            trace.append(TraceEntry("constraint.latency", ENGINE, True, f"{because}: nothing meets it, kept the {len(pool)} closest", "constraint"))  # fmt: skip
     for r in sel_rules["rules"]:
         fired = conditions.evaluate(r["when"], env)
         trace.append(TraceEntry(r["id"], rules.files[r["id"]], fired, r["because"] + f" [{conditions.describe(r['when'], env)}]",
@@ -274,7 +336,7 @@ def select_tree(spec: ProblemSpec, rules: RuleSet, catalog: Catalog) -> Selectio
             votes.setdefault(name, {})[f"task.{spec.task}"] = 0.5 * (1 - 0.1 * i)
     scores = {e.name: sum(votes.get(e.name, {}).values()) for e in pool}
     ranked = sorted(pool, key=lambda e: (-round(scores[e.name], 6), e.params_m or 0))
-    sel = Selection(ranked=ranked, scores=scores, votes=votes, trace=trace, warnings=warnings,
+    sel = Selection(ranked=ranked, scores=scores, votes=votes, trace=trace, warnings=warnings, latency=latency,
                     excluded=[(e, why) for e, why in excluded if e not in ranked])  # fmt: skip
     sel.decided_by = _decider(sel)
     return sel
@@ -365,6 +427,7 @@ def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: 
     derived = derive(recipe, env, image_size=spec.image_size, small_input=small_input, small_images=small_images,
                      hflip=spec.hflip, monitor=_monitor(task_row))  # fmt: skip
     arch = _architecture(spec, chosen, sel, reasons, small_input, task_row)
+    _license_warning(spec, chosen, sel, warnings)
     deployment = _deployment(spec, rules, chosen, sel)
     _check_warnings(spec, chosen, env, deployment, warnings, task_row)
 
@@ -375,7 +438,7 @@ def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: 
     if measure_note:
         trace.append(TraceEntry("measure", ENGINE, True, measure_note, "measure"))
     decided = sel.decided_by if spec.arch is None else "--arch"
-    trace = [replace(t, decided=t.rule == decided) for t in trace]
+    trace = [t._replace(decided=t.rule == decided) for t in trace]
 
     provenance = dict(derived.provenance)
     provenance["architecture"] = (
@@ -396,7 +459,7 @@ def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: 
         task=spec.task,
         inputs=spec,
         architecture=arch,
-        alternatives=tuple(_alternatives(sel, chosen, reasons, task_row)),
+        alternatives=tuple(_alternatives(spec, sel, chosen, reasons, task_row)),
         training=derived.training,
         augmentation=derived.augmentation if image_task or derived.augmentation.ops else None,
         deployment=deployment,
@@ -435,6 +498,21 @@ def _generated(spec: ProblemSpec, chosen: Any, sel: Selection) -> Generated | No
     return None
 
 
+def _license_warning(spec: ProblemSpec, chosen: Any, sel: Selection, warnings: list[str]) -> None:
+    """Copyleft, non-commercial, gated or hosted terms on the choice: say so, and name the closest permissive
+    alternative among the ranked candidates."""
+    kind = license_kind(spec, chosen)
+    if kind in PERMISSIVE_KINDS:
+        return
+    info = license_info(spec, chosen)
+    terms = info.code if info.weights in ("not used", info.code) else f"code {info.code}, weights {info.weights}"
+    permissive = next(
+        (c.name for c in sel.ranked if c is not chosen and license_kind(spec, c) in PERMISSIVE_KINDS), None
+    )
+    alt = f"; the closest permissive alternative: {permissive} (or pass --permissive)" if permissive else ""
+    warnings.append(f"{chosen.name} is {kind} ({terms}){alt}")
+
+
 def _article(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
 
@@ -447,7 +525,7 @@ def _architecture(spec: ProblemSpec, chosen: Any, sel: Selection, reasons: dict[
     if not isinstance(chosen, Variant):
         return Architecture(name=chosen.name, family=chosen.name, kind="external", why=f"{why}; get it from {chosen.provider}",
                             params_m=chosen.params_m, metric=chosen.metric, top1_source=chosen.source,
-                            reference=chosen.provider, paper=chosen.source)  # fmt: skip
+                            reference=chosen.provider, paper=chosen.source, license=license_info(spec, chosen))  # fmt: skip
     if small_input:
         why += f"; {spec.image_size} px images: small-input stem (3x3 stride 1, total stride 8)"
     return Architecture(
@@ -457,6 +535,7 @@ def _architecture(spec: ProblemSpec, chosen: Any, sel: Selection, reasons: dict[
         imagenet_top1=chosen.imagenet_top1, top1_image_size=chosen.input_size if chosen.imagenet_top1 else None,
         top1_source=chosen.top1_source, reference=chosen.reference, paper=chosen.paper, structure=chosen.structure,
         small_input=small_input, scaffold=chosen.scaffold and bool(task_row["scaffold"]),
+        license=license_info(spec, chosen),
     )  # fmt: skip
 
 
@@ -507,7 +586,9 @@ def _family(c: Any) -> str:
     return c.family if isinstance(c, Variant) else c.name
 
 
-def _alternatives(sel: Selection, chosen: Any, reasons: dict[str, str], table: dict[str, Any]) -> list[Alternative]:
+def _alternatives(
+    spec: ProblemSpec, sel: Selection, chosen: Any, reasons: dict[str, str], table: dict[str, Any]
+) -> list[Alternative]:
     """Up to 3, ranked; different families first so the user sees real alternatives. Each says what it
     has for it (its own strongest votes) and how far behind the choice it scored."""
     rest = [c for c in sel.ranked if c.name != chosen.name]
@@ -542,11 +623,13 @@ def _alternatives(sel: Selection, chosen: Any, reasons: dict[str, str], table: d
             out.append(Alternative(name=c.name, family=c.family, why=why, meets_constraints=c in sel.ranked and sel.unmet is None,
                                    score=round(sel.scores.get(c.name, 0.0), 3), params_m=round(c.params_m, 2),
                                    gmacs=c.gmacs, imagenet_top1=c.imagenet_top1,
-                                   expected_latency_ms=None if est is None else round(est.ms, 2)))  # fmt: skip
+                                   expected_latency_ms=None if est is None else round(est.ms, 2),
+                                   license=license_info(spec, c)))  # fmt: skip
         else:
             out.append(Alternative(name=c.name, family=c.name, why=why, meets_constraints=c in sel.ranked,
                                    score=round(sel.scores.get(c.name, 0.0), 3), params_m=c.params_m,
-                                   metric=c.metric, provider=c.provider))  # fmt: skip
+                                   expected_latency_ms=None if est is None else round(est.ms, 2),
+                                   metric=c.metric, provider=c.provider, license=license_info(spec, c)))  # fmt: skip
     return out
 
 
@@ -559,7 +642,12 @@ def _deployment(spec: ProblemSpec, rules: RuleSet, chosen: Any, sel: Selection) 
         return Deployment(**common, expected_latency_ms=round(est.ms, 2),
                           latency_range_ms=(round(est.low_ms, 2), round(est.high_ms, 2)), latency_basis=est.basis,
                           latency_source=est.source, latency_measured=bool(getattr(est, "measured", False)))  # fmt: skip
-    return Deployment(**common, latency_basis="not estimated: external model; see the publisher's benchmark",
+    est = sel.latency.get(chosen.name)
+    if est is not None:
+        return Deployment(**common, expected_latency_ms=round(est.ms, 2),
+                          latency_range_ms=(round(est.low_ms, 2), round(est.high_ms, 2)), latency_basis=est.basis,
+                          latency_source=est.source)  # fmt: skip
+    return Deployment(**common, latency_basis="not estimated: no published compute figure; see the publisher's benchmark",
                       latency_source=chosen.source)  # fmt: skip
 
 
@@ -615,6 +703,17 @@ def _check_warnings(spec: ProblemSpec, chosen: Any, env: dict[str, Any], dep: De
     ):
         warnings.append(
             f"expected {dep.expected_latency_ms} ms on {spec.target} exceeds the {spec.latency_ms:g} ms budget"
+        )
+    elif (
+        spec.latency_ms is not None
+        and dep.latency_range_ms is not None
+        and not dep.latency_measured
+        and dep.latency_range_ms[1] > spec.latency_ms
+    ):
+        low, high = dep.latency_range_ms
+        warnings.append(
+            f"the {spec.latency_ms:g} ms budget lies inside the estimate's band ({low:g}-{high:g} ms on {spec.target}): "
+            "measure on the target before relying on it (archadvisor profile, or recommend --measure on this machine)"
         )
     if spec.images < 1000 and spec.task not in ("time-series", "text-generation", "image-generation", "code"):
         warnings.append(

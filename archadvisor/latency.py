@@ -164,7 +164,10 @@ _TARGET_KEYS: dict[str, tuple[str, bool]] = {
     "assumed_kind_factors": ("assumed", False),
     "notes": ("str", False),
     "guide_claim": ("claim", False),
+    "cpu_scaling": ("cpu_scaling", False),
+    "precision_factors": ("precision_factors", False),
 }
+_CPU_SCALING_KEYS = {"overhead_ms", "exponent", "factor", "ms_per_gmac", "fitted_on"}
 _BENCH_KEYS = {"model", "kind", "gmacs", "latency_ms", "source", "base", "confidence", "note"}
 _CLAIM_KEYS = {"architecture", "catalog_name", "image_size", "latency_ms", "our_estimate_ms", "note"}
 
@@ -260,6 +263,17 @@ def _validate_target(prof: Mapping, where: str, targets: Mapping, err: Any) -> N
             _validate_claim(value, here, err)
         elif typ == "benchmarks":
             _validate_benchmarks(value, here, source_keys, err)
+        elif typ == "precision_factors" and not (
+            isinstance(value, Mapping) and all(k in PRECISIONS and _is_number(v) and v > 0 for k, v in value.items())
+        ):
+            err(prof, here, f"expected a mapping of precision ({', '.join(PRECISIONS)}) -> latency factor > 0")
+        elif typ == "cpu_scaling" and not (
+            isinstance(value, Mapping)
+            and set(value) == _CPU_SCALING_KEYS
+            and all(_is_number(value[k]) and value[k] >= 0 for k in _CPU_SCALING_KEYS - {"fitted_on"})
+            and isinstance(value["fitted_on"], str)
+        ):
+            err(prof, here, f"expected {{{', '.join(sorted(_CPU_SCALING_KEYS))}}} with numbers >= 0")
 
 
 def _validate_assumed(value: Any, here: str, err: Any) -> None:
@@ -435,6 +449,63 @@ def device_fit(target: str, devices: Mapping[str, Any] | None = None) -> DeviceF
     return _fit(target, targets)
 
 
+def estimate_latency_ms(
+    variant: HasModelFacts,
+    target: str,
+    image_size: int,
+    devices: Mapping[str, Any] | None = None,
+    *,
+    small_input: bool = False,
+    zoo: bool = True,
+    precision: str | None = None,
+) -> LatencyEstimate:
+    """Estimated batch-1 latency of ``variant`` on ``target`` at ``image_size`` px: an estimate, never a measurement
+    (see ``_estimate_latency_ms`` for the arguments); in the plan's ``precision`` where the profile's differs."""
+    est = _estimate_latency_ms(variant, target, image_size, devices, small_input=small_input, zoo=zoo)
+    prof = _profile(target, devices)
+    if precision is None or precision == prof.get("precision"):
+        return est
+    factor = prof.get("precision_factors", {}).get(precision)
+    if factor is None:
+        return replace(
+            est, basis=est.basis + f"; the profile is {prof.get('precision')}, the plan {precision}: not converted"
+        )
+    return replace(
+        est,
+        ms=est.ms * factor,
+        low_ms=est.low_ms * factor,
+        high_ms=est.high_ms * factor,
+        basis=est.basis + f"; x{factor:g} for the plan's {precision} (the profile is {prof.get('precision')})",
+    )
+
+
+def _profile(target: str, devices: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    targets = load_devices()["targets"] if devices is None else devices.get("targets", devices)
+    return targets.get(target, {})
+
+
+def _cpu_scaled(
+    variant: HasModelFacts, image_size: int, gmacs: float, small: bool, s: Mapping[str, Any]
+) -> LatencyEstimate:
+    """cloud-cpu: the catalog's own 224 px measurement scaled to this input by compute with a sub-linear exponent
+    (small inputs keep less of the cores busy), plus a fixed per-call overhead; without a catalog measurement,
+    the same power law on the GMACs alone. Both fitted on measurements of `archadvisor profile` (bench/cpu_latency_table.py)."""
+    stem = ", small-input stem" if small else ""
+    if variant.cpu_latency_ms and variant.gmacs > 0:
+        ms = s["overhead_ms"] + s["factor"] * variant.cpu_latency_ms * (gmacs / variant.gmacs) ** s["exponent"]
+        how = (f"{s['overhead_ms']:g} ms + {s['factor']:g} x the catalog's {variant.cpu_latency_ms:g} ms at "
+               f"{variant.input_size} px x (GMACs ratio)^{s['exponent']:g}")  # fmt: skip
+    else:
+        ms = s["overhead_ms"] + s["ms_per_gmac"] * gmacs ** s["exponent"]
+        how = f"{s['overhead_ms']:g} ms + {s['ms_per_gmac']:g} x ({gmacs:.3g} GMACs)^{s['exponent']:g}"
+    low, high = _band(ms, 0.5, 2.0, MIN_BAND)
+    basis = (
+        f"estimate for a 2-vCPU cloud VM (PyTorch eager, fp32, batch 1) at {image_size} px{stem}: {how}; fitted on "
+        "measurements of `archadvisor profile` (band x0.5..x2); measure here with `archadvisor profile`"
+    )
+    return LatencyEstimate(ms=ms, low_ms=low, high_ms=high, basis=basis, source=f"fitted on {s['fitted_on']}")
+
+
 def _check_target(target: str) -> None:
     if target not in TARGETS:
         raise InputError("--target", target, TARGETS)
@@ -458,13 +529,15 @@ def _band(ms: float, low_ratio: float, high_ratio: float, floor: float) -> tuple
     return ms * low, ms * high
 
 
-def estimate_latency_ms(
+def _estimate_latency_ms(
     variant: HasModelFacts,
     target: str,
     image_size: int,
     devices: Mapping[str, Any] | None = None,
     *,
     small_input: bool = False,
+    zoo: bool = True,
+    precision: str | None = None,
 ) -> LatencyEstimate:
     """Estimated batch-1 latency of ``variant`` on ``target`` at ``image_size`` px: an estimate, never a measurement.
 
@@ -476,6 +549,10 @@ def estimate_latency_ms(
         devices: device profiles to use instead of rules/devices.yaml (e.g. the rules loader's merged set).
         small_input: the model is built with its small-input stem (the caller decides, from the rules'
             small-input threshold).
+        zoo: a classification-zoo model; the cloud-cpu scaling was fitted on those only, so models outside the
+            zoo (detectors, segmenters) take the device profile's roofline.
+        precision: the deployment plan's precision; where it differs from the profile's, the estimate is scaled
+            by the profile's ``precision_factors`` and says so (the plan and the estimate must agree).
 
     Returns:
         A ``LatencyEstimate`` with ``measured=False``, its band, the basis (model and fitted constants) and sources.
@@ -485,6 +562,9 @@ def estimate_latency_ms(
         raise InputError("--image-size", image_size, "a positive number of pixels")
     gmacs, small = _gmacs_at(variant, image_size, small_input)
     stem = ", small-input stem" if small else ""
+    scaling = _profile(target, devices).get("cpu_scaling")
+    if target == "cloud-cpu" and scaling is not None and zoo:
+        return _cpu_scaled(variant, image_size, gmacs, small, scaling)
     if target == "cloud-cpu" and variant.cpu_latency_ms:
         scale = gmacs / variant.gmacs if variant.gmacs > 0 else (image_size / variant.input_size) ** 2
         ms = variant.cpu_latency_ms * scale
@@ -495,7 +575,7 @@ def estimate_latency_ms(
             + (f", scaled by compute to {image_size} px{stem}" if abs(scale - 1.0) > 1e-9 else "")
             + "; not measured on this machine (recommend --measure or archadvisor profile measure here)"
         )
-        source = "rules/catalog.yaml cpu_latency_ms (measured: 2-core Xeon, fp32 eager, batch 1, median of 10)"
+        source = "the catalog's cpu_latency_ms (measured: 2-core Xeon, fp32 eager, batch 1, median of 10)"
         return LatencyEstimate(ms=ms, low_ms=low, high_ms=high, basis=basis, source=source)
 
     fit = device_fit(target, devices)
@@ -517,7 +597,7 @@ def estimate_latency_ms(
         f"estimate for {fit.device} ({fit.runtime}) at {image_size} px{stem}: "
         f"{fit.overhead_ms:.2g} ms overhead + {term}; roofline fitted on {fit.n_base} published latencies "
         f"(efficiency {fit.efficiency:.2f} of the {fit.peak_gmacs_per_s:g} GMAC/s peak); "
-        f"band x{low / ms:.2f}..x{high / ms:.2f} (the fit's residuals, widened by the rules in rules/devices.yaml)"
+        f"band x{low / ms:.2f}..x{high / ms:.2f} (the fit's residuals, widened by the device profile's band rules)"
     )
     source = "; ".join(dict.fromkeys(fit.sources.values()))
     return LatencyEstimate(ms=ms, low_ms=low, high_ms=high, basis=basis, source=source)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from archadvisor import conditions
 from archadvisor.recommendation import (
@@ -83,8 +83,7 @@ def apply_tables(rules: RuleSet, env: dict[str, Any]) -> Recipe:
     return recipe
 
 
-@dataclass(frozen=True)
-class Batch:
+class Batch(NamedTuple):
     per_device: int
     devices: int
     accum: int
@@ -170,8 +169,7 @@ def derive_lr(recipe: Recipe, effective_batch: int) -> tuple[float, Provenance |
     return base_lr, recipe.rule("base_lr")
 
 
-@dataclass(frozen=True)
-class Duration:
+class Duration(NamedTuple):
     epochs: int
     epochs_rule: Provenance | None
     warmup_epochs: int
@@ -255,8 +253,7 @@ def derive_freeze(recipe: Recipe, fine_tune: bool, epochs: int, task: str) -> Fr
     return Freeze(mode, round(recipe.fields.get("freeze_epochs_ratio", 0.0) * epochs) if mode != "none" else 0)
 
 
-@dataclass(frozen=True)
-class Derived:
+class Derived(NamedTuple):
     training: Training
     augmentation: Augmentation
     provenance: dict[str, Provenance]

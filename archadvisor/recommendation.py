@@ -1,5 +1,10 @@
 """The Recommendation as typed, frozen values: what the engine returns and renderers only read.
 
+The records are ``typing.NamedTuple`` classes: typed, immutable, compared by value, like frozen dataclasses,
+but built without generating code per class at import. `recommend` pays for this module on every start; the
+~25 frozen dataclasses it would take cost ~20 ms to create on 2 cores, as much as the rest of the command
+(bench/cli_latency.py).
+
 ``Recommendation.to_json()`` is the JSON contract (`recommend --format json`, `--save`);
 ``Recommendation.from_json()`` reads it back with every field type-checked (a saved file is untrusted input:
 ``scaffold --from rec.json``), so save-then-load round-trips exactly. A section that does not apply to a task
@@ -8,11 +13,9 @@ is ``None`` (``null`` in JSON) and is left out of the rendered report and the ge
 
 from __future__ import annotations
 
-import dataclasses
 import types
 import typing
-from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 from archadvisor.errors import InputError
 from archadvisor.spec import ProblemSpec
@@ -20,8 +23,7 @@ from archadvisor.spec import ProblemSpec
 SCHEMA = 2  # 2: provenance records {rule, file, reason}; final augmentation ops; monitor; task settings
 
 
-@dataclass(frozen=True)
-class Provenance:
+class Provenance(NamedTuple):
     """Which rule chose a value: its id, the file it came from (None: derived in code), and why."""
 
     rule: str
@@ -34,8 +36,13 @@ class Provenance:
         return " ".join(line.split())
 
 
-@dataclass(frozen=True)
-class Architecture:
+class LicenseInfo(NamedTuple):
+    code: str
+    weights: str
+    kind: str  # vocab.LICENSE_KINDS: what binds this use (the weights count only when they are used)
+
+
+class Architecture(NamedTuple):
     name: str
     family: str
     kind: str  # vocab.MODEL_KINDS
@@ -54,10 +61,10 @@ class Architecture:
     structure: str | None = None
     small_input: bool = False
     scaffold: bool = False
+    license: LicenseInfo | None = None
 
 
-@dataclass(frozen=True)
-class Alternative:
+class Alternative(NamedTuple):
     name: str
     family: str
     why: str
@@ -69,38 +76,34 @@ class Alternative:
     expected_latency_ms: float | None = None
     metric: str | None = None
     provider: str | None = None
+    license: LicenseInfo | None = None
 
 
-@dataclass(frozen=True)
-class Optimizer:
+class Optimizer(NamedTuple):
     name: str  # sgd | adamw
     momentum: float | None = None
     nesterov: bool | None = None
     betas: tuple[float, float] | None = None
 
 
-@dataclass(frozen=True)
-class Freeze:
+class Freeze(NamedTuple):
     mode: str  # none | head-only | progressive
     epochs: int
 
 
-@dataclass(frozen=True)
-class ProgressiveResizing:
+class ProgressiveResizing(NamedTuple):
     enabled: bool
     schedule: tuple[tuple[int, int], ...] = ()  # (start epoch, image size)
 
 
-@dataclass(frozen=True)
-class Monitor:
+class Monitor(NamedTuple):
     """The validation metric that picks the best checkpoint and drives early stopping."""
 
     metric: str
     mode: str  # min | max
 
 
-@dataclass(frozen=True)
-class Training:
+class Training(NamedTuple):
     """The training recipe. A field that does not apply to the task is None (null in JSON, left out of the
     report and the generated config)."""
 
@@ -136,20 +139,17 @@ class Training:
     milestones: tuple[int, ...] | None = None  # multistep: epochs where the LR drops 10x
 
 
-@dataclass(frozen=True)
-class AugOp:
+class AugOp(NamedTuple):
     name: str
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Normalize:
+class Normalize(NamedTuple):
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
 
-@dataclass(frozen=True)
-class Augmentation:
+class Augmentation(NamedTuple):
     """The final pipeline: ops in order, each decided once (no flip when mirrored inputs change the class;
     the crop size is ``training.image_size``)."""
 
@@ -162,8 +162,7 @@ class Augmentation:
     eval_crop_pct: float | None  # validation: resize to size / crop_pct, center-crop size (None: no crop)
 
 
-@dataclass(frozen=True)
-class Deployment:
+class Deployment(NamedTuple):
     target: str
     export: str
     runtime: str
@@ -177,23 +176,20 @@ class Deployment:
     latency_measured: bool = False
 
 
-@dataclass(frozen=True)
-class Expected:
+class Expected(NamedTuple):
     benchmark: str
     latency: str
     note: str
 
 
-@dataclass(frozen=True)
-class TaskSettings:
+class TaskSettings(NamedTuple):
     """What the task itself fixes: its loss and the metrics a project reports (more fields per task)."""
 
     loss: str | None = None
     metrics: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Generated:
+class Generated(NamedTuple):
     """What `scaffold` generates: the recommended model itself, or, when that one is not generatable (a library
     or hosted model), the best-ranked candidate that is, with the reason."""
 
@@ -204,8 +200,7 @@ class Generated:
     why: str
 
 
-@dataclass(frozen=True)
-class TraceEntry:
+class TraceEntry(NamedTuple):
     rule: str
     file: str | None
     fired: bool
@@ -215,15 +210,13 @@ class TraceEntry:
     decided: bool = False
 
 
-@dataclass(frozen=True)
-class Score:
+class Score(NamedTuple):
     name: str
     score: float
     votes: dict[str, float]
 
 
-@dataclass(frozen=True)
-class Recommendation:
+class Recommendation(NamedTuple):
     task: str
     inputs: ProblemSpec
     architecture: Architecture
@@ -253,7 +246,7 @@ class Recommendation:
         return _plain(self)
 
     @classmethod
-    def from_json(cls, data: Any, *, where: str = "--from") -> Recommendation:
+    def from_json(cls, data: Any, *, where: str = "--from") -> "Recommendation":  # noqa: UP037 - the class being defined
         """Read a saved recommendation back, checking every field's type; InputError names the bad field."""
         if not isinstance(data, dict):
             raise InputError(where, type(data).__name__, "a saved recommendation (a JSON/YAML mapping)")
@@ -271,11 +264,15 @@ class Recommendation:
 # --- plain <-> typed -------------------------------------------------------------------------------------
 
 
+def _is_record(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, tuple) and hasattr(tp, "_fields")
+
+
 def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        if isinstance(value, ProblemSpec):
-            return value.to_json()
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, ProblemSpec):
+        return value.to_json()
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return {name: _plain(getattr(value, name)) for name in value._fields}
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -323,19 +320,19 @@ def _load(tp: Any, value: Any, where: str, path: str) -> Any:
         if not isinstance(value, dict):
             raise _bad(where, path, value, "a mapping of the problem's inputs")
         return spec_from_inputs(value)
-    if dataclasses.is_dataclass(tp):
+    if _is_record(tp):
         if not isinstance(value, dict):
             raise _bad(where, path, value, f"a mapping ({tp.__name__})")
         hints = _hints(tp)
-        fields = {f.name: f for f in dataclasses.fields(tp)}
+        fields = tp._fields
         unknown = sorted(set(value) - set(fields))
         if unknown:
             raise InputError(where, unknown[0], sorted(fields), hint=f"unknown key at {path or 'the top level'}")
         kwargs = {}
-        for name, f in fields.items():
+        for name in fields:
             sub = f"{path}.{name}" if path else name
             if name not in value:
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                if name not in tp._field_defaults:
                     raise InputError(where, sub, "a saved recommendation", hint=f"it lacks {sub}")
                 continue
             kwargs[name] = _load(hints[name], value[name], where, sub)

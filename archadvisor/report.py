@@ -112,6 +112,13 @@ def _size_text(rec: Recommendation) -> str:
     return ", ".join(parts) + (f" (reference {a.reference})" if a.reference else "") if parts else "size not published"
 
 
+def _license_text(rec: Recommendation) -> str | None:
+    lic = rec.architecture.license
+    if lic is None:
+        return None
+    return f"code {lic.code}, weights {lic.weights} ({lic.kind})"
+
+
 def to_markdown(rec: Recommendation) -> str:
     a, d, inp = rec.architecture, rec.deployment, rec.inputs
     lines = [
@@ -127,6 +134,7 @@ def to_markdown(rec: Recommendation) -> str:
         "## Architecture choice",
         f"- **{a.name}**: {a.why}",
         f"- size: {_size_text(rec)}",
+        *([f"- licence: {_license_text(rec)}"] if _license_text(rec) else []),
         f"- decided by: `{rec.decided_by}`",
         "",
         "Alternatives:",
@@ -191,6 +199,8 @@ def print_rich(rec: Recommendation, console: Any) -> None:
     arch = Table.grid(padding=(0, 2))
     arch.add_row("[bold green]" + escape(a.name) + "[/]", escape(f"{a.family}: {a.why}"))
     arch.add_row("size", escape(_size_text(rec)))
+    if _license_text(rec):
+        arch.add_row("licence", escape(_license_text(rec) or ""))
     arch.add_row("decided by", escape(str(rec.decided_by)))
     for i, alt in enumerate(rec.alternatives, 1):
         arch.add_row(escape(f"alt {i}: {alt.name}"), escape(alt.why))
@@ -231,7 +241,7 @@ def explain_json(rec: Recommendation, flips: list[dict[str, Any]]) -> str:
     out = {
         "architecture": rec.architecture.name,
         "decided_by": rec.decided_by,
-        "scores": [s.__dict__ for s in rec.scores],
+        "scores": [s._asdict() for s in rec.scores],
         "trace": rec.to_json()["trace"],
         "flips": flips,
     }

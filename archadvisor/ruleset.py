@@ -19,7 +19,7 @@ from typing import Any
 from archadvisor import conditions
 from archadvisor.errors import RuleError, closest
 from archadvisor.resources import model_modules, rules_dir
-from archadvisor.vocab import RULE_FILE_KINDS, TARGETS, TASKS
+from archadvisor.vocab import LICENSE_KINDS, RULE_FILE_KINDS, TARGETS, TASKS
 
 # bump when validation or the RuleSet layout changes: it keys the validated-rules cache
 _SCHEMA_VERSION = "rules-1"
@@ -184,6 +184,7 @@ FAMILY_SCHEMA: dict[str, _T] = {
     "scaffold": ("bool", True),
     "paper": ("str", True),
     "structure": ("str", True),
+    "license": ("map", False),
 }
 VARIANT_SCHEMA: dict[str, _T] = {
     "name": ("str", True),
@@ -208,6 +209,10 @@ EXTERNAL_SCHEMA: dict[str, _T] = {
     "hosted": ("bool", False),
     "module": ("str", False),
     "build": ("str", False),
+    "license": ("map", False),
+    "gmacs": ("number", False),
+    "input_size": ("int", False),
+    "arch_kind": ("enum:cnn,transformer,hybrid", False),
 }
 
 # Fields a recipe table may set, with their types (archadvisor/recipe.py reads them).
@@ -621,17 +626,37 @@ def _merge_devices(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
 
 
 def _merge_catalog(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
-    allowed = {"kind", "schema", "aliases", "families", "variants", "external"}
+    allowed = {"kind", "schema", "aliases", "families", "variants", "external", "licenses"}
     for key in data:
         if key not in allowed:
             raise ctx.fail(data, None, f"unknown key {key!r} in catalog; allowed: {', '.join(sorted(allowed))}")
-    cat = rs.catalog or {"aliases": {}, "families": [], "variants": [], "external": []}
+    cat = rs.catalog or {"aliases": {}, "families": [], "variants": [], "external": [], "licenses": {}}
+    licenses = data.get("licenses", {})
+    if not isinstance(licenses, dict) or not all(
+        isinstance(k, str) and v in LICENSE_KINDS for k, v in licenses.items()
+    ):
+        raise ctx.fail(data, None, f"licenses must map licence ids to one of {', '.join(LICENSE_KINDS)}")
+    known_licenses = {**cat.get("licenses", {}), **licenses}
+
+    def check_license(entry: dict, who: str) -> None:
+        lic = entry.get("license")
+        if lic is None:
+            return
+        if set(lic) != {"code", "weights"} or not all(isinstance(v, str) for v in lic.values()):
+            raise ctx.fail(entry, who, "license must be {code: <licence id>, weights: <licence id>}")
+        for part, lid in lic.items():
+            if lid not in known_licenses:
+                hint = closest(lid, known_licenses)
+                extra = f" (did you mean {hint!r}?)" if hint else ""
+                raise ctx.fail(entry, who, f"license.{part} {lid!r} is not in the licenses table{extra}")
+
     families = ctx.section(data, "families", "families")
     variants = ctx.section(data, "variants", "variants")
     externals = ctx.section(data, "external", "external models")
     for fam in families:
         _check(ctx, fam, FAMILY_SCHEMA, "family", fam.get("name") if isinstance(fam.get("name"), str) else None)
         ctx.claim(fam, "family", fam["name"], "family")
+        check_license(fam, fam["name"])
         if fam["kind"] not in ("cnn", "transformer", "hybrid"):
             raise ctx.fail(fam, fam["name"], f"kind must be cnn, transformer or hybrid, got {fam['kind']!r}")
         # the module names a file that `--measure` imports and `scaffold` copies: only shipped model files
@@ -657,6 +682,7 @@ def _merge_catalog(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
             ctx, ext, EXTERNAL_SCHEMA, "external model", ext.get("name") if isinstance(ext.get("name"), str) else None
         )
         ctx.claim(ext, "model", ext["name"], "model name")
+        check_license(ext, ext["name"])
         if ext["task"] not in TASKS:
             raise ctx.fail(ext, ext["name"], f"unknown task {ext['task']!r}; one of {', '.join(TASKS)}")
         if "module" in ext and ext["module"] not in model_modules():
@@ -675,6 +701,7 @@ def _merge_catalog(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
     cat["variants"] = _merge_by(cat["variants"], variants, "name")
     cat["external"] = _merge_by(cat["external"], externals, "name")
     cat["aliases"] = {**cat["aliases"], **aliases}
+    cat["licenses"] = known_licenses
     fams = {f["name"] for f in cat["families"]}
     for var in variants:
         if var["family"] not in fams:

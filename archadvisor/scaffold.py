@@ -53,9 +53,10 @@ __all__ = [
     "plan",
     "render_project",
     "write_project",
+    "check_out",
 ]
 
-SCAFFOLD_TASKS = ("classification", "time-series-classification", "time-series")
+SCAFFOLD_TASKS = ("classification", "semantic-segmentation", "time-series-classification", "time-series")
 
 
 def _task_dir(task: str) -> Path:
@@ -125,6 +126,12 @@ def _yaml_inline(value: Any) -> str:
     return text.removesuffix("...\n").strip()
 
 
+def _comment(value: Any) -> str:
+    """Text for a ``# ...`` comment: one line whatever it holds. A line break (``\\n``, ``\\r``, NEL, U+2028)
+    would end the comment and turn the rest into YAML keys, so every non-printable character is escaped."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(value))
+
+
 def _toml_str(value: Any) -> str:
     """A TOML basic string (JSON string escaping is valid TOML for the characters we emit)."""
     return json.dumps(str(value))
@@ -140,7 +147,8 @@ def _environment(roots: list[Path], why: Callable[[str], str]) -> jinja2.Environ
     env.filters["yaml"] = _yaml_inline
     env.filters["toml"] = _toml_str
     env.filters["pad"] = lambda text, width: str(text).ljust(width - 1) + " "
-    env.globals["why"] = why
+    env.filters["comment"] = _comment
+    env.globals["why"] = lambda key: _comment(why(key))  # provenance goes into comments only
     env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False)
     return env
 
@@ -198,7 +206,7 @@ def _manifest(rec: Mapping[str, Any], name: str, files: Mapping[str, bytes]) -> 
     generated = rec["generated"]
     flags = []
     for key, value in inputs.items():
-        if value is None or key == "arch":
+        if value is None:
             continue
         flag = "--" + key.replace("_", "-")
         flags.append(
@@ -213,7 +221,9 @@ def _manifest(rec: Mapping[str, Any], name: str, files: Mapping[str, bytes]) -> 
         "arch": generated["name"],
         "model_file": f"templates/models/{generated['module']}.py",
         "inputs": inputs,
-        "regenerate": f"archadvisor scaffold {' '.join(flags)} --arch {generated['name']} --name {name} --out . --force",
+        # the inputs as given: adding --arch for an architecture the rules chose would record it as forced,
+        # which changes the provenance in config.yaml and README.md (an untouched project must regenerate as is)
+        "regenerate": f"archadvisor scaffold {' '.join(flags)} --name {name} --out . --force",
         "files": {path: "sha256:" + hashlib.sha256(data).hexdigest() for path, data in sorted(files.items())},
     }
     header = (
@@ -296,54 +306,198 @@ def _umask() -> int:
     return mask
 
 
-def _write_file(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+# staging folders carry the writing process's id: one whose process is gone was left by a killed scaffold
+_STAGING = ".archadvisor-staging-"
+_COMMITTED = "COMMITTED"  # in a --force staging folder: every file is staged; what remains is moving them in
+# file systems that hold no user files (a path there is a mistake, and writing may reach the kernel)
+_VIRTUAL_FS = {"proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs", "tracefs", "securityfs",
+               "configfs", "pstore", "bpf", "mqueue", "fusectl", "efivarfs", "binfmt_misc", "autofs"}  # fmt: skip
+
+
+def _mount_type(path: Path) -> str | None:
+    """The file system type of the mount holding ``path`` (Linux /proc/self/mounts), or None if unknown."""
     try:
-        with os.fdopen(fd, "wb") as fh:
+        mounts = Path("/proc/self/mounts").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    best, kind = "", None
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        if (str(path) == point or str(path).startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
+            best, kind = point, fields[2]
+    return kind
+
+
+def check_out(out: Path) -> Path:
+    """``out`` as an absolute path, after checking that a project folder can be written there.
+
+    Refused, each in one line: a symbolic link (dangling or not: name the folder itself), something that is not
+    a directory, a path below a file or device, a path in a virtual file system (/proc, /sys, /dev), and a
+    folder this process may not write in.
+    """
+    out = Path(os.path.abspath(out))
+    if out.is_symlink():
+        target = os.readlink(out)
+        if not out.exists():
+            raise ScaffoldError(f"--out {out} is a dangling symbolic link (to {target}); pass a real folder")
+        raise ScaffoldError(f"--out {out} is a symbolic link (to {target}); pass the folder it points to")
+    if out.exists() and not out.is_dir():
+        raise ScaffoldError(f"--out {out} exists and is not a directory")
+    existing = out
+    while not existing.exists() and not existing.is_symlink():
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "a file" if existing.is_file() else "not a directory (a device, socket or dangling link)"
+        raise ScaffoldError(f"--out {out}: {existing} is {what}, so no folder can be created under it")
+    kind = _mount_type(existing.resolve())
+    if kind in _VIRTUAL_FS:
+        raise ScaffoldError(f"--out {out} is in a virtual file system ({kind}); pass a folder on a disk")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ScaffoldError(f"--out {out}: cannot write in {existing} (permission denied)")
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: someone else's process
+        return True
+    return True
+
+
+def _stale(folder: Path, prefix: str) -> list[Path]:
+    """Staging folders named ``prefix<pid>-...`` in ``folder`` whose process is gone."""
+    found = []
+    for entry in folder.glob(_glob_escape(prefix) + "*") if folder.is_dir() else []:
+        pid = entry.name.removeprefix(prefix).split("-", 1)[0]
+        if entry.is_dir() and not entry.is_symlink() and pid.isdigit() and not _alive(int(pid)):
+            found.append(entry)
+    return found
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def _recover(out: Path) -> None:
+    """Finish or discard what a killed scaffold left: a --force staging folder inside ``out`` that was complete
+    is moved in (the interrupted replace completes), an incomplete one and a fresh scaffold's sibling are removed."""
+    for staging in _stale(out.parent, f".{out.name}{_STAGING}"):
+        shutil.rmtree(staging, ignore_errors=True)
+    for staging in _stale(out, _STAGING):
+        if (staging / _COMMITTED).is_file():
+            _move_in(staging, out)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_shapes(files: Mapping[str, bytes], out: Path) -> None:
+    """Every generated file can replace what ``out`` holds: no folder where a file goes, no file where a
+    folder goes (checked before anything is written)."""
+    for rel in files:
+        target = _target(out, rel)
+        if target.is_dir():
+            raise ScaffoldError(f"{target} is a directory where scaffold writes the file {rel}; move it away first")
+        for parent in PurePosixPath(rel).parents:
+            if str(parent) != "." and (out / parent).exists() and not (out / parent).is_dir():
+                raise ScaffoldError(
+                    f"{out / parent} is a file where scaffold writes the folder {parent}/; move it away"
+                )
+
+
+def _stage(files: Mapping[str, bytes], staging: Path) -> None:
+    mode = 0o666 & ~_umask()  # mkstemp-style 0600 would hide a project file from its group
+    for rel, data in files.items():
+        target = _target(staging, rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "wb") as fh:
             fh.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; a project file gets the usual mode
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        os.chmod(target, mode)
+
+
+def _move_in(staging: Path, out: Path) -> None:
+    """Move the staged files (listed in COMMITTED, the manifest last) over their targets in ``out``."""
+    for rel in json.loads((staging / _COMMITTED).read_text(encoding="utf-8")):
+        source = staging / rel
+        if source.is_file():  # already moved when a killed move is completed
+            target = out / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
 
 
 def write_project(files: Mapping[str, bytes], out: Path, *, force: bool = False) -> list[FileAction]:
-    """Write the rendered ``files`` into ``out``; returns what happened to each file.
+    """Write the rendered ``files`` into ``out``, all or nothing; returns what happened to each file.
 
-    A missing or empty ``out`` is filled through a temporary sibling folder that is renamed into place, so a
-    failure leaves nothing behind. A non-empty ``out`` is refused (and left untouched) unless ``force``; with
-    ``force``, each file is replaced atomically and files the project does not generate are kept.
+    A missing or empty ``out`` is filled through a hidden sibling folder that is renamed into place. A
+    non-empty ``out`` is refused (and left untouched) unless ``force``. With ``force`` the changed files are
+    staged in a hidden folder inside ``out`` first, then moved over the old ones (the manifest last); files
+    the project does not generate (your data, runs/, notes) stay where they are. A scaffold killed while
+    staging leaves ``out`` as it was; one killed while moving files in is completed by the next scaffold into
+    the same folder, which also removes staging folders killed runs left behind.
 
     Raises:
-        ScaffoldError: ``out`` is not empty and ``force`` is false, ``out`` is a file, or a path escapes ``out``.
+        ScaffoldError: ``out`` cannot hold a project (see ``check_out``), is not empty and ``force`` is false,
+            holds a folder where a generated file goes (or a file where a folder goes), or a path escapes it.
     """
-    out = Path(out)
-    actions = plan(files, out)  # validates every path before anything is written
-    if out.exists() and not out.is_dir():
-        raise ScaffoldError(f"{out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()):
-        if not force:
-            entries = sum(1 for _ in out.iterdir())
-            raise ScaffoldError(f"{out} is not empty ({entries} entries); use --force to write into it")
-        for action in actions:
-            if action.status != "identical":
-                _write_file(_target(out, action.path), files[action.path])
-        return actions
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    out = check_out(out)
+    for rel in files:
+        _target(out, rel)  # validates every path before anything is written
     try:
-        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp creates 0700
-        for rel, data in files.items():
-            target = _target(staging, rel)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        if out.is_dir():
-            out.rmdir()  # empty: checked above
-        staging.rename(out)
+        _recover(out)
+        if out.is_dir() and any(out.iterdir()):
+            if not force:
+                entries = sum(1 for _ in out.iterdir())
+                raise ScaffoldError(f"{out} is not empty ({entries} entries); use --force to write into it")
+            _check_shapes(files, out)
+            actions = plan(files, out)
+            _replace(files, out, [a.path for a in actions if a.status != "identical"])
+            return actions
+        actions = plan(files, out)
+        _create(files, out)
+    except OSError as e:
+        raise ScaffoldError(f"cannot write {out}: {e.strerror or e}") from None
+    return actions
+
+
+def _replace(files: Mapping[str, bytes], out: Path, changed: list[str]) -> None:
+    if not changed:
+        return
+    changed = sorted(changed, key=lambda rel: rel == _MANIFEST)  # the manifest last: it describes the others
+    staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING}{os.getpid()}-", dir=out))
+    try:
+        _stage({rel: files[rel] for rel in changed}, staging)
+        with open(staging / _COMMITTED, "w", encoding="utf-8") as fh:
+            json.dump(changed, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return actions
+    _move_in(staging, out)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _create(files: Mapping[str, bytes], out: Path) -> None:
+    created = []  # parent folders this call makes, removed again if it fails
+    for parent in reversed(out.parents):
+        if not parent.exists():
+            parent.mkdir()
+            created.append(parent)
+    staging = None
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}{_STAGING}{os.getpid()}-", dir=out.parent))
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp creates 0700
+        _stage(files, staging)
+        if out.is_dir():
+            out.rmdir()  # empty: checked by the caller
+        staging.rename(out)
+    except BaseException:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        for parent in reversed(created):
+            parent.rmdir()
+        raise

@@ -80,6 +80,7 @@ class ProblemSpec:
     series: int | None = None
     channels: int | None = None
     length: int | None = None
+    permissive: bool = False  # only models whose code and used weights allow commercial use
     notes: tuple[str, ...] = field(default=(), compare=False)  # input contradictions -> warnings
 
     def env(self) -> dict[str, Any]:
@@ -149,6 +150,7 @@ def build_spec(
     series: Any = None,
     channels: Any = None,
     length: Any = None,
+    permissive: bool = False,
     default_classes: dict[str, int] | None = None,
 ) -> ProblemSpec:
     """Validate raw flag values (strings or numbers) into a ProblemSpec with the documented defaults."""
@@ -203,6 +205,7 @@ def build_spec(
         target=target_v,
         pretrained=bool(pretrained),
         hflip=bool(hflip),
+        permissive=bool(permissive),
         object_size=object_v,
         arch=arch,
         notes=tuple(notes),
@@ -242,7 +245,7 @@ _SAVED_TYPES: dict[str, tuple[type, ...]] = {
     "target": (str,), "pretrained": (bool,), "hflip": (bool,), "object_size": (str, type(None)),
     "arch": (str, type(None)), "horizon": (int, type(None)), "lookback": (int, type(None)),
     "frequency": (str, type(None)), "series": (int, type(None)), "channels": (int, type(None)),
-    "length": (int, type(None)),
+    "length": (int, type(None)), "permissive": (bool,),
 }  # fmt: skip
 
 

@@ -76,6 +76,13 @@ MODEL_KINDS: tuple[str, ...] = ("cnn", "transformer", "hybrid", "external")
 ZOO_KINDS: tuple[str, ...] = ("cnn", "transformer", "hybrid")
 DEPTHS: tuple[str, ...] = ("shallow", "medium", "deep")
 
+# what a licence allows (rules/catalog.yaml maps each licence id to one); only "permissive" and "none" (no
+# weights at all) pass --permissive
+LICENSE_KINDS: tuple[str, ...] = (
+    "permissive", "copyleft", "use-restricted", "non-commercial", "gated", "proprietary", "other", "none",
+)  # fmt: skip
+PERMISSIVE_KINDS: tuple[str, ...] = ("permissive", "none")
+
 # where `profile` / `--measure` run a model on this machine
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 

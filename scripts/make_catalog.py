@@ -2,22 +2,51 @@
 
 Kept for provenance; the YAML is the source of truth afterwards (hand-edited fields: kind, depth).
 """
+
 import csv
 import sys
 
 PICK = {
     # family, catalog name, reference library, reference name (the CSV row to copy facts from)
-    "ResNet": [("resnet18", "torchvision", "resnet18"), ("resnet34", "torchvision", "resnet34"),
-               ("resnet50", "torchvision", "resnet50"), ("resnet101", "torchvision", "resnet101"),
-               ("resnet152", "torchvision", "resnet152")],
-    "ConvNeXt": [(n, "timm", n) for n in ["convnext_atto", "convnext_femto", "convnext_pico", "convnext_nano",
-                                          "convnext_tiny", "convnext_small", "convnext_base", "convnext_large"]],
+    "ResNet": [
+        ("resnet18", "torchvision", "resnet18"),
+        ("resnet34", "torchvision", "resnet34"),
+        ("resnet50", "torchvision", "resnet50"),
+        ("resnet101", "torchvision", "resnet101"),
+        ("resnet152", "torchvision", "resnet152"),
+    ],
+    "ConvNeXt": [
+        (n, "timm", n)
+        for n in [
+            "convnext_atto",
+            "convnext_femto",
+            "convnext_pico",
+            "convnext_nano",
+            "convnext_tiny",
+            "convnext_small",
+            "convnext_base",
+            "convnext_large",
+        ]
+    ],
     "EfficientNetV2": [(n, "torchvision", n) for n in ["efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"]],
-    "RegNetY": [(n, "timm", n) for n in ["regnety_002", "regnety_004", "regnety_008", "regnety_016",
-                                         "regnety_032", "regnety_080", "regnety_160", "regnety_320"]],
+    "RegNetY": [
+        (n, "timm", n)
+        for n in [
+            "regnety_002",
+            "regnety_004",
+            "regnety_008",
+            "regnety_016",
+            "regnety_032",
+            "regnety_080",
+            "regnety_160",
+            "regnety_320",
+        ]
+    ],
     "MobileViT": [(n, "timm", n) for n in ["mobilevit_xxs", "mobilevit_xs", "mobilevit_s"]],
-    "ViT": [(n, "timm", n) for n in ["vit_tiny_patch16_224", "vit_small_patch16_224",
-                                     "vit_base_patch16_224", "vit_large_patch16_224"]],
+    "ViT": [
+        (n, "timm", n)
+        for n in ["vit_tiny_patch16_224", "vit_small_patch16_224", "vit_base_patch16_224", "vit_large_patch16_224"]
+    ],
     "MobileNetV3": [(n, "torchvision", n) for n in ["mobilenet_v3_small", "mobilenet_v3_large"]],
     "EfficientNet-Lite": [("efficientnet_lite0", "timm", "efficientnet_lite0")]
     + [(f"efficientnet_lite{i}", "timm", f"tf_efficientnet_lite{i}") for i in range(1, 5)],
@@ -40,5 +69,5 @@ for fam, items in PICK.items():
         print(f"    input_size: {int(r['input_size'])}")
         print(f"    imagenet_top1: {float(r['top1'])}")
         src = r["top1_source"].replace('"', "'")
-        print(f"    top1_source: \"{src}\"")
+        print(f'    top1_source: "{src}"')
         print(f"    cpu_latency_ms: {float(r['cpu_latency_ms_b1'])}")

@@ -594,7 +594,9 @@ def test_no_arguments_prints_help() -> None:
     assert "recommend" in result.output and "Traceback" not in result.output
 
 
-def test_show_completion_bash() -> None:
+def test_show_completion_bash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # typer asks shellingham for the parent shell unless told not to: under `sh -c` it answers "sh"
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
     out = ok("--show-completion", "bash").stdout
     assert "complete" in out and "_ARCHADVISOR_COMPLETE" in out
 

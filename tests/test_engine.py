@@ -136,8 +136,10 @@ def test_latency_budget_is_a_hard_constraint():
 
 def test_a_budget_nothing_meets_keeps_the_fastest_and_warns():
     r = rec(images=5000, target="cloud-cpu", latency_ms=1)
-    assert r["architecture"]["name"] == "mobilenet_v3_small"
     assert any("constraint.latency" in w for w in r["warnings"])
+    fastest = r["deployment"]["expected_latency_ms"]
+    assert r["alternatives"] and all(a["expected_latency_ms"] >= fastest for a in r["alternatives"])
+    assert all(a["meets_constraints"] is False and "also misses" in a["why"] for a in r["alternatives"])
 
 
 def test_target_size_limit_excludes_big_models_on_phones():
@@ -519,3 +521,81 @@ def test_speech_gets_specaugment_and_a_whisper_lr():
     r = rec(task="speech-recognition", images=5000)
     assert "spec_augment" in [o["name"] for o in r["augmentation"]["ops"]]
     assert r["training"]["lr"] == 1e-5
+
+
+# --- licences ---------------------------------------------------------------------------------------------
+
+
+def test_every_model_names_its_code_and_weights_licence():
+    unknown = [v.name for v in CATALOG.variants if v.license.code_kind == "other" and v.license.code == "unknown"]
+    unknown += [e.name for e in CATALOG.external if e.license is None or e.license.code == "unknown"]
+    assert not unknown, unknown
+
+
+@pytest.mark.parametrize(
+    ("inputs", "name", "kind"),
+    [(dict(task="detection", images=2000, arch="yolov8s"), "yolov8s", "copyleft"),  # ultralytics: AGPL-3.0
+     (dict(task="detection", images=2000, arch="yolo_nas_s"), "yolo_nas_s", "non-commercial"),  # Deci weights licence
+     (dict(task="text-generation", images=100, arch="llama3_8b"), "llama3_8b", "gated"),  # Meta Llama 3 licence
+     (dict(task="text", images=50, arch="gpt_4"), "gpt_4", "proprietary")],
+)  # fmt: skip
+def test_restrictive_terms_on_the_choice_are_warned_with_a_permissive_alternative(inputs, name, kind):
+    r = rec(**inputs)
+    assert r["architecture"]["license"]["kind"] == kind
+    warning = next(w for w in r["warnings"] if w.startswith(f"{name} is {kind}"))
+    assert "permissive alternative" in warning or "--permissive" in warning
+
+
+@pytest.mark.parametrize("task", ["classification", "detection", "semantic-segmentation", "instance-segmentation",
+                                  "text", "code", "time-series", "image-generation", "text-generation",
+                                  "speech-recognition", "video", "time-series-classification"])  # fmt: skip
+def test_permissive_keeps_only_permissive_models(task):
+    r = rec(task=task, images=5000, permissive=True, target="cloud-gpu")
+    assert r["inputs"]["permissive"] is True
+    kinds = [r["architecture"]["license"]["kind"]] + [a["license"]["kind"] for a in r["alternatives"]]
+    if any(t["rule"] == "license.permissive" and "nothing meets it" in t["because"] for t in r["trace"]):
+        assert any("license.permissive" in w for w in r["warnings"])  # no permissive model for the task: said
+    else:
+        assert set(kinds) <= {"permissive", "none"}, (task, kinds)
+
+
+def test_scratch_training_does_not_bind_the_weights_licence():
+    r = rec(images=50_000, target="ios", pretrained=False, arch="mobilevit_xs")  # Apple sample-code weights unused
+    assert r["architecture"]["license"] == {"code": "MIT", "weights": "not used", "kind": "permissive"}
+
+
+def test_a_budget_inside_the_estimate_band_is_warned():
+    base = rec(images=8000, target="jetson", arch="efficientnet_v2_s")["deployment"]
+    low, high = base["latency_range_ms"]
+    budget = (base["expected_latency_ms"] + high) / 2  # above the estimate, below the band's top
+    r = rec(images=8000, target="jetson", arch="efficientnet_v2_s", latency_ms=budget)
+    assert any("inside the estimate's band" in w for w in r["warnings"]), r["warnings"]
+    clear = rec(images=8000, target="jetson", arch="efficientnet_v2_s", latency_ms=high * 1.5)
+    assert not any("inside the estimate's band" in w for w in clear["warnings"])
+
+
+# --- latency for models outside the zoo, and in the plan's precision ------------------------------------
+
+
+def test_detectors_with_published_compute_get_labelled_estimates_and_the_budget_is_checked():
+    r = rec(task="detection", images=2000, target="cloud-cpu", latency_ms=100)
+    d = r["deployment"]
+    assert d["expected_latency_ms"] is not None and d["expected_latency_ms"] <= 100
+    assert "estimate" in d["latency_basis"] and "GMACs" in d["latency_basis"] and d["latency_measured"] is False
+    assert any(t["rule"] == "constraint.latency" and t["fired"] for t in r["trace"])
+    for alt in r["alternatives"]:  # the alternatives meet the same budget
+        assert alt["expected_latency_ms"] is not None and alt["expected_latency_ms"] <= 100, alt
+
+
+def test_the_estimate_is_in_the_plans_precision():
+    """cloud-gpu: the profile is TensorRT INT8 (NVIDIA's table), the plan serves fp16: dense FP16 is half INT8's
+    throughput on an A100 (datasheet), so the fp16 estimate is 2x and says so."""
+    from archadvisor.latency import estimate_latency_ms
+
+    v = CATALOG.get("convnext_tiny")
+    int8 = estimate_latency_ms(v, "cloud-gpu", 224)
+    fp16 = estimate_latency_ms(v, "cloud-gpu", 224, precision="fp16")
+    assert fp16.ms == pytest.approx(2 * int8.ms) and "fp16" in fp16.basis
+    r = rec(images=50_000, target="cloud-gpu", arch="convnext_tiny")
+    assert r["deployment"]["precision"] == "fp16"
+    assert r["deployment"]["expected_latency_ms"] == pytest.approx(fp16.ms, rel=1e-2)

@@ -240,7 +240,8 @@ def test_project_passes_its_own_tests_offline(kind: TaskKind, tmp_path: Path) ->
 
 # --- every other family: build, forward and export in-process ------------------------------------------------
 
-PROJECT_MODULES = ("task", "data", "model", "weights", "train", "export", "checkpoint", "errors", "evaluate")
+PROJECT_MODULES = ("task", "data", "model", "weights", "train", "export", "checkpoint", "errors", "evaluate",
+                   "config_schema", "task_schema")  # fmt: skip
 
 
 @contextmanager

@@ -269,6 +269,9 @@ def test_an_empty_rules_path_is_refused(args: list[str], tmp_path: Path) -> None
 
 def test_a_successful_run_still_caches(tmp_path: Path) -> None:
     """The validated-rules cache keeps `recommend` fast: only failed runs write nothing."""
+    from archadvisor import ruleset
+
+    ruleset._load.cache_clear()  # the in-process memo would answer without touching the file cache
     good = Path(__file__).parent / "fixtures" / "good_rules" / "prefer_resnet"
     result = invoke(["rules", "validate", str(good)])
     assert result.exit_code == 0, result.output

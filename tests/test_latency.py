@@ -111,17 +111,18 @@ def test_larger_images_never_cost_less(target, name):
 def test_cloud_cpu_uses_the_catalog_measurement_and_says_so():
     v = CATALOG.resolve("regnety_008")
     est = estimate_latency_ms(v, "cloud-cpu", v.input_size)
-    assert est.ms == pytest.approx(v.cpu_latency_ms)
-    assert "catalog" in est.basis and "not measured on this machine" in est.basis
-    # at half the side a quarter of the pixels
-    assert estimate_latency_ms(v, "cloud-cpu", 112).ms == pytest.approx(v.cpu_latency_ms / 4)
+    assert "catalog's" in est.basis and f"{v.cpu_latency_ms:g} ms" in est.basis and est.measured is False
+    # a quarter of the pixels costs less, but not a quarter: small inputs keep fewer cores busy (the fitted
+    # exponent < 1, bench/cpu_latency_table.py; tests/test_latency_table.py checks it against measurements)
+    half = estimate_latency_ms(v, "cloud-cpu", 112).ms
+    assert est.ms / 4 < half < est.ms
 
 
 def test_cloud_cpu_without_a_catalog_measurement_uses_the_device_fit():
     v = CATALOG.resolve("simple_cnn")
     assert v.cpu_latency_ms is None
-    est = estimate_latency_ms(v, "cloud-cpu", 32)
-    assert est.basis.startswith("estimate for") and "fitted on" in est.basis
+    est = estimate_latency_ms(v, "cloud-cpu", 32, small_input=True)
+    assert est.basis.startswith("estimate for") and "fitted on" in est.basis and "GMACs" in est.basis
 
 
 def test_unknown_target_is_an_input_error_with_a_suggestion():

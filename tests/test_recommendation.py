@@ -214,6 +214,20 @@ def test_the_small_input_threshold_moves_everything_with_the_rules(tmp_path: Pat
     assert cfg["model"]["small_input"] is True and cfg["data"]["eval_crop_pct"] == 1.0
 
 
+@pytest.mark.slow
+def test_profile_follows_the_small_input_threshold_of_the_rules(tmp_path: Path) -> None:
+    """`profile` builds what the rules say: the moved threshold gives resnet18 its small-input stem at 96 px
+    (16x the compute of the ImageNet stem), measured on the real model."""
+    pytest.importorskip("torch")
+    rules_dir = _stem_override(tmp_path, 96)
+    common = ["profile", "resnet18", "--image-size", "96", "--batch", "2", "--max-seconds", "0.2", "-f", "json"]
+    base, moved = invoke(*common), invoke(*common, "--rules", str(rules_dir))
+    assert base.exit_code == 0 and moved.exit_code == 0, (base.output, moved.output)
+    b, m = json.loads(base.stdout), json.loads(moved.stdout)
+    assert b["small_input"] is False and m["small_input"] is True
+    assert m["gmacs"] > 10 * b["gmacs"]  # the stride-1 stem keeps 16x the pixels through every stage
+
+
 def test_a_stem_rule_that_is_not_a_size_bound_is_refused(tmp_path: Path) -> None:
     d = _stem_override(tmp_path, 64)
     f = d / "stem.yaml"
@@ -363,3 +377,48 @@ def test_scaffold_with_a_forced_ungeneratable_arch_lists_what_it_can(tmp_path: P
         invoke("scaffold", "--images", "8000", "--arch", "vit_base_patch16_224x", "--out", str(out)), "--arch"
     )
     assert not out.exists() and "did you mean" in line
+
+
+# --- the questions ---------------------------------------------------------------------------------------
+
+
+def test_the_questions_ask_the_task_first_reask_bad_answers_and_summarize(tmp_path: Path, monkeypatch: Any) -> None:
+    from archadvisor import cli
+
+    monkeypatch.setattr(cli, "_interactive", lambda: True)
+    out = tmp_path / "p"
+    answers = "\n".join([
+        "clasification",  # a typo: the validator's one line, then asked again
+        "classification",
+        "zero",  # not a number: asked again
+        "1437",
+        "10",
+        "32",
+        "cpu",
+        "cloud-cpu",
+        "",  # no latency budget
+        "n",  # no pretrained weights
+        "n",  # digits are not mirror-symmetric
+    ]) + "\n"  # fmt: skip
+    result = runner.invoke(app, ["scaffold", "--out", str(out)], input=answers, prog_name="archadvisor")
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert text.index("Task (") < text.index("Labelled training examples")
+    assert "did you mean 'classification'" in text and "invalid value for --images: 'zero'" in text
+    assert "chose simple_cnn" in text and "recipe: sgd" in text
+    cfg = _config_of(out)
+    assert cfg["model"]["pretrained"] is False and cfg["model"]["arch"] == "simple_cnn"
+
+
+def test_the_questions_use_the_flags_defaults(tmp_path: Path, monkeypatch: Any) -> None:
+    from archadvisor import cli
+
+    monkeypatch.setattr(cli, "_interactive", lambda: True)
+    out = tmp_path / "p"
+    # Enter everywhere but the required count: the same answer as `scaffold --images 5000`
+    answers = "\n".join(["", "5000", "", "", "", "", "", "y", "y"]) + "\n"
+    result = runner.invoke(app, ["scaffold", "--out", str(out)], input=answers, prog_name="archadvisor")
+    assert result.exit_code == 0, result.output
+    flags = tmp_path / "q"
+    assert invoke("scaffold", "--images", "5000", "--out", str(flags)).exit_code == 0
+    assert _config_of(out) == _config_of(flags)

@@ -165,8 +165,10 @@ def test_manifest_records_how_to_regenerate(rec: dict[str, Any]) -> None:
     assert manifest["name"] == "digits"
     command = manifest["regenerate"]
     for flag in ("--task classification", "--images 1437", "--image-size 32", "--no-pretrained", "--no-hflip",
-                 f"--arch {rec['architecture']['name']}", "--name digits"):  # fmt: skip
+                 "--name digits", "--out . --force"):  # fmt: skip
         assert flag in command
+    # the rules chose the architecture: --arch would record it as forced (and change config.yaml's provenance)
+    assert "--arch" not in command
     # the digests are those of the rendered files, so edits to the project can be told apart
     for path, digest in manifest["files"].items():
         assert digest == "sha256:" + hashlib.sha256(files[path]).hexdigest()
@@ -378,3 +380,254 @@ def test_scaffold_never_imports_torch(tmp_path: Path) -> None:
     ]
     assert "archadvisor.scaffold" in imported
     assert not [m for m in imported if m.split(".")[0] in ("torch", "torchvision")]
+
+
+# --- writing, all or nothing (issue 14, section 3) -----------------------------------------------------------
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited (a killed scaffold's staging folder carries such an id)."""
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(child.stdout)
+
+
+def test_force_stages_everything_before_replacing_anything(
+    rec: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure while staging (here: the disk fills after 2 files) leaves the old project exactly as it was."""
+    old = render_project(rec, name="old")
+    write_project(old, tmp_path)
+    (tmp_path / "notes.txt").write_text("mine\n")
+    before = snapshot(tmp_path)
+    real_open, written = open, []
+
+    def filling_disk(path: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if "w" in mode and ".archadvisor-staging-" in str(path):
+            written.append(path)
+            if len(written) > 2:
+                raise OSError(28, "No space left on device")
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", filling_disk)
+    with pytest.raises(ScaffoldError, match="cannot write .*No space left"):
+        write_project(render_project(rec, name="new"), tmp_path, force=True)
+    monkeypatch.undo()
+    assert snapshot(tmp_path) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".archadvisor-staging")]
+
+
+KILL_AFTER = """
+import json, os, signal, sys
+from pathlib import Path
+import archadvisor.scaffold as scaffold
+from archadvisor.recommendation import Recommendation
+
+rec = json.loads(Path(sys.argv[1]).read_text())
+rec["training"]["lr"] = 0.5  # a different recipe: config.yaml, README.md and the manifest change
+files = scaffold.render_project(Recommendation.from_json(rec), name="digits")
+phase, real_stage = sys.argv[3], scaffold._stage
+if phase == "staging":  # SIGKILL after the first staged file
+    def stage(files, staging):
+        real_stage(dict(list(files.items())[:1]), staging)
+        os.kill(os.getpid(), signal.SIGKILL)
+    scaffold._stage = stage
+else:  # SIGKILL after moving the first file in
+    real_replace = os.replace
+    def replace(src, dst):
+        real_replace(src, dst)
+        os.kill(os.getpid(), signal.SIGKILL)
+    os.replace = replace
+scaffold.write_project(files, Path(sys.argv[2]), force=True)
+"""
+
+
+@pytest.mark.parametrize("phase", ["staging", "moving"])
+def test_a_killed_force_leaves_the_old_project_or_is_completed_next_time(
+    rec: dict[str, Any], tmp_path: Path, phase: str
+) -> None:
+    """SIGKILL while staging: the project is untouched (and the next run removes the staging folder); SIGKILL
+    while moving files in: the next scaffold completes the move before it writes, so no old file stays beside a
+    new one and the manifest describes the files that are there."""
+    write_project(render_project(rec, name="digits"), tmp_path)
+    (tmp_path / "notes.txt").write_text("mine\n")
+    before = snapshot(tmp_path)
+    killed = subprocess.run([sys.executable, "-c", KILL_AFTER, str(FIXTURE), str(tmp_path), phase], check=False)
+    assert killed.returncode == -9
+    staging = [p for p in tmp_path.iterdir() if p.name.startswith(".archadvisor-staging-")]
+    assert len(staging) == 1
+    if phase == "staging":
+        assert {k: v for k, v in snapshot(tmp_path).items() if not k.startswith(staging[0].name)} == before
+    changed = copy.deepcopy(rec)
+    changed["training"]["lr"] = 0.5
+    new = render_project(changed, name="digits")
+    actions = write_project(new, tmp_path, force=True)  # the next scaffold: recovers, then writes
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".archadvisor-staging-")]
+    assert all((tmp_path / rel).read_bytes() == data for rel, data in new.items())
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"
+    manifest = yaml.safe_load((tmp_path / ".archadvisor.yaml").read_text())
+    for rel, digest in manifest["files"].items():
+        assert digest == "sha256:" + hashlib.sha256((tmp_path / rel).read_bytes()).hexdigest(), rel
+    assert {a.status for a in actions} <= {"identical", "conflict"}
+
+
+def test_stale_staging_beside_a_fresh_folder_is_removed(rec: dict[str, Any], tmp_path: Path) -> None:
+    stale = tmp_path / f".digits.archadvisor-staging-{dead_pid()}-abc"
+    (stale / "tests").mkdir(parents=True)
+    (stale / "train.py").write_text("half\n")
+    live = tmp_path / f".digits.archadvisor-staging-{os.getpid()}-xyz"  # a scaffold still running
+    live.mkdir()
+    write_project(render_project(rec, name="digits"), tmp_path / "digits")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["digits", live.name])
+
+
+@pytest.mark.parametrize(
+    ("make", "blocked"),
+    [
+        (lambda p: (p / "config.yaml").mkdir(), "config.yaml is a directory"),
+        (lambda p: (p / "tests").write_text("my notes\n"), "tests is a file"),
+    ],
+    ids=["config.yaml-dir", "tests-file"],
+)
+def test_force_over_a_folder_or_file_in_the_way_writes_nothing(
+    rec: dict[str, Any], tmp_path: Path, make: Any, blocked: str
+) -> None:
+    (tmp_path / "notes.txt").write_text("mine\n")
+    make(tmp_path)
+    before = snapshot(tmp_path)
+    entries = sorted(p.name for p in tmp_path.iterdir())
+    result = cli("scaffold", "--from", str(FIXTURE), "--out", str(tmp_path), "--force")
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and blocked in result.output, result.output
+    assert "Traceback" not in result.output
+    assert snapshot(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == entries
+
+
+def cli(*args: str) -> Any:
+    from typer.testing import CliRunner
+
+    from archadvisor.cli import app
+
+    return CliRunner().invoke(app, list(args), prog_name="archadvisor")
+
+
+def test_regenerate_on_an_untouched_project_replaces_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The manifest's `regenerate` command, run as documented in the project, finds every file identical."""
+    import shlex
+
+    out = tmp_path / "digits_demo"
+    first = cli("scaffold", "--task", "classification", "--images", "1437", "--classes", "10", "--image-size", "32",
+                "--compute", "cpu", "--target", "cloud-cpu", "--no-pretrained", "--no-hflip", "--out", str(out))  # fmt: skip
+    assert first.exit_code == 0, first.output
+    before = snapshot(out)
+    command = shlex.split(yaml.safe_load((out / ".archadvisor.yaml").read_text())["regenerate"])
+    assert command[:2] == ["archadvisor", "scaffold"]
+    monkeypatch.chdir(out)
+    again = cli(*command[1:])
+    assert again.exit_code == 0, again.output
+    assert f"0 created, 0 replaced, {len(before)} unchanged" in again.output
+    assert snapshot(out) == before
+
+
+# --- --out that cannot hold a project: one line, exit 2, nothing written (issue 14, section 6) ----------------
+
+
+def refused(out: Path, *, match: str) -> None:
+    result = cli("scaffold", "--from", str(FIXTURE), "--out", str(out))
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ") and result.output.count("\n") == 1, result.output
+    assert "Traceback" not in result.output and match in result.output, result.output
+
+
+def test_out_under_a_device_file_is_refused() -> None:
+    refused(Path("/dev/null/project"), match="/dev/null is not a directory")
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="no /proc on this system")
+def test_out_in_a_virtual_file_system_is_refused() -> None:
+    refused(Path("/proc/archadvisor-project"), match="virtual file system (proc)")
+    assert not Path("/proc/archadvisor-project").exists()
+
+
+def test_out_as_a_symlink_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "empty")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    refused(tmp_path / "link", match="is a symbolic link")
+    refused(tmp_path / "dangling", match="dangling symbolic link")
+    assert list((tmp_path / "empty").iterdir()) == [] and not (tmp_path / "nowhere").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling", "empty", "link"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders: permissions do not bind")
+def test_out_under_a_read_only_parent_is_refused(tmp_path: Path) -> None:
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    parent.chmod(0o555)
+    try:
+        refused(parent / "a" / "project", match="permission denied")
+        assert list(parent.iterdir()) == []
+    finally:
+        parent.chmod(0o755)
+
+
+def test_a_failed_fresh_write_removes_the_folders_it_made(
+    rec: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read-only case as root can run: a write that fails midway leaves no parent folder and no staging."""
+    import archadvisor.scaffold as scaffold
+
+    def full_disk(files: Any, staging: Path) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(scaffold, "_stage", full_disk)
+    with pytest.raises(ScaffoldError, match="No space left on device"):
+        write_project(render_project(rec, name="digits"), tmp_path / "a" / "b" / "digits")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- values reach the files through serializers (issue 14, section 2) -----------------------------------------
+
+HOSTILE = "x #:\u2028  pretrained: their_weights.pt\x85lr: 1000\u2029root: /etc #\"'{}[]&*!|>%@`"
+
+
+def test_hostile_text_in_every_text_field_stays_text(rec: dict[str, Any]) -> None:
+    """Line breaks YAML honours (NEL, U+2028/9) in every free-text field end no comment: config.yaml parses,
+    without duplicate keys, to the same values, and the text fields that are values come back verbatim."""
+    baseline = yaml.safe_load(render_project(rec, name="digits")["config.yaml"])
+    hostile = copy.deepcopy(rec)
+    for p in hostile["provenance"].values():
+        p.update(rule=f"rule{HOSTILE}", reason=HOSTILE)
+    hostile["architecture"]["why"] = HOSTILE
+    hostile["architecture"]["top1_source"] = HOSTILE
+    for alt in hostile["alternatives"]:
+        alt["why"] = HOSTILE
+    hostile["warnings"] = [HOSTILE]
+    hostile["deployment"].update(target=HOSTILE, runtime=HOSTILE, latency_basis=HOSTILE)
+    hostile["augmentation"]["level"] = HOSTILE
+    files = render_project(hostile, name="digits")
+    text = files["config.yaml"].decode()
+    for line in text.splitlines():
+        assert not line.lstrip().startswith(("pretrained: their", "lr: 1000", "root: /etc")), line
+    parsed = unique_keys_load(text)
+    expected = copy.deepcopy(baseline)
+    expected["export"].update(target=HOSTILE, runtime=HOSTILE)
+    assert parsed == expected
+    assert yaml.safe_load(files[".archadvisor.yaml"])["name"] == "digits"
+    import tomllib
+
+    assert tomllib.loads(files["pyproject.toml"].decode())["project"]["name"] == "digits"
+
+
+def unique_keys_load(text: str) -> Any:
+    """yaml.safe_load that fails on a duplicate key (PyYAML keeps the last one silently)."""
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+        keys = [loader.construct_object(k) for k, _ in node.value]
+        assert len(keys) == len(set(keys)), f"duplicate keys in {keys}"
+        return loader.construct_mapping(node)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass

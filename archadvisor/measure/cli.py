@@ -90,12 +90,24 @@ def _require_torch(command: str) -> None:
         raise InputError(command, "torch", "an installed torch (pip install 'archadvisor[torch]')")
 
 
-def _resolve(archs: Sequence[str], flag: str, image_size: int | None, batch: int) -> tuple[list[Variant], int]:
-    """The catalog variants named, and the rules' small-input threshold; the batch checked at each input size."""
+RulesOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--rules", help="Directory of rule files that add to or override the built-in rules (repeatable)."),
+]
+
+
+def _resolve(
+    archs: Sequence[str], flag: str, image_size: int | None, batch: int, rules_dirs: Sequence[Path] | None = None
+) -> tuple[list[Variant], int]:
+    """The catalog variants named, and the rules' small-input threshold; the batch checked at each input size.
+    ``rules_dirs`` (--rules) may move the threshold; their model files are whitelisted by the loader."""
     from archadvisor.catalog import Catalog
     from archadvisor.ruleset import load_rules
 
-    rules = load_rules()
+    for d in rules_dirs or []:
+        if not str(d).strip() or not d.is_dir():
+            raise InputError("--rules", str(d), "an existing directory of .yaml rule files")
+    rules = load_rules(rules_dirs or [])
     catalog = Catalog(rules)
     variants = [catalog.resolve(a, flag=flag) for a in archs]
     for v in variants:
@@ -180,11 +192,12 @@ def profile(
     onnx: OnnxOpt = False,
     format: FormatOpt = "table",
     max_seconds: MaxSecondsOpt = 6.0,
+    rules: RulesOpt = None,
 ) -> None:
     """Measure one architecture here: parameters, GMACs, peak memory, latency (median, p90) and throughput."""
     _check_options(format, device, image_size, batch, threads, max_seconds)
     _require_torch("profile")
-    (variant,), threshold = _resolve([arch], "ARCH", image_size, batch)
+    (variant,), threshold = _resolve([arch], "ARCH", image_size, batch, rules)
     with _progress(format == "table", 1) as update:
         result = _profile_one(variant, threshold, image_size, batch, device, threads, onnx, max_seconds, update)
     _warn(result["warnings"])
@@ -211,6 +224,7 @@ def compare(
     format: FormatOpt = "table",
     max_seconds: MaxSecondsOpt = 6.0,
     chart: ChartOpt = None,
+    rules: RulesOpt = None,
 ) -> None:
     """Measure several architectures side by side, with their ImageNet top-1; optionally chart accuracy against latency."""
     from archadvisor.measure.chart import check_chart_path
@@ -221,7 +235,7 @@ def compare(
     if chart is not None:
         check_chart_path(chart)
     _require_torch("compare")
-    variants, threshold = _resolve(archs, "ARCHS", image_size, batch)
+    variants, threshold = _resolve(archs, "ARCHS", image_size, batch, rules)
     dupes = sorted({v.name for v in variants if [w.name for w in variants].count(v.name) > 1})
     if dupes:
         raise InputError("ARCHS", ", ".join(dupes), "each architecture once (aliases name the same model)")

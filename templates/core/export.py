@@ -2,6 +2,7 @@
 
     python export.py                        # runs/train/best.pt (EMA weights) -> runs/train/export/
     python export.py runs/train/last.pt --out exported/ --no-ema
+    python export.py --force                # replace an earlier export in runs/train/export/
 
 Writes model.onnx (dynamic batch), model.ts (TorchScript, traced) and, as the export section of config.yaml
 asks: model.int8.onnx (onnxruntime INT8: dynamic, or static with calibration) with the monitored validation
@@ -20,12 +21,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
 import model as model_file
 import task
 from checkpoint import default_checkpoint, load_model
+from config_schema import load_config
 from errors import ProjectError, run_main
 from train import HERE, evaluate
 
@@ -64,25 +65,33 @@ def scaled_diff(got: np.ndarray, expected: np.ndarray) -> tuple[float, float]:
     return diff, diff / max(1.0, float(np.abs(expected).max()))
 
 
-def use_dynamo(spec: dict[str, Any]) -> bool:
-    """export.dynamo when set, else what model.py says it needs (ONNX_DYNAMO), else the task's default."""
+def use_dynamo(spec: dict[str, Any], model: nn.Module | None = None) -> bool:
+    """export.dynamo when set, else what the model class or model.py says it needs (``onnx_dynamo`` /
+    ``ONNX_DYNAMO``), else the task's default."""
     if spec.get("dynamo") is not None:
         return bool(spec["dynamo"])
-    return bool(getattr(model_file, "ONNX_DYNAMO", task.EXPORT["dynamo"]))
+    default = getattr(model_file, "ONNX_DYNAMO", task.EXPORT["dynamo"])
+    return bool(getattr(model, "onnx_dynamo", default))
+
+
+def dynamic_axes() -> list[str]:
+    """The input's leading axes that vary at run time: the batch, and for some tasks more (text: the length)."""
+    return list(task.EXPORT.get("dynamic_axes", ["batch"]))
 
 
 def export_onnx(model: nn.Module, path: Path, meta: dict[str, Any], opset: int, dynamo: bool) -> str:
-    """ONNX with a dynamic batch dimension; returns which exporter ran."""
+    """ONNX with a dynamic batch dimension (and the task's other dynamic axes); returns which exporter ran."""
     example = task.export_example(meta, 2, seed=0)
     inputs, outputs = task.EXPORT["input_names"], task.EXPORT["output_names"]
     if dynamo:  # torch.export-based, torch's default since 2.9
         # one self-contained file, unless the weights pass protobuf's 2 GB limit (then model.onnx.data beside it)
         weight_bytes = sum(p.numel() * p.element_size() for p in model.state_dict().values())
+        dims = {i: torch.export.Dim(name) for i, name in enumerate(dynamic_axes())}
         torch.onnx.export(model, (example,), str(path), dynamo=True, input_names=inputs, output_names=outputs,
-                          dynamic_shapes=({0: torch.export.Dim("batch")},), opset_version=opset,
+                          dynamic_shapes=(dims,), opset_version=opset,
                           external_data=weight_bytes > 1.8e9, verbose=False)  # fmt: skip
         return "torch.onnx.export(dynamo=True) (torch.export)"
-    axes = {name: {0: "batch"} for name in (*inputs, *outputs)}
+    axes = {name: {0: "batch"} for name in outputs} | {name: dict(enumerate(dynamic_axes())) for name in inputs}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)  # the TorchScript exporter is deprecated
         torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=inputs, output_names=outputs,
@@ -149,7 +158,10 @@ def quantize(src: Path, dst: Path, mode: str, loader: Any) -> None:
     from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_dynamic, quantize_static
 
     prepared = dst.with_name(dst.stem + ".prep.onnx")
-    quant_pre_process(str(src), str(prepared))  # shape inference + graph cleanup, as onnxruntime recommends
+    try:
+        quant_pre_process(str(src), str(prepared))  # shape inference + graph cleanup, as onnxruntime recommends
+    except Exception:  # noqa: BLE001 - its symbolic shape inference fails on some graphs (an EmbeddingBag's Loop)
+        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
     if mode in ("int8-dynamic", "int8-weights"):
         quantize_dynamic(str(prepared), str(dst), weight_type=QuantType.QInt8)
     elif mode == "int8-static":
@@ -173,6 +185,22 @@ class OnnxModel(nn.Module):
         return torch.from_numpy(self.session.run(None, {self.input_name: x.numpy()})[0])
 
 
+EXPORT_FILES = ("model.onnx", "model.onnx.data", "model.int8.onnx", "model.fp16.onnx", "model.ts", "report.json")
+
+
+def prepare_out(out: Path, *, force: bool) -> Path:
+    """The export folder, created; a file there, or an earlier export, is replaced only with --force."""
+    earlier = [name for name in EXPORT_FILES if (out / name).exists()] if out.is_dir() else []
+    if (out.exists() and not out.is_dir()) or earlier:
+        what = "is a file" if not out.is_dir() else f"holds an earlier export ({', '.join(earlier)})"
+        if not force:
+            raise ProjectError(f"--out {out} {what}; pass --force to replace it, or another --out")
+        if not out.is_dir():
+            out.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description="Export a checkpoint to ONNX and TorchScript.")
     p.add_argument("checkpoint", nargs="?", type=Path, help="default: <run.out>/best.pt from config.yaml")
@@ -180,6 +208,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--out", type=Path, help="default: <checkpoint folder>/export")
     p.add_argument("--data", type=Path, help="dataset for calibration and the metric check (default: the run's)")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA ones")
+    p.add_argument("--force", action="store_true", help="replace an earlier export (or a file) at --out")
     args = p.parse_args(argv)
 
     require_export_packages()
@@ -188,17 +217,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     meta, cfg = ckpt["meta"], ckpt["config"]
     if args.data:
         cfg["data"]["root"] = str(args.data)
-    with open(args.config, encoding="utf-8") as fh:
-        spec = yaml.safe_load(fh)["export"]
-    out = args.out or path.parent / "export"
-    out.mkdir(parents=True, exist_ok=True)
+    spec = load_config(args.config)["export"]
+    out = prepare_out(args.out or path.parent / "export", force=args.force)
     report: dict[str, Any] = {"checkpoint": str(path), "arch": meta["arch"], "target": spec["target"]}
 
     # --- ONNX, checked against onnxruntime
     onnx_path = out / "model.onnx"
     for stale in ("model.onnx", "model.onnx.data", "model.int8.onnx", "model.fp16.onnx"):
         (out / stale).unlink(missing_ok=True)  # a weights file of an earlier export must not outlive it
-    report["exporter"] = export_onnx(model, onnx_path, meta, spec["opset"], dynamo=use_dynamo(spec))
+    report["exporter"] = export_onnx(model, onnx_path, meta, spec["opset"], dynamo=use_dynamo(spec, model))
     diff, scaled = max_onnx_diff(onnx_path, model, meta)
     report["onnx_max_abs_diff"], report["onnx_max_scaled_diff"] = diff, scaled
     print(f"{onnx_path} [{report['exporter']}]: onnxruntime vs PyTorch max |diff| {diff:.2e}, scaled {scaled:.2e} "

@@ -3,6 +3,7 @@
     python train.py                              # the bundled demo, as configured
     python train.py --data DIR                   # your data, in the layout README.md describes
     python train.py --resume                     # continue runs/train where an interrupted run stopped
+    python train.py --overwrite                  # start over in runs/train (a new run never replaces one unasked)
     python train.py --resume --epochs 60         # extend a finished run: the schedule is rebuilt for 60 epochs
     torchrun --nproc_per_node 4 train.py         # DDP, one process per GPU (gloo on CPU)
 
@@ -10,12 +11,14 @@ Reads top to bottom: options and config, device / distributed / seeds, optimizer
 epoch, validation, the run's outputs, then the three phases of main(): setup() builds the run, resume() loads
 last.pt into it, fit() runs the epoch loop (freezing, progressive stages, checkpoints, early stopping).
 Outputs in <out>: metrics.csv, summary.json, curves.png, last.pt (everything --resume needs) and best.pt (the
-best epoch by training.monitor, e.g. the highest val_acc1 or the lowest val_mase).
+best epoch by training.monitor, e.g. the highest val_acc1 or the lowest val_mase). One train.py at a time writes
+into an <out> (a lock file, .train.lock, says which), and an <out> holding a run is continued with --resume or
+replaced with --overwrite, never silently. config.yaml is checked (config_schema.py) before anything runs.
 """
 
 import argparse
 import csv
-import difflib
+import io
 import json
 import math
 import os
@@ -30,15 +33,17 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+import checkpoint
 import task
-from checkpoint import rng_state, save_atomic, set_rng_state
+from checkpoint import rng_state, save_atomic, set_rng_state, write_atomic
+from config_schema import check_device, parse, parse_override
+from config_schema import load_config as load_checked_config
 from errors import ProjectError, run_main
 from weights import freeze_backbone
 
@@ -46,6 +51,8 @@ HERE = Path(__file__).resolve().parent
 # config keys that may change between a run and its --resume: loader processes, the output folder, and the
 # length of the run (a longer one extends the schedule; see resume())
 RESUMABLE_CHANGES = {"data.num_workers", "run.out", "training.epochs"}
+# what a run writes into <out>: a new run refuses to replace them unless --overwrite
+RUN_FILES = ("last.pt", "best.pt", "metrics.csv", "summary.json", "curves.png")
 
 
 # --- options and config -----------------------------------------------------------------------------------
@@ -57,7 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, help="dataset root (overrides data.root)")
     p.add_argument("--epochs", type=int, help="overrides training.epochs; with --resume, extends a finished run")
     p.add_argument("--out", type=Path, help="output folder (overrides run.out)")
-    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    start.add_argument("--overwrite", action="store_true", help="start a new run in an <out> that holds one")
     p.add_argument("--allow-config-change", action="store_true", help="resume even if the config changed")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (torchrun: one GPU per rank)")
     weights = p.add_mutually_exclusive_group()
@@ -73,43 +82,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def set_value(cfg: dict[str, Any], dotted: str, value: Any) -> None:
-    """Set ``section.key`` in the nested config; an unknown key is an error with the closest match."""
-    *parents, leaf = dotted.split(".")
-    node = cfg
-    for key in parents:
-        if not isinstance(node.get(key), dict):
-            raise ProjectError(f"unknown config key {dotted!r}")
-        node = node[key]
-    if leaf not in node:
-        close = difflib.get_close_matches(leaf, list(node), n=1)
-        raise ProjectError(f"unknown config key {dotted!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
-    node[leaf] = value
-
-
 def load_config(args: argparse.Namespace) -> dict[str, Any]:
-    """config.yaml with the command-line overrides applied (``--set`` first, then the named flags)."""
-    with open(args.config, encoding="utf-8") as fh:
-        cfg = yaml.safe_load(fh)
-    for item in args.set:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise ProjectError(f"--set expects KEY=VALUE, got {item!r}")
-        set_value(cfg, key.strip(), yaml.safe_load(text))
-    overrides = {
+    """config.yaml with the command-line overrides applied (``--set`` first, then the named flags), checked
+    against the schema: a typo'd key, a wrong type or an out-of-range value stops here, in one line."""
+    overrides = dict(parse_override(item) for item in args.set)
+    flags = {
         "data.root": str(args.data) if args.data else None,
         "training.epochs": args.epochs,
         "run.out": str(args.out) if args.out else None,
         "model.pretrained": False if args.no_pretrained else args.pretrained,
         "run.seed": args.seed,
-        "data.num_workers": args.workers if args.workers in (None, "auto") else int(args.workers),
+        "data.num_workers": parse(args.workers, "--workers") if args.workers is not None else None,
+        "run.deterministic": True if args.deterministic else None,
     }
-    for key, value in overrides.items():
-        if value is not None:
-            set_value(cfg, key, value)
-    if args.deterministic:
-        cfg["run"]["deterministic"] = True
-    return cfg
+    overrides.update({key: value for key, value in flags.items() if value is not None})
+    return load_checked_config(args.config, overrides)
 
 
 def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -131,9 +118,11 @@ def setup_distributed(device_arg: str) -> tuple[int, int, torch.device]:
     """(rank, world size, device). Under torchrun: one process per GPU with nccl, or CPU processes with gloo."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    if device_arg == "auto":
+    if check_device(device_arg) == "auto":
         device_arg = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device_arg)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ProjectError(f"--device {device_arg}: no CUDA GPU is visible to this process; use --device cpu or auto")
     if device.type == "cuda":
         if world > 1:
             device = torch.device("cuda", local_rank)
@@ -259,11 +248,20 @@ def train_one_epoch(
     clip_norm: float | None = None,
     channels_last: bool = False,
     progress: str | None = None,
+    epoch: int = 0,
 ) -> float:
-    """One pass over ``loader``; returns the mean training loss (of the transformed targets, e.g. MixUp's)."""
+    """One pass over ``loader``; returns the mean training loss (of the transformed targets, e.g. MixUp's).
+
+    Raises ProjectError when a loss is not finite (naming the epoch and batch: nothing after it is worth
+    keeping) and when no batch had a usable sample (every image skipped as unreadable): a run must not finish
+    "successfully" on nothing.
+    """
     model.train()
     scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
     loss_sum, seen = torch.zeros((), device=device), 0
+    # the first batch whose loss was not finite (-1: none yet), kept on the device and read every 10 batches
+    # and at the end: checking each loss would make the CPU wait for the GPU at every step
+    first_bad = torch.full((), -1, dtype=torch.long, device=device)
     steps = len(loader)
     optimizer.zero_grad(set_to_none=True)
     # no bar on other ranks; tqdm's disable=None hides it when stderr is not a terminal (logs, CI)
@@ -301,9 +299,28 @@ def train_one_epoch(
                 ema.update_parameters(unwrap(model))
         loss_sum += loss.detach() * len(inputs)
         seen += len(inputs)
-        if progress is not None and i % 10 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-    return (loss_sum / max(1, seen)).item()
+        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), i, first_bad)
+        if i % 10 == 0 or i + 1 == steps:
+            stop_on_non_finite(first_bad, epoch, steps)
+            if progress is not None:
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+    stop_on_non_finite(first_bad, epoch, steps)
+    if seen == 0:
+        raise ProjectError(
+            f"epoch {epoch + 1}: no training batch had a usable sample (with data.skip_unreadable: true every one "
+            "was skipped as unreadable); fix or replace the training data"
+        )
+    return (loss_sum / seen).item()
+
+
+def stop_on_non_finite(first_bad: torch.Tensor, epoch: int, steps: int) -> None:
+    """A NaN or infinite loss: the weights are ruined from that step on, so stop (this epoch is not saved)."""
+    batch = int(first_bad)
+    if batch >= 0:
+        raise ProjectError(
+            f"the training loss is not finite at epoch {epoch + 1}, batch {batch + 1} of {steps}: the run stops "
+            "without saving this epoch (lower training.lr, set training.grad_clip_norm, or check the data)"
+        )
 
 
 @torch.no_grad()
@@ -334,12 +351,14 @@ def evaluate(
 
 
 def write_metrics(history: list[dict[str, float]], out: Path) -> None:
-    tmp = out / "metrics.csv.tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+    def write(fh: Any) -> None:
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=list(history[0]))
         writer.writeheader()
         writer.writerows(history)
-    os.replace(tmp, out / "metrics.csv")
+        fh.write(text.getvalue().encode("utf-8"))
+
+    write_atomic(out / "metrics.csv", write)
 
 
 def plot_curves(history: list[dict[str, float]], monitor: str, path: Path) -> None:
@@ -380,6 +399,44 @@ class Monitor:
         return value > best if self.mode == "max" else value < best
 
 
+# --- the run folder: one writer, no silent replacement ------------------------------------------------------
+
+
+def claim_out(out: Path, args: argparse.Namespace) -> Any:
+    """Lock ``out`` for this process, then check what it holds: an earlier run is continued (--resume) or
+    replaced (--overwrite, which removes its files first, so no best.pt of the old run survives beside the new
+    run's last.pt), never silently overwritten. Returns the open lock file; the lock lasts while it stays open
+    (the system drops it when the process ends, even killed)."""
+    import fcntl  # POSIX; the lock is advisory: it keeps two train.py apart, not other programs
+
+    out.mkdir(parents=True, exist_ok=True)
+    lock = open(out / ".train.lock", "a+", encoding="utf-8")  # noqa: SIM115 - held open for the whole run
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        raise ProjectError(
+            f"{out} is in use by another train.py ({holder}); wait for it to finish or pass another --out"
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"pid {os.getpid()}\n")
+    lock.flush()
+    existing = [name for name in RUN_FILES if (out / name).exists()]
+    if existing and not (args.resume or args.overwrite):
+        lock.close()
+        raise ProjectError(
+            f"{out} already holds a run ({', '.join(existing)}): continue it with --resume, start over with "
+            "--overwrite (its files are replaced), or pass another --out"
+        )
+    if args.overwrite:
+        for name in existing:
+            (out / name).unlink()
+    return lock
+
+
 # --- main: setup, resume, the epoch loop ---------------------------------------------------------------------
 
 
@@ -408,6 +465,7 @@ class Run:
     history: list[dict[str, float]] = field(default_factory=list)
     best: float = math.nan
     stale_epochs: int = 0
+    lock: Any = None  # rank 0: the open lock file of <out> (claim_out)
 
     def log(self, *args: Any, **kwargs: Any) -> None:
         if self.rank == 0:
@@ -422,8 +480,7 @@ def setup(args: argparse.Namespace) -> Run:
     out = out if out.is_absolute() else Path.cwd() / out
     rank, world, device = setup_distributed(args.device)
     seed_everything(run_cfg["seed"], rank, run_cfg["deterministic"])
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
+    lock = claim_out(out, args) if rank == 0 else None
     log = print if rank == 0 else (lambda *a, **k: None)
 
     # --- data and model: the task's part (fp32 master weights; autocast handles the low precision)
@@ -463,6 +520,7 @@ def setup(args: argparse.Namespace) -> Run:
         steps_per_epoch=steps_per_epoch,
         monitor=monitor,
         best=monitor.worst(),
+        lock=lock,
     )
 
 
@@ -471,39 +529,63 @@ def resume(run: Run) -> None:
 
     A config that differs from the checkpoint's is refused (unless --allow-config-change), except for
     ``training.epochs``: a new length extends (or shortens) the run, and the schedule is rebuilt for it.
+    A file that is not a last.pt of this project (truncated, empty, another program's, another model's) is one
+    line saying so; a last.pt without RNG state (an older project) resumes, but not bit-identically.
     """
     path = run.out / "last.pt"
     if not path.is_file():
         raise ProjectError(f"--resume: no checkpoint at {path}")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = checkpoint.load(path, checkpoint.RESUME_KEYS)
     changes = config_changes(ckpt["config"], run.cfg)
     if changes and not run.args.allow_config_change:
         raise ProjectError(
             f"config changed since {path} was written ({'; '.join(changes)}); "
             "pass --allow-config-change to resume anyway"
         )
-    done, old_epochs, epochs = ckpt["epoch"], ckpt["config"]["training"]["epochs"], run.cfg["training"]["epochs"]
+    done, epochs = ckpt["epoch"], run.cfg["training"]["epochs"]
+    old_epochs = ckpt["config"].get("training", {}).get("epochs", epochs)
     if epochs < done:
         raise ProjectError(f"--epochs {epochs}: {path} has already completed {done} epochs")
-    run.model.load_state_dict(ckpt["model"])
-    run.optimizer.load_state_dict(ckpt["optimizer"])
-    run.scheduler.load_state_dict(ckpt["scheduler"])
-    run.scaler.load_state_dict(ckpt["scaler"])
-    if run.ema is not None and ckpt["model_ema"] is not None:
-        run.ema.module.load_state_dict(ckpt["model_ema"])
-        run.ema.n_averaged.copy_(ckpt["ema_n_averaged"])
-    if epochs != old_epochs:
+    # --allow-config-change: the new config's hyperparameters (lr, weight decay, momentum ...) win over the
+    # saved ones; a different optimizer starts with fresh moments
+    fresh_groups = [{k: v for k, v in g.items() if k != "params"} for g in run.optimizer.param_groups]
+    fresh_base_lrs = list(run.scheduler.base_lrs)
+    same_optimizer = ckpt["config"].get("training", {}).get("optimizer") == run.cfg["training"]["optimizer"]
+    try:
+        run.model.load_state_dict(ckpt["model"])
+        if same_optimizer:
+            run.optimizer.load_state_dict(ckpt["optimizer"])
+        else:
+            run.log("note: training.optimizer changed: its state (momentum, moments) starts afresh")
+        run.scheduler.load_state_dict(ckpt["scheduler"])
+        run.scaler.load_state_dict(ckpt["scaler"])
+        if run.ema is not None and ckpt["model_ema"] is not None:
+            run.ema.module.load_state_dict(ckpt["model_ema"])
+            run.ema.n_averaged.copy_(ckpt["ema_n_averaged"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise ProjectError(
+            f"--resume: {path} does not fit this run ({checkpoint.first_line(e)}): it is not a last.pt of this "
+            "project and config; start a new run with --overwrite"
+        ) from None
+    if changes:
+        for group, values in zip(run.optimizer.param_groups, fresh_groups, strict=True):
+            group.update(values)
+        run.scheduler.base_lrs = fresh_base_lrs
+    if epochs != old_epochs or changes:
         before = run.optimizer.param_groups[0]["lr"]
         apply_schedule(run.scheduler)  # the rebuilt schedule (setup() built it for `epochs`) at the saved step
         run.log(
-            f"note: training.epochs {old_epochs} -> {epochs}: the {run.cfg['training']['schedule']} schedule is "
-            f"rebuilt for {epochs} epochs and continues from step {run.scheduler.last_epoch} "
+            f"note: the {run.cfg['training']['schedule']} schedule is rebuilt for {epochs} epochs "
+            f"(training.epochs {old_epochs} -> {epochs}) and continues from step {run.scheduler.last_epoch} "
             f"(lr {before:.3g} -> {run.optimizer.param_groups[0]['lr']:.3g})"
         )
     run.start_epoch, run.history = done, ckpt["history"]
     run.best, run.stale_epochs = ckpt["best"], ckpt["stale_epochs"]
-    rng = ckpt["rng"]
-    set_rng_state(rng[run.rank] if len(rng) == run.world else rng[0])
+    rng = ckpt.get("rng")
+    if rng:
+        set_rng_state(rng[run.rank] if len(rng) == run.world else rng[0])
+    else:
+        run.log(f"note: {path} has no RNG state: the run continues, but not exactly as an uninterrupted one")
     run.log(f"resumed from {path} at epoch {done}")
 
 
@@ -590,6 +672,7 @@ def fit(run: Run) -> dict[str, Any]:
             clip_norm=t["grad_clip_norm"],
             channels_last=t["channels_last"],
             progress=f"epoch {epoch}" if run.rank == 0 else None,
+            epoch=epoch,
         )
         val_model = run.ema.module if run.ema is not None else run.model
         metrics = evaluate(
@@ -640,20 +723,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     args = parse_args(argv)
     run = setup(args)
-    if args.resume:
-        resume(run)
-    summary = fit(run)
-    # figures a task reports once, when the run is over, from the selected checkpoint (e.g. a held-out test
-    # split): the optional hook task.final_metrics(cfg, meta, data, best.pt, device) -> {name: value}
-    finished = summary["stopped_early"] or summary["epochs_run"] >= run.cfg["training"]["epochs"]
-    final_metrics = getattr(task, "final_metrics", None)
-    if final_metrics is not None and finished and run.rank == 0 and (run.out / "best.pt").is_file():
-        summary.update(final_metrics(run.cfg, run.meta, run.data, run.out / "best.pt", run.device))
-    summary["wall_seconds"] = time.perf_counter() - started
-    if run.rank == 0 and run.history:
-        (run.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        plot_curves(run.history, run.monitor.metric, run.out / "curves.png")
-        run.log(f"best {run.monitor.metric} {run.best:.4f}; outputs in {run.out}")
+    try:
+        if args.resume:
+            resume(run)
+        summary = fit(run)
+        # figures a task reports once, when the run is over, from the selected checkpoint (e.g. a held-out test
+        # split): the optional hook task.final_metrics(cfg, meta, data, best.pt, device) -> {name: value}
+        finished = summary["stopped_early"] or summary["epochs_run"] >= run.cfg["training"]["epochs"]
+        final_metrics = getattr(task, "final_metrics", None)
+        if final_metrics is not None and finished and run.rank == 0 and (run.out / "best.pt").is_file():
+            summary.update(final_metrics(run.cfg, run.meta, run.data, run.out / "best.pt", run.device))
+        summary["wall_seconds"] = time.perf_counter() - started
+        if run.rank == 0 and run.history:
+            summary_json = (json.dumps(summary, indent=2) + "\n").encode("utf-8")
+            write_atomic(run.out / "summary.json", lambda fh: fh.write(summary_json))
+            plot_curves(run.history, run.monitor.metric, run.out / "curves.png")
+            run.log(f"best {run.monitor.metric} {run.best:.4f}; outputs in {run.out}")
+    finally:
+        if run.lock is not None:
+            run.lock.close()  # releases <out> for the next train.py
     if run.world > 1:
         dist.destroy_process_group()
     return summary

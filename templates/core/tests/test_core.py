@@ -267,3 +267,194 @@ def test_export_without_the_export_packages_says_what_to_install(full_run: Path)
                             text=True, timeout=120, check=False)  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.strip() == "error: export.py needs onnxscript: pip install -e '.[export]'"
+
+
+# --- a user's results are never replaced or mixed unasked ----------------------------------------------------
+
+
+def test_a_new_run_into_a_folder_with_a_run_needs_resume_or_overwrite(tiny_data: Path, full_run: Path,
+                                                                      tmp_path: Path) -> None:  # fmt: skip
+    import shutil
+
+    shutil.copytree(full_run, tmp_path, dirs_exist_ok=True)
+    best = (tmp_path / "best.pt").read_bytes()
+    with pytest.raises(train.ProjectError, match="already holds a run .*--resume.*--overwrite"):
+        train.main(tiny_args(tiny_data, tmp_path))
+    assert (tmp_path / "best.pt").read_bytes() == best
+    train.main(tiny_args(tiny_data, tmp_path, "--overwrite", "--epochs", "1"))
+    assert [m["epoch"] for m in read_metrics(tmp_path)] == [1]  # a new run, not the old one's history
+
+
+def test_a_second_train_py_into_the_same_folder_is_refused(tiny_data: Path, tmp_path: Path) -> None:
+    import fcntl
+
+    tmp_path.mkdir(exist_ok=True)
+    with open(tmp_path / ".train.lock", "a+", encoding="utf-8") as held:  # what a running train.py holds
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("pid 12345\n")
+        held.flush()
+        with pytest.raises(train.ProjectError, match="in use by another train.py \\(pid 12345\\)"):
+            train.main(tiny_args(tiny_data, tmp_path))
+    assert not list(tmp_path.glob("*.pt"))
+
+
+def test_checkpoints_are_written_through_temporary_files_of_their_own(tmp_path: Path) -> None:
+    from checkpoint import save_atomic
+
+    save_atomic({"a": torch.zeros(1)}, tmp_path / "last.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no shared last.pt.tmp left behind
+
+
+def test_a_non_finite_loss_stops_the_run_at_its_step(tiny_data: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    calls, build_loss = [], task.build_loss
+
+    def loss_fn(cfg: dict[str, Any]) -> Any:
+        real = build_loss(cfg)
+
+        def loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            calls.append(1)
+            value = real(outputs, targets)
+            return value * float("nan") if len(calls) == 2 else value
+
+        return loss
+
+    monkeypatch.setattr(train.task, "build_loss", loss_fn)
+    with pytest.raises(train.ProjectError, match="not finite at epoch 1, batch 2 of"):
+        train.main(tiny_args(tiny_data, tmp_path))
+    assert not (tmp_path / "best.pt").exists() and not (tmp_path / "last.pt").exists()
+
+
+# --- checkpoints that are not this project's: one line -------------------------------------------------------
+
+
+def unsafe_pickle() -> bytes:
+    """A pickle that would call print() when unpickled without weights_only (harmless, and never loaded)."""
+    import pickle
+
+    class Unsafe:
+        def __reduce__(self) -> Any:
+            return (print, ("this must never run",))
+
+    return pickle.dumps(Unsafe())
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "foreign", "unsafe", "other_model"])
+def test_resume_from_a_file_that_is_not_this_projects_last_pt(tiny_data: Path, full_run: Path, tmp_path: Path,
+                                                              kind: str) -> None:  # fmt: skip
+    import io
+
+    good = (full_run / "last.pt").read_bytes()
+    foreign, other = io.BytesIO(), io.BytesIO()
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "epoch": 3}, foreign)
+    wrong = torch.load(full_run / "last.pt", weights_only=True)
+    wrong["model"] = {"conv.weight": torch.zeros(1)}
+    torch.save(wrong, other)
+    data = {"empty": b"", "truncated": good[: len(good) // 2], "foreign": foreign.getvalue(),
+            "unsafe": unsafe_pickle(), "other_model": other.getvalue()}[kind]  # fmt: skip
+    (tmp_path / "last.pt").write_bytes(data)
+    with pytest.raises(train.ProjectError) as info:
+        train.main(tiny_args(tiny_data, tmp_path, "--resume"))
+    message = str(info.value)
+    assert "\n" not in message and "weights_only" not in message
+    assert "not a checkpoint this project wrote" in message or "not a last.pt of this project" in message
+
+
+def test_unsafe_pickle_is_refused_in_one_line_without_running_it(tmp_path: Path) -> None:
+    (tmp_path / "best.pt").write_bytes(unsafe_pickle())
+    result = script("evaluate.py", str(tmp_path / "best.pt"))
+    assert result.returncode == 2 and "this must never run" not in result.stdout
+    expected = (
+        f"error: {tmp_path / 'best.pt'} is not a checkpoint this project wrote (it holds Python objects, not only "
+        "tensors; it was not loaded, since that could run code); pass a best.pt / last.pt that train.py wrote "
+        "(or train again: python train.py --overwrite)"
+    )
+    assert result.stderr.strip().splitlines() == [expected]
+
+
+def test_a_last_pt_without_rng_state_resumes(tiny_data: Path, full_run: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    import shutil
+
+    shutil.copytree(full_run, tmp_path, dirs_exist_ok=True)
+    ckpt = torch.load(tmp_path / "last.pt", weights_only=True)
+    del ckpt["rng"]
+    torch.save(ckpt, tmp_path / "last.pt")
+    train.main([*tiny_args(tiny_data, tmp_path, "--resume"), "--epochs", "3"])
+    assert "no RNG state" in capsys.readouterr().out
+    assert len(read_metrics(tmp_path)) == 3
+
+
+def test_allow_config_change_extends_with_the_new_hyperparameters(tiny_data: Path, full_run: Path,
+                                                                  tmp_path: Path) -> None:  # fmt: skip
+    import shutil
+
+    shutil.copytree(full_run, tmp_path, dirs_exist_ok=True)
+    args = [*tiny_args(tiny_data, tmp_path, "--resume", "--allow-config-change", "--set", "training.weight_decay=0.0",
+                       "--set", "training.schedule=constant"), "--epochs", "3"]  # fmt: skip
+    train.main(args)
+    extended = read_metrics(tmp_path)
+    assert len(extended) == 3
+    assert extended[2]["lr"] == pytest.approx(CONFIG["training"]["lr"], rel=1e-6)  # constant: the peak rate
+    last = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert last["config"]["training"]["weight_decay"] == 0.0
+    assert all(g["weight_decay"] == 0.0 for g in last["optimizer"]["param_groups"])
+
+
+def test_evaluate_refuses_another_familys_checkpoint(full_run: Path, tmp_path: Path) -> None:
+    import evaluate
+
+    ckpt = torch.load(full_run / "best.pt", weights_only=True)
+    ckpt["meta"]["arch"] = "some_other_family_b0"
+    torch.save(ckpt, tmp_path / "best.pt")
+    with pytest.raises(train.ProjectError, match="holds a 'some_other_family_b0' model; this project's model.py"):
+        evaluate.main([str(tmp_path / "best.pt")])
+
+
+def test_export_refuses_to_replace_a_file_or_an_export_without_force(
+    full_run: Path, exported: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    import export
+
+    (tmp_path / "notes.onnx").write_text("mine\n")
+    for out in (tmp_path / "notes.onnx", exported[0]):
+        with pytest.raises(train.ProjectError, match="pass --force"):
+            export.main([str(full_run / "best.pt"), "--out", str(out)])
+    assert (tmp_path / "notes.onnx").read_text() == "mine\n"
+
+
+# --- config.yaml is checked before anything runs -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "the file is empty"),
+        ("training:\n  lr: 0.1\n", "training.epochs is missing"),
+        ("run:\n  seed: 0\nrun:\n  seed: 1\n", "line 3: key 'run' is given twice"),
+    ],
+    ids=["empty", "partial", "duplicate"],
+)
+def test_a_broken_config_is_one_line(tiny_data: Path, tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "config.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(train.ProjectError, match=message):
+        train.main(["--config", str(tmp_path / "config.yaml"), "--out", str(tmp_path / "run")])
+    assert not (tmp_path / "run").exists()
+
+
+def test_overrides_are_checked_and_1e_3_is_a_number(tiny_data: Path, tmp_path: Path) -> None:
+    from config_schema import load_config
+
+    assert load_config(ROOT / "config.yaml", {"training.lr": yaml_value("1e-3")})["training"]["lr"] == 0.001
+    for flags, message in [(["--epochs", "0"], "training.epochs is 0"), (["--workers", "two"], "num_workers is 'two'"),
+                           (["--seed", "-1"], "run.seed is -1"), (["--device", "tpu"], "--device 'tpu'"),
+                           (["--set", "training.lrr=0.1"], "did you mean training.lr"),
+                           (["--set", "training.lr=.nan"], "training.lr is nan")]:  # fmt: skip
+        with pytest.raises(train.ProjectError, match=message):
+            train.main([*tiny_args(tiny_data, tmp_path), *flags])
+
+
+def yaml_value(text: str) -> Any:
+    from config_schema import parse
+
+    return parse(text, "test")

@@ -7,7 +7,7 @@
 * ``load_data``: your ImageFolder (``root/train/<class>/*.jpg`` and ``root/val/<class>/*.jpg``), checked before
   training starts: a missing split, an empty class folder or different classes in train/ and val/ is an
   error that says what to fix. An unreadable image is an error naming the file, or is skipped with a warning
-  when ``data.skip_unreadable`` is true.
+  when ``data.skip_unreadable`` is true. Links to folders inside a split are not followed (``ImageFolder``).
 * ``build_train_transform``: the ``augmentation`` section of config.yaml as ``torchvision.transforms.v2``.
 * ``image_files`` / ``ImageFiles``: the images ``predict.py`` is given (files, folders, globs), read and
   transformed as validation images.
@@ -105,6 +105,59 @@ def read_image(path: str) -> Image.Image:
         raise UnreadableImageError(f"cannot read image {path}: {e}") from e
 
 
+class ImageFolder(datasets.ImageFolder):
+    """torchvision's ImageFolder, without following links to folders inside a split.
+
+    A link back into the tree (a loop) lists the same images again and again, other classes' images under this
+    class too; a link out of it reads images nobody put in the dataset. Such links are skipped with a warning;
+    a class folder that is itself a link is an error (skipping it would drop a class). Links to image files,
+    and a data.root or split folder that is a link, are fine.
+    """
+
+    def find_classes(self, directory: str | Path) -> tuple[list[str], dict[str, int]]:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        linked = [e.name for e in entries if e.is_symlink() and e.is_dir()]
+        if linked:
+            raise DataError(
+                f"{directory}: the class folder(s) {', '.join(linked)} are links to folders, which are not followed "
+                "(a link can loop or reach outside the data): copy the images in, or link the image files"
+            )
+        classes = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
+        if not classes:
+            raise FileNotFoundError(f"no class folders in {directory}")
+        return classes, {name: i for i, name in enumerate(classes)}
+
+    @staticmethod
+    def make_dataset(
+        directory: str | Path,
+        class_to_idx: dict[str, int],
+        extensions: tuple[str, ...] | None = None,
+        is_valid_file: Any = None,
+        allow_empty: bool = False,
+    ) -> list[tuple[str, int]]:
+        samples, skipped, empty = [], [], []
+        for name, index in sorted(class_to_idx.items()):
+            before = len(samples)
+            for folder, subfolders, files in sorted(os.walk(os.path.join(directory, name), followlinks=False)):
+                skipped += [os.path.join(folder, d) for d in subfolders if os.path.islink(os.path.join(folder, d))]
+                for file in sorted(files):
+                    path = os.path.join(folder, file)
+                    valid = is_valid_file(path) if is_valid_file else file.lower().endswith(extensions or ())
+                    if valid:
+                        samples.append((path, index))
+            if len(samples) == before:
+                empty.append(name)
+        if empty and not allow_empty:
+            raise FileNotFoundError(f"no images ({', '.join(extensions or ())}) in the classes {', '.join(empty)}")
+        if skipped:
+            warnings.warn(
+                f"{directory}: {len(skipped)} link(s) to folders not followed, e.g. {skipped[0]} "
+                "(a link can loop or reach outside the data)",
+                stacklevel=2,
+            )
+        return samples
+
+
 def image_folder(root: Path, split: str) -> datasets.ImageFolder:
     """``root/split`` as an ImageFolder, with a clear error for a missing split or an empty class folder."""
     folder = root / split
@@ -113,7 +166,7 @@ def image_folder(root: Path, split: str) -> datasets.ImageFolder:
             f"{root} has no {split}/ folder: expected {root}/train/<class>/<image> and {root}/val/<class>/<image>"
         )
     try:
-        return datasets.ImageFolder(str(folder), loader=read_image)
+        return ImageFolder(str(folder), loader=read_image)
     except FileNotFoundError as e:  # no class folders, or a class folder without a single image
         raise DataError(f"{folder}: {e}") from e
 

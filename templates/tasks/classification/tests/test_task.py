@@ -148,3 +148,33 @@ def test_augmentation_follows_the_config(tiny_data: Path) -> None:
         {"name": name} for name in SUPPORTED_OPS if name != "random_resized_crop"
     ]
     assert build_train_transform({**aug, "ops": every_op}, SIZE, d["mean"], d["std"])(image).shape == (3, SIZE, SIZE)
+
+
+def test_every_training_image_unreadable_is_an_error_not_an_empty_run(tiny_data: Path, tmp_path: Path) -> None:
+    """skip_unreadable skips a corrupt image; a training set with no readable image at all is no dataset."""
+    shutil.copytree(tiny_data, tmp_path / "data")
+    for image in (tmp_path / "data" / "train").rglob("*.png"):
+        image.write_bytes(b"not a png")
+    args = tiny_args(tmp_path / "data", tmp_path / "run", "--set", "data.skip_unreadable=true")
+    with pytest.raises(train.ProjectError, match="no training batch had a usable sample"):
+        train.main(args)
+    assert not (tmp_path / "run" / "best.pt").exists()
+
+
+def test_links_to_folders_inside_the_data_are_not_followed(tiny_data: Path, tmp_path: Path) -> None:
+    """A link back into the tree (a loop) or out of it adds no image; a class folder that is a link is refused."""
+    root = tmp_path / "data"
+    shutil.copytree(tiny_data, root)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.copy(next((tiny_data / "val" / "1").glob("*.png")), outside / "stranger.png")
+    (root / "train" / "0" / "loop").symlink_to(root / "train")  # a loop: train/0/loop/0/loop/...
+    (root / "train" / "1" / "out").symlink_to(outside)
+    with pytest.warns(UserWarning, match="2 link\\(s\\) to folders not followed"):
+        loaded = load_data(tiny_config(root), SIZE)
+    assert len(loaded.train) == 24  # 3 classes x 8 images, as in the fixture
+    assert sorted({label for _, label in loaded.train.folder.samples}) == [0, 1, 2]
+    (root / "val" / "2").rename(tmp_path / "val2")
+    (root / "val" / "2").symlink_to(tmp_path / "val2")
+    with pytest.raises(DataError, match="class folder\\(s\\) 2 are links to folders"):
+        load_data(tiny_config(root), SIZE)

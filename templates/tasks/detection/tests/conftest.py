@@ -1,0 +1,70 @@
+"""The task's test data: a tiny COCO folder cut from the bundled digits demo, and a small configuration.
+
+Fixtures (the core's tests use the first three without knowing the task):
+  tiny_data       a COCO folder (train 6 / val 3 canvases of placed digits, with masks), written once per session
+  predict_inputs  input paths for predict.py (the val images)
+  fixed_batch     (Batch, targets) of two training images, to check that optimizer steps lower the loss
+  tiny_cfg        the configuration sections task.py and data.py read, sized for CPU tests
+"""
+
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+# every knob of the task's config sections; small images and few proposals keep a CPU step well under a second
+TINY_CONFIG: dict[str, Any] = {
+    "model": {
+        "arch": "fasterrcnn_mobilenet_v3_large_fpn",
+        "num_classes": 10,
+        "pretrained": False,
+        "trainable_backbone_layers": 3,
+        "min_size": 96,
+        "max_size": 96,
+        "score_thresh": 0.05,
+        "detections_per_img": 100,
+        "detector_kwargs": {"rpn_pre_nms_top_n_test": 200, "rpn_post_nms_top_n_test": 50,
+                            "box_batch_size_per_image": 64},
+    },
+    "data": {"root": None, "masks": False, "strict": False, "batch_size": 2, "num_workers": 0,
+             "aspect_ratio_groups": 2},
+    "augmentation": {"ops": [{"name": "photometric"}, {"name": "scale_jitter", "size": 128},
+                             {"name": "horizontal_flip"}], "min_box_size": 1.0},
+    "run": {"seed": 0},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from data import write_demo
+
+    return write_demo(tmp_path_factory.mktemp("coco"), {"train": 6, "val": 3}, seed=1)
+
+
+@pytest.fixture(scope="session")
+def predict_inputs(tiny_data: Path) -> list[str]:
+    return [str(tiny_data / "val")]
+
+
+@pytest.fixture
+def tiny_cfg(tiny_data: Path) -> dict[str, Any]:
+    cfg = copy.deepcopy(TINY_CONFIG)
+    cfg["data"]["root"] = str(tiny_data)
+    return cfg
+
+
+@pytest.fixture
+def fixed_batch(tiny_cfg: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
+    import task
+    from data import CocoDataset, build_eval_transform, collate, load_coco
+
+    split = load_coco(Path(tiny_cfg["data"]["root"]), "train")
+    dataset = CocoDataset(split, build_eval_transform(), masks=False, train=True)
+    return task.to_device(collate([dataset[0], dataset[1]]), torch.device("cpu"))

@@ -1,0 +1,34 @@
+"""The detection / instance-segmentation task part, tested as a generated project will hold it: the task part
+(templates/tasks/detection), the model file (templates/models/detection_tv.py as model.py) and the core's
+errors.py assembled in a folder, and the part's own tests run there (offline, CPU, small images)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+TASK = TEMPLATES / "tasks" / "detection"
+
+
+def assemble(dest: Path) -> Path:
+    """The files a detection project gets from the task part, the model file and the core."""
+    shutil.copytree(TASK, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "digits_coco", ".digits-*"))
+    shutil.copy(TEMPLATES / "models" / "detection_tv.py", dest / "model.py")
+    shutil.copy(TEMPLATES / "core" / "errors.py", dest / "errors.py")
+    return dest
+
+
+def test_detection_task_part_passes_its_own_tests(tmp_path: Path) -> None:
+    project = assemble(tmp_path / "project")
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONDONTWRITEBYTECODE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning",
+         "tests/test_task.py"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert " passed" in result.stdout and "failed" not in result.stdout
