@@ -525,7 +525,8 @@ def _architecture(spec: ProblemSpec, chosen: Any, sel: Selection, reasons: dict[
     if not isinstance(chosen, Variant):
         return Architecture(name=chosen.name, family=chosen.name, kind="external", why=f"{why}; get it from {chosen.provider}",
                             params_m=chosen.params_m, metric=chosen.metric, top1_source=chosen.source,
-                            reference=chosen.provider, paper=chosen.source, license=license_info(spec, chosen))  # fmt: skip
+                            reference=chosen.provider, paper=chosen.source, license=license_info(spec, chosen),
+                            scaffold=chosen.generatable and bool(task_row["scaffold"]))  # fmt: skip
     if small_input:
         why += f"; {spec.image_size} px images: small-input stem (3x3 stride 1, total stride 8)"
     return Architecture(
@@ -722,7 +723,7 @@ def _check_warnings(spec: ProblemSpec, chosen: Any, env: dict[str, Any], dep: De
         )
     if not task_row["scaffold"]:
         warnings.append(f"archadvisor cannot scaffold {_article(spec.task)} {spec.task} project yet")
-    elif not (chosen.scaffold if isinstance(chosen, Variant) else getattr(chosen, "generatable", False)):
+    elif not (chosen.scaffold if isinstance(chosen, Variant) else chosen.generatable):
         warnings.append(f"archadvisor has no project template for {chosen.name}")
 
 

@@ -299,8 +299,8 @@ def catalog_rows(catalog: Catalog, *, family: str | None, task: str | None) -> l
     if task not in (None, "classification") or (task is None and family is None):
         for e in catalog.external:
             if task is None or e.task == task:
-                rows.append({"name": e.name, "family": "external", "task": e.task, "params_m": e.params_m, "gmacs": None,
-                             "input_size": None, "imagenet_top1": None, "reference": e.provider, "small_input": False,
+                rows.append({"name": e.name, "family": "external", "task": e.task, "params_m": e.params_m, "gmacs": e.gmacs,
+                             "input_size": e.input_size, "imagenet_top1": None, "reference": e.provider, "small_input": False,
                              "source": f"{e.metric} ({e.source})"})  # fmt: skip
     return rows
 

@@ -7,7 +7,8 @@ A project is composed of four parts:
 * ``templates/tasks/<task>/``: what differs for the task (task.py with the hooks the core calls, data.py, the
   bundled demo, the task's tests, and the ``_*.j2`` partials the core's config.yaml and README.md import);
   a task file with the same path as a core file replaces it;
-* the family's model file as ``model.py``, and ``weights.py`` beside it;
+* the family's model file as ``model.py``, ``weights.py`` beside it, and any zoo file the model file loads
+  from its own folder (a U-Net's encoder family: ``resnet.py``, ``mobilenet_v3.py``), under its own name;
 * ``.archadvisor.yaml``: the answers, tool version and rules digest, so the project can be regenerated.
 
 ``*.j2`` files are rendered with Jinja2 (both folders are on the template search path, the task's first);
@@ -189,10 +190,34 @@ def _template_files(root: Path) -> dict[str, Path]:
         rel = path.relative_to(root)
         if path.is_dir() or _IGNORED_PARTS & set(rel.parts) or path.name.endswith(_IGNORED_SUFFIXES):
             continue
-        if rel.parts[:2] == ("demo", "digits"):  # the demo ImageFolder a local run of the template writes
+        if rel.parts[:2] in (("demo", "digits"), ("demo", "digit_scenes")):  # demo data a local run writes
             continue
         files[rel.as_posix()] = path
     return files
+
+
+def encoder_files(module: str, build: str) -> list[str]:
+    """The zoo files ``build`` of ``templates/models/<module>.py`` loads from its own folder, e.g. ``["resnet.py"]``
+    for ``unet_resnet34``: the model file's ``VARIANTS[build]`` when it is an ``EncoderConfig("<family>", ...)``.
+
+    Read from the file's syntax tree (the file imports torch; scaffold does not), the same literal the model file's
+    ``required_files`` reads at run time (tests/test_scaffold.py checks that the two agree)."""
+    import ast
+
+    tree = ast.parse(resources.model_file(module).read_text(encoding="utf-8"))
+    for node in tree.body:
+        target = (
+            node.target
+            if isinstance(node, ast.AnnAssign)
+            else (node.targets[0] if isinstance(node, ast.Assign) else None)
+        )
+        if getattr(target, "id", None) != "VARIANTS" or not isinstance(node.value, ast.Dict):
+            continue
+        for key, value in zip(node.value.keys, node.value.values, strict=True):
+            if isinstance(key, ast.Constant) and key.value == build and isinstance(value, ast.Call):
+                if getattr(value.func, "id", None) == "EncoderConfig" and value.args:
+                    return [f"{ast.literal_eval(value.args[0])}.py"]
+    return []
 
 
 def _augmentation_ops(rec: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -266,6 +291,11 @@ def render_project(recommendation: Recommendation, *, name: str) -> dict[str, by
         else:
             files[rel] = path.read_bytes()
     files["model.py"] = model_file.read_bytes()
+    for extra in encoder_files(rec["generated"]["module"], rec["generated"]["build"]):
+        try:  # through the whitelist too: only shipped model files
+            files[extra] = resources.model_file(extra.removesuffix(".py")).read_bytes()
+        except ValueError as exc:
+            raise ScaffoldError(str(exc)) from None
     files["weights.py"] = (root / "models" / "weights.py").read_bytes()
     files[_MANIFEST] = _manifest(rec, name, files)
     return dict(sorted(files.items()))

@@ -3,7 +3,7 @@
 A project has its files side by side (``model.py``, ``data.py``, ``task.py``, ...) and imports them by name.
 ``project_modules`` copies them into a temporary folder the same way and imports them, then removes them from
 ``sys.modules`` again so they never shadow another test's modules. ``errors.py`` comes from the project core
-(``templates/core``); until that core is on this branch, a two-line stand-in with the same ``ProjectError``.
+(``templates/core``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from archadvisor.resources import templates_dir
 
 TASK_DIR = templates_dir() / "tasks" / "semantic-segmentation"
 MODULES = ("errors", "model", "weights", "data", "losses", "metrics", "task")
-ERRORS_STANDIN = "class ProjectError(RuntimeError):\n    pass\n"
 
 
 @contextmanager
@@ -31,11 +30,7 @@ def project_modules(root: Path, model_module: str = "unet") -> Iterator[SimpleNa
     shutil.copy(models / f"{model_module}.py", root / "model.py")
     for name in ("weights.py", "resnet.py", "mobilenet_v3.py"):
         shutil.copy(models / name, root / name)
-    core_errors = templates_dir() / "core" / "errors.py"
-    if core_errors.is_file():
-        shutil.copy(core_errors, root / "errors.py")
-    else:
-        (root / "errors.py").write_text(ERRORS_STANDIN, encoding="utf-8")
+    shutil.copy(templates_dir() / "core" / "errors.py", root / "errors.py")
     saved = {name: sys.modules.pop(name) for name in MODULES if name in sys.modules}
     sys.path.insert(0, str(root))
     try:

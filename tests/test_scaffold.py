@@ -113,7 +113,7 @@ def test_config_yaml_carries_the_recipe_and_its_rules(rec: dict[str, Any]) -> No
     assert why(rec, "training.optimizer") in lines["optimizer"]
     assert lines["label_smoothing"].endswith("# " + why(rec, "training.label_smoothing"))
     min_lr = why(rec, "training.min_lr")
-    assert lines["min_lr"].endswith(f"# end of the cosine decay: {min_lr}")
+    assert lines["min_lr"].endswith(f"# where cosine, poly and linear end: {min_lr}")
     # a value without provenance says so
     del rec["provenance"]["training.label_smoothing"]
     assert config_lines(render_project(rec, name="digits"))["label_smoothing"].endswith("# (default)")
@@ -631,3 +631,15 @@ def unique_keys_load(text: str) -> Any:
 
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
     return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+def test_unet_encoder_files_read_statically_equal_the_model_files_own() -> None:
+    """scaffold reads which zoo file a U-Net variant loads without importing torch; unet.required_files agrees."""
+    pytest.importorskip("torch")
+    from archadvisor.resources import load_model_module
+    from archadvisor.scaffold import encoder_files
+
+    unet = load_model_module("unet")
+    for arch in unet.VARIANTS:
+        assert encoder_files("unet", arch) == unet.required_files(arch), arch
+    assert encoder_files("segmentation_tv", "deeplabv3_resnet50") == []

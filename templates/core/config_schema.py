@@ -26,7 +26,7 @@ import yaml
 
 from errors import ProjectError
 
-SCHEDULES = ("cosine", "constant")
+SCHEDULES = ("cosine", "poly", "multistep", "linear", "constant")
 OPTIMIZERS = ("sgd", "adamw")
 
 
@@ -87,6 +87,17 @@ class Key:
 
     expected: str
     check: Callable[[Any], bool]
+    optional: bool = False  # may be left out (the recipe had nothing to say there)
+
+
+def optional(key: "Key | Schema") -> "Key | Schema":
+    """A key (or a whole section) config.yaml may leave out: the recipe sets it only where it applies."""
+    if isinstance(key, Key):
+        return Key(key.expected, key.check, optional=True)
+    return {**key, OPTIONAL_SECTION: Key("", lambda v: True, optional=True)}
+
+
+OPTIONAL_SECTION = "__optional__"  # marks a section mapping as optional (never a config key)
 
 
 def _is_number(v: Any) -> bool:
@@ -185,14 +196,17 @@ CORE_SCHEMA: Schema = {
         "min_lr": number(least=0),
         "weight_decay": number(least=0),
         "schedule": choice(*SCHEDULES),
+        "poly_power": optional(number(above=0)),
+        "milestones": optional(list_of(integer(least=0))),
         "warmup_epochs": integer(least=0),
+        "warmup_steps": optional(integer(least=0)),
         "grad_accum_steps": integer(least=1),
         "grad_clip_norm": number(above=0, null=True),
-        "ema_decay": number(above=0, below=1, null=True),
+        "ema_decay": optional(number(above=0, below=1, null=True)),
         "early_stopping_patience": integer(least=1, null=True),
         "amp": boolean(),
         "channels_last": boolean(),
-        "freeze": {"mode": choice("none", "head-only", "progressive"), "epochs": integer(least=0)},
+        "freeze": optional({"mode": choice("none", "head-only", "progressive"), "epochs": integer(least=0)}),
     },
     "export": {
         "target": text(),
@@ -245,15 +259,21 @@ def validate(cfg: Any, where: str = "config.yaml", keys: Schema | None = None, p
     if not isinstance(cfg, dict) or (not cfg and not prefix):
         what = "empty" if cfg is None or cfg == {} else f"{type(cfg).__name__} {_shown(cfg)}"
         name = f"{prefix.rstrip('.')}" if prefix else "the file"
-        raise ConfigError(f"{where}: {name} is {what}; expected a mapping with the keys {', '.join(known)}")
+        names = ", ".join(k for k in known if k != OPTIONAL_SECTION)
+        raise ConfigError(f"{where}: {name} is {what}; expected a mapping with the keys {names}")
     for key in cfg:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), list(known), n=1)
-            hint = f" (did you mean {prefix}{close[0]}?)" if close else f"; known here: {', '.join(known)}"
+        if key not in known or key == OPTIONAL_SECTION:
+            close = difflib.get_close_matches(str(key), [k for k in known if k != OPTIONAL_SECTION], n=1)
+            names = ", ".join(k for k in known if k != OPTIONAL_SECTION)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else f"; known here: {names}"
             raise ConfigError(f"{where}: unknown key {prefix}{key}{hint}")
     for key, spec in known.items():
         name = prefix + key
+        if key == OPTIONAL_SECTION:
+            continue
         if key not in cfg:
+            if (isinstance(spec, Key) and spec.optional) or (not isinstance(spec, Key) and OPTIONAL_SECTION in spec):
+                continue
             expected = spec.expected if isinstance(spec, Key) else "a section"
             raise ConfigError(f"{where}: {name} is missing (expected {expected})")
         value = cfg[key]
@@ -282,7 +302,7 @@ def set_value(cfg: dict[str, Any], dotted: str, value: Any, where: str = "--set"
     *parents, leaf = dotted.split(".")
     node, spec = cfg, schema()
     for i, key in enumerate([*parents, leaf]):
-        known = list(spec) if isinstance(spec, Mapping) else []
+        known = [k for k in spec if k != OPTIONAL_SECTION] if isinstance(spec, Mapping) else []
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
             path = [*parents, leaf]

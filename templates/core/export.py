@@ -4,12 +4,13 @@
     python export.py runs/train/last.pt --out exported/ --no-ema
     python export.py --force                # replace an earlier export in runs/train/export/
 
-Writes model.onnx (dynamic batch), model.ts (TorchScript, traced) and, as the export section of config.yaml
-asks: model.int8.onnx (onnxruntime INT8: dynamic, or static with calibration) with the monitored validation
-metric before and after, or model.fp16.onnx. Every file is checked against the PyTorch model on fresh random
-inputs; report.json keeps the figures. The ONNX exporter is torch.export-based (``dynamo=True``) unless
-export.dynamo or model.py's ONNX_DYNAMO says a model exports only with the TorchScript-based one; the line
-printed says which ran. Needs the export extra: pip install -e '.[export]'.
+Writes model.onnx (dynamic batch; dynamic height and width too where task.EXPORT says so), model.ts
+(TorchScript, traced) and, as the export section of config.yaml asks: model.int8.onnx (onnxruntime INT8:
+dynamic, or static with calibration) with the monitored validation metric before and after, or model.fp16.onnx.
+Every file is checked against the PyTorch model on fresh random inputs; report.json keeps the figures. The ONNX
+exporter is torch.export-based (``dynamo=True``) unless export.dynamo or model.py's ONNX_DYNAMO says a model
+exports only with the TorchScript-based one; the line printed says which ran. Needs the export extra: pip
+install -e '.[export]'.
 """
 
 import argparse
@@ -79,19 +80,29 @@ def dynamic_axes() -> list[str]:
     return list(task.EXPORT.get("dynamic_axes", ["batch"]))
 
 
+def dynamic_hw() -> bool:
+    """Whether the exported model takes any height and width (task.EXPORT["dynamic_hw"]), not only any batch."""
+    return bool(task.EXPORT.get("dynamic_hw", False))
+
+
 def export_onnx(model: nn.Module, path: Path, meta: dict[str, Any], opset: int, dynamo: bool) -> str:
-    """ONNX with a dynamic batch dimension (and the task's other dynamic axes); returns which exporter ran."""
+    """ONNX with a dynamic batch dimension (the task's other dynamic axes, and height and width where the task
+    says so); returns which exporter ran."""
     example = task.export_example(meta, 2, seed=0)
     inputs, outputs = task.EXPORT["input_names"], task.EXPORT["output_names"]
     if dynamo:  # torch.export-based, torch's default since 2.9
         # one self-contained file, unless the weights pass protobuf's 2 GB limit (then model.onnx.data beside it)
         weight_bytes = sum(p.numel() * p.element_size() for p in model.state_dict().values())
         dims = {i: torch.export.Dim(name) for i, name in enumerate(dynamic_axes())}
+        if dynamic_hw():
+            dims.update({2: torch.export.Dim("height", min=16), 3: torch.export.Dim("width", min=16)})
         torch.onnx.export(model, (example,), str(path), dynamo=True, input_names=inputs, output_names=outputs,
                           dynamic_shapes=(dims,), opset_version=opset,
                           external_data=weight_bytes > 1.8e9, verbose=False)  # fmt: skip
         return "torch.onnx.export(dynamo=True) (torch.export)"
-    axes = {name: {0: "batch"} for name in outputs} | {name: dict(enumerate(dynamic_axes())) for name in inputs}
+    input_axes = dict(enumerate(dynamic_axes())) | ({2: "height", 3: "width"} if dynamic_hw() else {})
+    output_axes = {0: "batch"} | ({2: "height", 3: "width"} if dynamic_hw() else {})
+    axes = {name: output_axes for name in outputs} | {name: input_axes for name in inputs}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)  # the TorchScript exporter is deprecated
         torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=inputs, output_names=outputs,
@@ -106,13 +117,16 @@ def onnx_session(path: Path) -> Any:
 
 
 def max_onnx_diff(path: Path, model: nn.Module, meta: dict[str, Any]) -> tuple[float, float]:
-    """The largest output difference between onnxruntime and PyTorch over two fresh batches (sizes 1 and 3):
-    absolute, and scaled by the outputs' magnitude (see FP32_TOLERANCE)."""
+    """The largest output difference between onnxruntime and PyTorch over two fresh batches (sizes 1 and 3; the
+    second at another height and width when the export is dynamic in them): absolute, and scaled by the outputs'
+    magnitude (see FP32_TOLERANCE)."""
     session = onnx_session(path)
     name = session.get_inputs()[0].name
     worst = (0.0, 0.0)
     for batch, seed in ((1, 1), (3, 2)):
         x = task.export_example(meta, batch, seed)
+        if batch > 1 and dynamic_hw() and x.ndim == 4 and min(x.shape[-2:]) > 32:
+            x = x[..., : x.shape[-2] - 5, : x.shape[-1] - 11].contiguous()  # sizes no network stride divides
         with torch.no_grad():
             expected = model(x).numpy()
         got = session.run(None, {name: x.numpy()})[0]
@@ -160,7 +174,8 @@ def quantize(src: Path, dst: Path, mode: str, loader: Any) -> None:
     prepared = dst.with_name(dst.stem + ".prep.onnx")
     try:
         quant_pre_process(str(src), str(prepared))  # shape inference + graph cleanup, as onnxruntime recommends
-    except Exception:  # noqa: BLE001 - its symbolic shape inference fails on some graphs (an EmbeddingBag's Loop)
+    except Exception:  # noqa: BLE001 - its symbolic shape inference fails on some graphs (an EmbeddingBag's Loop,
+        # a height and width that are dynamic through padding and resizing): ONNX's own shape inference only
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
     if mode in ("int8-dynamic", "int8-weights"):
         quantize_dynamic(str(prepared), str(dst), weight_type=QuantType.QInt8)

@@ -5,7 +5,8 @@
     python predict.py photos/ --out preds --onnx runs/train/export/model.onnx   # through onnxruntime
 
 INPUT: files, folders (searched recursively) or glob patterns of the task's inputs. The task writes its fixed
-outputs under --out (classification: predictions.csv with the top-k labels and probabilities). With --onnx the
+outputs under --out (classification: predictions.csv with the top-k labels and probabilities;
+semantic segmentation: a class-index mask and an overlay per image, fractions.json). With --onnx the
 checkpoint still supplies the labels and the preprocessing; the ONNX file computes the outputs.
 """
 
@@ -62,8 +63,9 @@ def main(argv: list[str] | None = None) -> Path:
             with torch.no_grad():
                 return model(x.to(device)).float().cpu().numpy()
 
+    # one array per batch, in file order: the task joins them (segmentation batches are padded to different sizes)
     outputs = [forward(inputs) for inputs, _ in task.predict_loader(files, meta, args.batch_size)]
-    written = task.write_predictions(args.out, files, np.concatenate(outputs), meta, args.top_k)
+    written = task.write_predictions(args.out, files, outputs, meta, args.top_k)
     print(f"{len(files)} inputs -> {written} ({'onnxruntime: ' + str(args.onnx) if args.onnx else path})")
     return written
 

@@ -197,25 +197,49 @@ def build_optimizer(model: nn.Module, t: dict[str, Any]) -> torch.optim.Optimize
     raise ProjectError(f"training.optimizer.name {opt['name']!r}: supported are sgd, adamw")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, t: dict[str, Any], steps_per_epoch: int) -> LambdaLR:
-    """Linear warmup from lr/warmup to lr, then cosine decay to ``min_lr`` (or constant), per optimizer step.
+SCHEDULES = ("cosine", "poly", "multistep", "linear", "constant")
 
-    The learning rate is a pure function of the step (SGDR's cosine, Loshchilov & Hutter, arXiv:1608.03983,
-    without restarts), so a schedule rebuilt for a longer run continues from the current step.
+
+def build_scheduler(optimizer: torch.optim.Optimizer, t: dict[str, Any], steps_per_epoch: int) -> LambdaLR:
+    """Linear warmup from lr/warmup to lr, then ``training.schedule`` per optimizer step:
+
+    * ``cosine``: to ``min_lr`` along half a cosine (SGDR, Loshchilov & Hutter, arXiv:1608.03983, no restarts);
+    * ``poly``: ``(1 - progress) ** poly_power`` down to ``min_lr`` (DeepLab, Chen et al. arXiv:1606.00915;
+      torchvision's segmentation reference, power 0.9);
+    * ``multistep``: x0.1 at each of ``milestones`` (in epochs; the detection references' 3x schedule);
+    * ``linear``: straight down to ``min_lr`` (BERT's fine-tuning schedule, Devlin et al. arXiv:1810.04805);
+    * ``constant``.
+
+    Warmup is ``warmup_steps`` optimizer steps when set (detection's 1000 iterations), else ``warmup_epochs``
+    epochs. The learning rate is a pure function of the step, so a schedule rebuilt for a longer run continues
+    from the current step.
     """
+    name = t["schedule"]
+    if name not in SCHEDULES:
+        raise ProjectError(f"training.schedule {name!r}: supported are {', '.join(SCHEDULES)}")
     total = max(1, t["epochs"] * steps_per_epoch)
-    warmup = min(t["warmup_epochs"] * steps_per_epoch, total - 1)
-    if t["schedule"] not in ("cosine", "constant"):
-        raise ProjectError(f"training.schedule {t['schedule']!r}: supported are cosine, constant")
-    floor = t["min_lr"] / t["lr"]
+    warmup_steps = t.get("warmup_steps")
+    warmup = warmup_steps if warmup_steps is not None else t["warmup_epochs"] * steps_per_epoch
+    warmup = max(0, min(int(warmup), total - 1))
+    floor = t["min_lr"] / t["lr"] if t["lr"] else 0.0
+    power = t.get("poly_power") or 0.9
+    milestones = [int(m) * steps_per_epoch for m in (t.get("milestones") or [])]
+    if name == "multistep" and not milestones:
+        raise ProjectError("training.schedule multistep needs training.milestones (epochs, e.g. [16, 22])")
 
     def factor(step: int) -> float:
         if step < warmup:  # start at lr/warmup rather than 0: a zero-lr first step is a wasted step
             return (step + 1) / warmup
-        if t["schedule"] == "constant":
-            return 1.0
         progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+        if name == "cosine":
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+        if name == "poly":
+            return floor + (1 - floor) * (1 - progress) ** power
+        if name == "linear":
+            return floor + (1 - floor) * (1 - progress)
+        if name == "multistep":
+            return 0.1 ** sum(step >= m for m in milestones)
+        return 1.0
 
     # a plain function, not a callable object: LambdaLR's state_dict then keeps only the step, and loading an
     # old state into a rebuilt schedule keeps the new length
@@ -497,7 +521,7 @@ def setup(args: argparse.Namespace) -> Run:
     optimizer = build_optimizer(model, t)
     amp_dtype = autocast_dtype(device, t["amp"])
     ema = None
-    if t["ema_decay"]:
+    if t.get("ema_decay"):  # left out of config.yaml where the recipe has no EMA
         # EMA of weights and BatchNorm buffers; validation and best.pt use it (Polyak averaging)
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(t["ema_decay"]), use_buffers=True)
     monitor = Monitor(**(t.get("monitor") or task.MONITOR))
@@ -623,14 +647,26 @@ def save_checkpoints(run: Run, metrics: dict[str, float], improved: bool) -> Non
     write_metrics(run.history, run.out)
 
 
+def best_epoch_metrics(run: Run) -> dict[str, float]:
+    """The other validation metrics of the epoch best.pt holds (e.g. val_dice, val_pixel_acc beside the
+    monitored val_miou), and that epoch's number; empty before any epoch has run."""
+    rows = [h for h in run.history if h.get(run.monitor.metric) == run.best]
+    if not rows:
+        return {}
+    best = rows[0]  # the first epoch that reached the best value: the one best.pt was written at
+    skip = {"epoch", "lr", "train_loss", "seconds", run.monitor.metric}
+    return {"best_epoch": int(best["epoch"]), **{k: v for k, v in best.items() if k not in skip}}
+
+
 def fit(run: Run) -> dict[str, Any]:
     """The epoch loop: train, validate, checkpoint, stop early; returns summary.json's content."""
     t, cfg = run.cfg["training"], run.cfg
-    freeze = t["freeze"]  # fine-tuning: the head alone for freeze.epochs, then everything
+    # fine-tuning: the head alone for freeze.epochs, then everything (a task without freezing leaves it out)
+    freeze = t.get("freeze") or {"mode": "none", "epochs": 0}
     if freeze["mode"] != "none" and run.start_epoch < freeze["epochs"]:
         freeze_backbone(run.model, trainable=False)
     model = wrap_ddp(run.model, run.device, run.world)
-    loss_fn = task.build_loss(cfg)
+    loss_fn = task.build_loss(cfg, run.meta)
     batch_transform = task.train_batch_transform(cfg, run.meta)
     effective = cfg["data"]["batch_size"] * run.world * t["grad_accum_steps"]
     params = sum(p.numel() for p in run.model.parameters()) / 1e6
@@ -712,6 +748,7 @@ def fit(run: Run) -> dict[str, Any]:
 
     return {
         f"best_{run.monitor.metric}": run.best,
+        **best_epoch_metrics(run),
         "monitor": {"metric": run.monitor.metric, "mode": run.monitor.mode},
         "epochs_run": epoch + 1,
         "checkpoint": str(run.out / "best.pt"),

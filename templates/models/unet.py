@@ -135,9 +135,9 @@ def _pad_to_stride(x: Tensor, stride: int) -> tuple[Tensor, int, int]:
     """Zero-pad the bottom/right of ``x`` to a multiple of ``stride``; returns it and the original H, W."""
     h, w = x.shape[-2:]
     pad_h, pad_w = (-h) % stride, (-w) % stride
-    if pad_h or pad_w:
-        x = F.pad(x, (0, pad_w, 0, pad_h))
-    return x, h, w
+    # always padded, even by 0: a branch on the size would be frozen into an exported graph with dynamic H, W
+    # (torch.export specializes it), which then fails on sizes that do need padding
+    return F.pad(x, (0, pad_w, 0, pad_h)), h, w
 
 
 def _load_sibling(module: str) -> ModuleType:

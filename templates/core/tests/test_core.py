@@ -5,6 +5,7 @@ tests are the same in every generated project; none of them touches the network 
 
 import copy
 import csv
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -41,11 +42,21 @@ def read_metrics(out: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
+def tiny_meta(root: Path) -> dict[str, Any]:
+    cfg = tiny_config(root)
+    data = task.build_data(cfg, task.data_stage(cfg, 0), rank=0, world_size=1, pin_memory=False)
+    return task.data_meta(cfg, data, log=lambda *a, **k: None)
+
+
 def fresh_model(root: Path, **model: Any) -> nn.Module:
     cfg = tiny_config(root)
     cfg["model"].update(model)
-    meta = task.data_meta(cfg, task.build_data(cfg, task.data_stage(cfg, 0), rank=0, world_size=1, pin_memory=False))
-    return task.build_model(cfg, meta, log=lambda *a, **k: None)
+    return task.build_model(cfg, tiny_meta(root), log=lambda *a, **k: None)
+
+
+def tiny_loss(root: Path) -> nn.Module:
+    """The task's loss as train.py builds it (with the data's meta: e.g. class weights from the masks)."""
+    return task.build_loss(tiny_config(root), tiny_meta(root))
 
 
 def script(name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -77,7 +88,7 @@ def test_model_builds_and_backpropagates(tiny_data: Path, fixed_batch: tuple[tor
     model = fresh_model(tiny_data)
     inputs, targets = fixed_batch
     outputs = model(inputs)
-    task.build_loss(tiny_config(tiny_data))(outputs, targets).backward()
+    tiny_loss(tiny_data)(outputs, targets).backward()
     for name, p in model.named_parameters():
         assert p.grad is not None, f"{name} got no gradient"
         assert torch.isfinite(p.grad).all(), f"{name} has a non-finite gradient"
@@ -91,7 +102,7 @@ def test_one_training_step_lowers_the_loss(tiny_data: Path, fixed_batch: tuple[t
     hundredth and a thousandth of the peak rate; a real run starts low too (warmup). A wrong gradient fails all.
     """
     inputs, targets = fixed_batch
-    loss_fn = task.build_loss(tiny_config(tiny_data))
+    loss_fn = tiny_loss(tiny_data)
     t = CONFIG["training"]
     tried = []
     for divisor in (10, 100, 1000):
@@ -106,6 +117,60 @@ def test_one_training_step_lowers_the_loss(tiny_data: Path, fixed_batch: tuple[t
             return
         tried.append(f"lr {t['lr'] / divisor:g}: {before:.4f} -> {after:.4f}")
     pytest.fail(f"no step lowered the loss ({'; '.join(tried)})")
+
+
+# --- learning-rate schedules -----------------------------------------------------------------------------
+
+
+def lr_curve(steps_per_epoch: int = 10, **training: Any) -> list[float]:
+    """The lr at every optimizer step of a run with CONFIG's training section updated by ``training``."""
+    t = {**CONFIG["training"], "lr": 1.0, "min_lr": 0.0, "epochs": 10, "warmup_epochs": 0, "warmup_steps": None,
+         **training}  # fmt: skip
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=t["lr"])
+    scheduler = train.build_scheduler(optimizer, t, steps_per_epoch)
+    lrs = []
+    for _ in range(t["epochs"] * steps_per_epoch):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return lrs
+
+
+def test_cosine_schedule_ends_at_min_lr() -> None:
+    lrs = lr_curve(schedule="cosine", min_lr=0.01)
+    assert lrs[0] == 1.0 and lrs[50] == pytest.approx(0.505)
+    assert lrs[-1] == pytest.approx(0.01, abs=1e-3) and all(a >= b for a, b in itertools.pairwise(lrs))
+
+
+def test_poly_schedule_follows_its_power() -> None:
+    lrs = lr_curve(schedule="poly", poly_power=0.9)
+    for step in (0, 25, 50, 99):
+        assert lrs[step] == pytest.approx((1 - step / 100) ** 0.9)
+    assert lr_curve(schedule="poly", poly_power=2.0)[50] == pytest.approx(0.25)
+
+
+def test_multistep_schedule_drops_tenfold_at_each_milestone_epoch() -> None:
+    lrs = lr_curve(schedule="multistep", milestones=[6, 8])
+    assert lrs[59] == 1.0 and lrs[60] == pytest.approx(0.1) and lrs[79] == pytest.approx(0.1)
+    assert lrs[80] == pytest.approx(0.01) and lrs[-1] == pytest.approx(0.01)
+    with pytest.raises(train.ProjectError, match="milestones"):
+        lr_curve(schedule="multistep", milestones=None)
+
+
+def test_linear_schedule_goes_straight_to_min_lr() -> None:
+    lrs = lr_curve(schedule="linear", min_lr=0.1)
+    for step in (0, 40, 99):
+        assert lrs[step] == pytest.approx(0.1 + 0.9 * (1 - step / 100))
+
+
+def test_warmup_counts_optimizer_steps_when_warmup_steps_is_set() -> None:
+    by_steps = lr_curve(schedule="constant", warmup_steps=4, warmup_epochs=3)
+    assert by_steps[:5] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0])
+    by_epochs = lr_curve(schedule="constant", warmup_epochs=2)
+    assert by_epochs[19] == pytest.approx(1.0) and by_epochs[9] == pytest.approx(0.5)
+    assert by_epochs[0] == pytest.approx(0.05)
+    with pytest.raises(train.ProjectError, match="supported are cosine, poly, multistep, linear, constant"):
+        lr_curve(schedule="step")
 
 
 # --- checkpoints: exact resume, extension, refusals --------------------------------------------------------
@@ -161,11 +226,17 @@ def test_a_finished_run_extends_with_a_rebuilt_schedule(
 
 
 def test_summary_follows_the_monitor(full_run: Path) -> None:
+    """best_<monitor> is the best epoch's value; the epoch's other validation metrics come with it."""
     import json
 
     summary = json.loads((full_run / "summary.json").read_text(encoding="utf-8"))
-    values = [m[MONITOR["metric"]] for m in read_metrics(full_run)]
+    history = read_metrics(full_run)
+    values = [m[MONITOR["metric"]] for m in history]
     assert summary[f"best_{MONITOR['metric']}"] == pytest.approx((max if MONITOR["mode"] == "max" else min)(values))
+    best = history[summary["best_epoch"] - 1]
+    assert best[MONITOR["metric"]] == pytest.approx(summary[f"best_{MONITOR['metric']}"])
+    others = set(best) - {"epoch", "lr", "train_loss", "seconds", MONITOR["metric"]}
+    assert others and all(summary[key] == pytest.approx(best[key]) for key in others)
     assert torch.load(full_run / "best.pt", weights_only=True)["metrics"][MONITOR["metric"]] == pytest.approx(
         summary[f"best_{MONITOR['metric']}"]
     )
@@ -215,8 +286,13 @@ def test_the_other_onnx_exporter_agrees_too(full_run: Path, tmp_path: Path) -> N
 
 
 def test_predictions_from_the_checkpoint_and_the_onnx_file_agree(
-    full_run: Path, exported: tuple[Path, dict[str, Any]], predict_inputs: list[str], tmp_path: Path
+    full_run: Path,
+    exported: tuple[Path, dict[str, Any]],
+    predict_inputs: list[str],
+    same_predictions: Any,
+    tmp_path: Path,
 ) -> None:
+    """predict.py through PyTorch and through onnxruntime writes the same outputs (the task's fixture compares)."""
     import predict
 
     ckpt = ["--checkpoint", str(full_run / "best.pt")]
@@ -225,15 +301,7 @@ def test_predictions_from_the_checkpoint_and_the_onnx_file_agree(
         [*predict_inputs, "--out", str(tmp_path / "onnx"), *ckpt, "--onnx", str(exported[0] / "model.onnx")]
     )
     assert from_torch.name == from_onnx.name
-    a, b = (list(csv.DictReader(p.read_text(encoding="utf-8").splitlines())) for p in (from_torch, from_onnx))
-    assert len(a) == len(b) > 0
-    for row_a, row_b in zip(a, b, strict=True):
-        assert row_a.keys() == row_b.keys()
-        for key in row_a:
-            if key.startswith("prob"):
-                assert float(row_a[key]) == pytest.approx(float(row_b[key]), abs=1e-4), key
-            elif key in ("file", "label_1"):
-                assert row_a[key] == row_b[key], key
+    same_predictions(from_torch, from_onnx)
 
 
 # --- bad input: one line, exit status 2 ---------------------------------------------------------------------

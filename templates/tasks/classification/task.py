@@ -111,9 +111,9 @@ def build_model(cfg: dict[str, Any], meta: dict[str, Any], log: Callable[..., No
     return model
 
 
-def build_loss(cfg: dict[str, Any]) -> nn.Module:
+def build_loss(cfg: dict[str, Any], meta: dict[str, Any] | None = None) -> nn.Module:
     """Cross-entropy with label smoothing (Szegedy et al., arXiv:1512.00567); takes class indices or the soft
-    targets MixUp / CutMix make."""
+    targets MixUp / CutMix make. ``meta`` (what data_meta returned) is not needed here."""
     return nn.CrossEntropyLoss(label_smoothing=cfg["training"]["label_smoothing"])
 
 
@@ -269,9 +269,10 @@ def predict_loader(files: list[Path], meta: dict[str, Any], batch_size: int) -> 
     return DataLoader(data.ImageFiles(files, transform), batch_size=batch_size, shuffle=False)
 
 
-def write_predictions(out: Path, files: list[Path], logits: np.ndarray, meta: dict[str, Any], top_k: int) -> Path:
-    """``out/predictions.csv``: each file with its top-k labels and softmax probabilities, best first."""
-    z = logits.astype(np.float64)
+def write_predictions(out: Path, files: list[Path], logits: list[np.ndarray], meta: dict[str, Any], top_k: int) -> Path:
+    """``out/predictions.csv``: each file with its top-k labels and softmax probabilities, best first.
+    ``logits``: predict_loader's batches' outputs, in file order."""
+    z = np.concatenate(logits).astype(np.float64)
     probs = np.exp(z - z.max(1, keepdims=True))
     probs /= probs.sum(1, keepdims=True)
     k = min(top_k, probs.shape[1])

@@ -31,8 +31,9 @@ from model import build_model as build_architecture
 
 # best.pt and early stopping follow the validation mIoU unless training.monitor says otherwise
 MONITOR = {"metric": "val_miou", "mode": "max"}
-# export.py: ONNX graph names; height and width are dynamic (the models pad or resize internally)
-EXPORT = {"input_names": ["images"], "output_names": ["logits"], "dynamo": True}
+# export.py: ONNX graph names; height and width are dynamic (the U-Nets pad to their stride and crop back, the
+# torchvision models resize their logits to the input): model.onnx takes images of any size, as predict.py feeds
+EXPORT = {"input_names": ["images"], "output_names": ["logits"], "dynamo": True, "dynamic_hw": True}
 
 # ImageNet weights of each zoo encoder, for model.pretrained: true on a U-Net
 ENCODER_WEIGHTS = {
@@ -237,7 +238,26 @@ def palette(n: int) -> np.ndarray:
     return colours
 
 
-def write_masks(out: Path, file: Path, labels: np.ndarray, meta: dict[str, Any]) -> dict[str, float]:
+def output_stems(files: list[Path]) -> list[str]:
+    """The name each input's outputs get: its stem, or ``<folder>_<stem>`` where two inputs share a stem (then
+    ``_<n>`` if that still repeats), so no prediction overwrites another."""
+    counts: dict[str, int] = {}
+    for file in files:
+        counts[file.stem] = counts.get(file.stem, 0) + 1
+    stems, taken = [], set()
+    for file in files:
+        stem = file.stem if counts[file.stem] == 1 else f"{file.parent.name}_{file.stem}"
+        unique, n = stem, 1
+        while unique in taken:
+            unique, n = f"{stem}_{n}", n + 1
+        taken.add(unique)
+        stems.append(unique)
+    return stems
+
+
+def write_masks(
+    out: Path, file: Path, labels: np.ndarray, meta: dict[str, Any], stem: str | None = None
+) -> dict[str, float]:
     """``out/<stem>.png`` (class indices, palette PNG) and ``out/<stem>_overlay.png``; returns class fractions.
 
     The overlay blends each class's VOC colour at 50% over the image; class 0 (VOC's background) stays
@@ -246,12 +266,13 @@ def write_masks(out: Path, file: Path, labels: np.ndarray, meta: dict[str, Any])
     colours = palette(256)
     mask = Image.fromarray(labels.astype(np.uint8), mode="P")
     mask.putpalette(colours.ravel().tolist())
-    mask.save(out / f"{file.stem}.png")  # a P image's pixels are the indices: np.asarray(Image.open(...)) reads them
+    stem = stem or file.stem
+    mask.save(out / f"{stem}.png")  # a P image's pixels are the indices: np.asarray(Image.open(...)) reads them
     with Image.open(file) as img:
         rgb = np.asarray(img.convert("RGB"), np.float32)
     tint = colours[labels].astype(np.float32)
     blend = np.where((labels > 0)[..., None], 0.5 * rgb + 0.5 * tint, rgb)
-    Image.fromarray(blend.round().astype(np.uint8)).save(out / f"{file.stem}_overlay.png")
+    Image.fromarray(blend.round().astype(np.uint8)).save(out / f"{stem}_overlay.png")
     counts = np.bincount(labels.ravel(), minlength=meta["num_classes"])
     return {name: float(c) / labels.size for name, c in zip(meta["classes"], counts, strict=True)}
 
@@ -259,19 +280,23 @@ def write_masks(out: Path, file: Path, labels: np.ndarray, meta: dict[str, Any])
 def write_predictions(
     out: Path, files: list[Path], logits: list[np.ndarray] | np.ndarray, meta: dict[str, Any], top_k: int = 0
 ) -> Path:
-    """Per image ``out/<stem>.png`` and ``out/<stem>_overlay.png``; ``out/fractions.json`` with each image's
-    per-class pixel fractions. ``logits``: the per-batch outputs of ``predict_loader``'s batches (padded to each
-    batch's largest image; cropped back here to each image's size). ``top_k`` is not used."""
+    """Per image ``out/<stem>.png`` and ``out/<stem>_overlay.png`` (inputs sharing a stem: ``output_stems``);
+    ``out/fractions.json`` with each image's per-class pixel fractions. ``logits``: the per-batch outputs of
+    ``predict_loader``'s batches (padded to each batch's largest image; cropped back here to each image's size).
+    ``top_k`` is not used."""
     batches = [logits] if isinstance(logits, np.ndarray) else list(logits)
     out.mkdir(parents=True, exist_ok=True)
     fractions: dict[str, dict[str, float]] = {}
+    stems = output_stems(files)
     i = 0
     for batch in batches:
         for labels in batch.argmax(1):
+            if i >= len(files):
+                raise ProjectError(f"predict: more outputs than the {len(files)} images")
             file = files[i]
             with Image.open(file) as img:
                 w, h = img.size
-            fractions[str(file)] = write_masks(out, file, labels[:h, :w], meta)
+            fractions[str(file)] = write_masks(out, file, labels[:h, :w], meta, stems[i])
             i += 1
     if i != len(files):
         raise ProjectError(f"predict: {i} outputs for {len(files)} images")
