@@ -395,9 +395,11 @@ def _model_env(spec: ProblemSpec, chosen: Any, small_input: bool) -> dict[str, A
                    gmacs=chosen.gmacs, depth=chosen.depth, small_input=small_input,
                    fine_tune=spec.pretrained and chosen.reference_library != "none")  # fmt: skip
     else:
-        # unknown sizes stay unknown (hosted models): size-based table rows simply do not match
+        # unknown sizes stay unknown (hosted models): size-based table rows simply do not match; a model without
+        # published weights (the licence says weights: none) trains from scratch whatever --pretrained allows
+        has_weights = chosen.license is None or chosen.license.weights != "none"
         env.update(arch=chosen.name, family=chosen.name, kind="external", params_m=chosen.params_m,
-                   gmacs=None, depth="deep", small_input=False, fine_tune=spec.pretrained)  # fmt: skip
+                   gmacs=None, depth="deep", small_input=False, fine_tune=spec.pretrained and has_weights)  # fmt: skip
     return env
 
 
@@ -441,6 +443,8 @@ def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: 
     trace = [t._replace(decided=t.rule == decided) for t in trace]
 
     provenance = dict(derived.provenance)
+    if recipe.rule("max_length") is not None:
+        provenance["task_settings.max_length"] = recipe.rule("max_length")
     provenance["architecture"] = (
         Provenance("--arch", None, "forced on the command line")
         if spec.arch is not None
@@ -464,7 +468,11 @@ def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: 
         augmentation=derived.augmentation if image_task or derived.augmentation.ops else None,
         deployment=deployment,
         expected=_expected(spec, chosen, deployment, task_row),
-        task_settings=TaskSettings(loss=task_row.get("loss"), metrics=tuple(task_row.get("metrics", ()))),
+        task_settings=TaskSettings(
+            loss=task_row.get("loss"),
+            metrics=tuple(task_row.get("metrics", ())),
+            max_length=recipe.fields.get("max_length"),
+        ),
         provenance=provenance,
         decided_by=decided,
         scores=tuple(scores_table(sel)),

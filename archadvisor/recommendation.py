@@ -187,6 +187,7 @@ class TaskSettings(NamedTuple):
 
     loss: str | None = None
     metrics: tuple[str, ...] = ()
+    max_length: int | None = None  # text: tokens per input the recipe trains at (longer ones are truncated)
 
 
 class Generated(NamedTuple):

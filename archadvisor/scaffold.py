@@ -49,6 +49,7 @@ __all__ = [
     "SCAFFOLD_TASKS",
     "project_name",
     "supported_augmentations",
+    "HF_PREFIX",
     "FileAction",
     "ScaffoldError",
     "plan",
@@ -57,11 +58,23 @@ __all__ = [
     "check_out",
 ]
 
-SCAFFOLD_TASKS = ("classification", "semantic-segmentation", "time-series-classification", "time-series")
+SCAFFOLD_TASKS = (
+    "classification",
+    "semantic-segmentation",
+    "text",
+    "detection",
+    "instance-segmentation",
+    "time-series-classification",
+    "time-series",
+)
+# a generated.build of this form is a pretrained Hugging Face model (the hub id after it), not a model.py variant
+HF_PREFIX = "hf:"
+# tasks that share another task's part: instance segmentation is detection with masks on (Mask R-CNN)
+_TASK_PARTS = {"instance-segmentation": "detection"}
 
 
 def _task_dir(task: str) -> Path:
-    return templates_dir() / "tasks" / task
+    return templates_dir() / "tasks" / _TASK_PARTS.get(task, task)
 
 
 @cache
@@ -74,6 +87,8 @@ def supported_augmentations(task: str = "classification") -> tuple[str, ...]:
     tree = ast.parse(source.read_text(encoding="utf-8"))
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "SUPPORTED_OPS" for t in node.targets):
+            return tuple(ast.literal_eval(node.value))
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "SUPPORTED_OPS" and node.value:
             return tuple(ast.literal_eval(node.value))
     raise ScaffoldError(f"templates/tasks/{task}/data.py defines no SUPPORTED_OPS")
 
@@ -174,12 +189,18 @@ def _check_renderable(rec: Mapping[str, Any], name: str) -> None:
         )
     if generated["module"] not in model_modules():
         raise ScaffoldError(f"generated.module {generated['module']!r} is not a model file shipped with archadvisor")
+    if generated["build"].startswith(HF_PREFIX) and not (rec.get("training") or {}).get("pretrained"):
+        raise ScaffoldError(
+            f"{generated['name']} is a pretrained {generated['build'].removeprefix(HF_PREFIX)} encoder: it is "
+            "generated only for fine-tuning (--pretrained); from scratch pass --arch with a model trained on your "
+            "data (`archadvisor archs --task " + str(task) + "`)"
+        )
     ops = [op.get("name") for op in (rec.get("augmentation") or {}).get("ops", [])]
     supported = supported_augmentations(task)
     unknown = [op for op in ops if op not in supported]
     if unknown:
         raise ScaffoldError(
-            f"the generated project cannot build augmentation ops {unknown}; it supports {', '.join(supported)}"
+            f"the generated project cannot build augmentation ops {unknown}; it supports {', '.join(supported) or 'none'}"
         )
 
 
@@ -190,7 +211,11 @@ def _template_files(root: Path) -> dict[str, Path]:
         rel = path.relative_to(root)
         if path.is_dir() or _IGNORED_PARTS & set(rel.parts) or path.name.endswith(_IGNORED_SUFFIXES):
             continue
-        if rel.parts[:2] in (("demo", "digits"), ("demo", "digit_scenes")):  # demo data a local run writes
+        if rel.parts[:2] in (
+            ("demo", "digits"),
+            ("demo", "digit_scenes"),
+            ("demo", "digits_coco"),
+        ):  # demo data a local run writes
             continue
         files[rel.as_posix()] = path
     return files

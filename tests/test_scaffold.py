@@ -235,7 +235,7 @@ def test_name_must_be_a_python_identifier(rec: dict[str, Any], name: str) -> Non
 
 
 def test_other_tasks_say_what_can_be_generated(rec: dict[str, Any]) -> None:
-    rec["task"] = "detection"
+    rec["task"] = "speech-recognition"
     with pytest.raises(ScaffoldError, match="classification"):
         render_project(rec, name="x")
 

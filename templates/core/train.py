@@ -395,7 +395,9 @@ def plot_curves(history: list[dict[str, float]], monitor: str, path: Path) -> No
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train")
-    ax_loss.plot(epochs, [h["val_loss"] for h in history], label="val")
+    val = [h["val_loss"] for h in history]
+    if not all(math.isnan(v) for v in val):  # detectors report no val loss (NaN): detections, not losses, in eval
+        ax_loss.plot(epochs, val, label="val")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_loss.legend()
     ax_metric.plot(epochs, [h[monitor] for h in history], color="tab:green")

@@ -184,7 +184,7 @@ def test_checkpoint_resume_reproduces_the_uninterrupted_run(tiny_data: Path, ful
     assert len(resumed) == len(uninterrupted) == 2
     for a, b in zip(resumed, uninterrupted, strict=True):
         for key in a.keys() - {"seconds"}:
-            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6, nan_ok=True), key
     # the checkpoint loads without unpickling Python objects, and holds the same weights
     ours = torch.load(tmp_path / "last.pt", weights_only=True)
     theirs = torch.load(full_run / "last.pt", weights_only=True)
@@ -209,7 +209,7 @@ def test_a_finished_run_extends_with_a_rebuilt_schedule(
     assert "rebuilt for 3 epochs" in capsys.readouterr().out
     extended = read_metrics(tmp_path)
     assert [m["epoch"] for m in extended] == [1, 2, 3]
-    assert extended[:2] == read_metrics(full_run)
+    assert repr(extended[:2]) == repr(read_metrics(full_run))  # exact, and NaN (no val loss) equals NaN
     assert summary["epochs_run"] == 3
     # the third epoch's lr is the 3-epoch schedule's value at that step, not the end of the 2-epoch one
     cfg = tiny_config(tiny_data)
@@ -236,7 +236,7 @@ def test_summary_follows_the_monitor(full_run: Path) -> None:
     best = history[summary["best_epoch"] - 1]
     assert best[MONITOR["metric"]] == pytest.approx(summary[f"best_{MONITOR['metric']}"])
     others = set(best) - {"epoch", "lr", "train_loss", "seconds", MONITOR["metric"]}
-    assert others and all(summary[key] == pytest.approx(best[key]) for key in others)
+    assert others and all(summary[key] == pytest.approx(best[key], nan_ok=True) for key in others)
     assert torch.load(full_run / "best.pt", weights_only=True)["metrics"][MONITOR["metric"]] == pytest.approx(
         summary[f"best_{MONITOR['metric']}"]
     )
@@ -253,13 +253,19 @@ def test_evaluate_reports_the_checkpoint_metrics(full_run: Path, tmp_path: Path)
     assert result["ema"] is (best["model_ema"] is not None)
     # train.py validated under autocast, evaluate.py runs fp32: allow one sample's worth of difference
     for key, value in best["metrics"].items():
-        assert result[key] == pytest.approx(value, rel=0.1, abs=100 / result["samples"] + 1e-6), key
+        # NaN: a metric the task does not compute (detectors return no val loss)
+        assert result[key] == pytest.approx(value, rel=0.1, abs=100 / result["samples"] + 1e-6, nan_ok=True), key
 
 
 def test_export_matches_pytorch(exported: tuple[Path, dict[str, Any]]) -> None:
     import export
 
     out, report = exported
+    if hasattr(task, "check_onnx"):  # detection: checked on real val images, detections matched by content
+        check = report["onnx_check"]
+        assert check["expected"] > 0 and check["matched"] >= check["expected"] and not check["extra"]
+        assert (out / "model.onnx").is_file()
+        return
     assert report["onnx_max_scaled_diff"] <= export.FP32_TOLERANCE
     assert report["torchscript_max_scaled_diff"] <= export.FP32_TOLERANCE
     assert "dynamo=" in report["exporter"]
@@ -273,7 +279,13 @@ def test_export_matches_pytorch(exported: tuple[Path, dict[str, Any]]) -> None:
 def test_the_other_onnx_exporter_agrees_too(full_run: Path, tmp_path: Path) -> None:
     """export.dynamo: false runs the TorchScript-based exporter (for models torch.export cannot take)."""
     pytest.importorskip("onnxruntime")
+    if hasattr(task, "check_onnx"):
+        pytest.skip("the task exports with its one exporter (detection: TorchScript-based, data-dependent NMS)")
     import export
+    from checkpoint import load_model
+
+    if getattr(load_model(full_run / "best.pt")[0], "onnx_dynamo", None) is True:
+        pytest.skip("model.py says this model exports with the torch.export-based exporter only (onnx_dynamo)")
 
     config = copy.deepcopy(CONFIG)
     config["export"].update(dynamo=False, quantize="none", precision="fp32")

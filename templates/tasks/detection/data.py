@@ -46,7 +46,7 @@ SPLITS = ("train", "val")
 EDGE_TOLERANCE = 1.0  # px a box may pass the image edge (annotation tools round) before it counts as outside
 
 # augmentation.ops names, in the order they are applied (torchvision references/detection/presets.py)
-SUPPORTED_OPS = ("photometric", "zoom_out", "iou_crop", "scale_jitter", "horizontal_flip")
+SUPPORTED_OPS = ("photometric_distort", "zoom_out", "iou_crop", "scale_jitter", "horizontal_flip")
 
 
 class DataError(ProjectError):
@@ -237,16 +237,17 @@ def build_train_transform(aug: dict[str, Any]) -> v2.Compose:
     """``augmentation.ops`` (each ``{name: ..., **params}``) as torchvision.transforms.v2, in the given order,
     then boxes clamped to the image and degenerate ones removed with their labels and masks.
 
-    The ops are those of torchvision's references/detection/presets.py: ``photometric`` (SSD's photometric
+    The ops are those of torchvision's references/detection/presets.py: ``photometric_distort`` (SSD's photometric
     distortion, Liu et al. 2016), ``zoom_out`` and ``iou_crop`` (SSD's expansion and IoU-constrained crops),
-    ``scale_jitter`` (large-scale jitter, Ghiasi et al. 2021, arXiv:2012.07177: resize by a random factor of
-    ``size``, then a random ``size`` crop, padded where smaller), ``horizontal_flip``. Multi-scale training for
-    the R-CNN, RetinaNet and FCOS models is ``model.min_size`` as a list: their transform draws one per batch.
+    ``scale_jitter`` (large-scale jitter, Ghiasi et al. 2021, arXiv:2012.07177: resize by a random factor in
+    ``scale`` of ``size``, then a random ``size`` crop, padded where smaller), ``horizontal_flip``. Multi-scale
+    training for the R-CNN, RetinaNet and FCOS models is ``model.min_size`` as a list: their transform draws one
+    per batch.
     """
     ops: list[v2.Transform] = [v2.ToImage()]
     for op in aug["ops"]:
         name, params = op["name"], {k: v for k, v in op.items() if k != "name"}
-        if name == "photometric":
+        if name == "photometric_distort":
             ops.append(v2.RandomPhotometricDistort(p=params.get("p", 0.5)))
         elif name == "zoom_out":
             ops.append(
@@ -261,7 +262,7 @@ def build_train_transform(aug: dict[str, Any]) -> v2.Compose:
         elif name == "scale_jitter":
             size = int(params["size"])
             ops += [
-                v2.ScaleJitter((size, size), scale_range=tuple(params.get("scale_range", (0.5, 1.5)))),
+                v2.ScaleJitter((size, size), scale_range=tuple(params.get("scale", (0.5, 1.5)))),
                 v2.RandomCrop(size, pad_if_needed=True, fill=params.get("fill", 0)),
             ]
         elif name == "horizontal_flip":

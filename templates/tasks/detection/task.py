@@ -94,6 +94,8 @@ class Batch:
 def to_device(batch: Any, device: torch.device) -> tuple[Batch, list[dict[str, Any]]]:
     """(Batch, targets) of a loader batch, tensors on ``device``."""
     images, targets = batch
+    if isinstance(images, Batch):  # already a model input (the core's tests pass fixed_batch back in)
+        images = images.images
     images = [im.to(device, non_blocking=True) for im in images]
     targets = [
         {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in t.items()}
@@ -152,7 +154,9 @@ def build_model(cfg: dict[str, Any], meta: dict[str, Any], log: Callable[..., No
     return model
 
 
-def build_loss(cfg: dict[str, Any]) -> Callable[[dict[str, torch.Tensor], Any], torch.Tensor]:
+def build_loss(
+    cfg: dict[str, Any], meta: dict[str, Any] | None = None
+) -> Callable[[dict[str, torch.Tensor], Any], torch.Tensor]:
     """The sum of the detector's own losses (RPN objectness and box, RoI classifier and box, mask; or focal /
     GIoU / centerness; or SSD's), each already normalized by torchvision as its paper does."""
 
@@ -307,6 +311,17 @@ def write_report(metrics: Metrics, out: Path) -> dict[str, Any]:
 
 
 # --- predict.py ---------------------------------------------------------------------------------------------
+
+
+def add_predict_args(parser: Any) -> None:
+    """predict.py's detection flags."""
+    parser.add_argument("--score-threshold", type=float, default=0.5, help="detections kept and drawn (0-1)")
+    parser.add_argument("--annotations", type=Path, help="a COCO file whose image ids predictions.json uses")
+
+
+def predict_options(args: Any) -> dict[str, Any]:
+    """write_predictions' keyword arguments from predict.py's flags."""
+    return {"score_threshold": args.score_threshold, "annotations": args.annotations}
 
 
 def predict_files(inputs: list[str]) -> list[Path]:

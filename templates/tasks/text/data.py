@@ -34,6 +34,8 @@ from errors import ProjectError
 HERE = Path(__file__).resolve().parent
 DEMO_ROOT = HERE / "demo"
 SPLITS = ("train", "val")
+# augmentation.ops this data.py can build: none (texts are tokenized as they are; the scaffolder reads this)
+SUPPORTED_OPS: tuple[str, ...] = ()
 
 
 class DataError(ProjectError):

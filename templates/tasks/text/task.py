@@ -211,7 +211,7 @@ def build_model(cfg: dict[str, Any], meta: dict[str, Any], log: Callable[..., No
     return model_from_meta(meta, dropout=cfg["model"].get("dropout"))
 
 
-def build_loss(cfg: dict[str, Any]) -> nn.Module:
+def build_loss(cfg: dict[str, Any], meta: dict[str, Any] | None = None) -> nn.Module:
     """Cross-entropy with label smoothing (Szegedy et al., arXiv:1512.00567)."""
     return nn.CrossEntropyLoss(label_smoothing=cfg["training"].get("label_smoothing") or 0.0)
 
@@ -348,10 +348,11 @@ def predict_loader(files: list[data.TextInput], meta: dict[str, Any], batch_size
 
 
 def write_predictions(
-    out: Path, files: list[data.TextInput], logits: np.ndarray, meta: dict[str, Any], top_k: int
+    out: Path, files: list[data.TextInput], logits: np.ndarray | list[np.ndarray], meta: dict[str, Any], top_k: int
 ) -> Path:
-    """``out/predictions.csv``: each text's source, line and text, its top-k labels and softmax probabilities."""
-    z = logits.astype(np.float64)
+    """``out/predictions.csv``: each text's source, line and text, its top-k labels and softmax probabilities
+    (``logits``: one array, or one per batch in the order of ``files``)."""
+    z = (np.concatenate(logits) if isinstance(logits, list) else logits).astype(np.float64)
     probs = np.exp(z - z.max(1, keepdims=True))
     probs /= probs.sum(1, keepdims=True)
     k = min(top_k, probs.shape[1])

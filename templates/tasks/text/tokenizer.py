@@ -24,7 +24,8 @@ def train_tokenizer(
     """A tokenizer learned from ``texts``: ``[PAD]`` is id 0, ``[UNK]`` 1, ``[CLS]`` 2.
 
     The vocabulary has at most ``vocab_size`` entries (fewer when the texts hold fewer distinct pieces).
-    Training is deterministic, so every DDP rank and every ``--resume`` rebuilds the same vocabulary.
+    Training is not reproducible (the library breaks ties between equally frequent pieces in hash order): a run
+    trains its tokenizer once and reuses it (task.trained_tokenizer), so its DDP ranks and its ``--resume`` agree.
     """
     specials = [PAD, UNK, CLS]
     if kind == "wordpiece":

@@ -5,10 +5,13 @@ Fixtures (the core's tests use the first three without knowing the task):
   predict_inputs  input paths for predict.py (the val images)
   fixed_batch     (Batch, targets) of two training images, to check that optimizer steps lower the loss
   tiny_cfg        the configuration sections task.py and data.py read, sized for CPU tests
+  same_predictions  asserts that two predict.py outputs (PyTorch, onnxruntime) agree
 """
 
 import copy
+import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +38,7 @@ TINY_CONFIG: dict[str, Any] = {
     },
     "data": {"root": None, "masks": False, "strict": False, "batch_size": 2, "num_workers": 0,
              "aspect_ratio_groups": 2},
-    "augmentation": {"ops": [{"name": "photometric"}, {"name": "scale_jitter", "size": 128},
+    "augmentation": {"ops": [{"name": "photometric_distort"}, {"name": "scale_jitter", "size": 128},
                              {"name": "horizontal_flip"}], "min_box_size": 1.0},
     "run": {"seed": 0},
 }  # fmt: skip
@@ -68,3 +71,30 @@ def fixed_batch(tiny_cfg: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
     split = load_coco(Path(tiny_cfg["data"]["root"]), "train")
     dataset = CocoDataset(split, build_eval_transform(), masks=False, train=True)
     return task.to_device(collate([dataset[0], dataset[1]]), torch.device("cpu"))
+
+
+@pytest.fixture
+def same_predictions() -> Callable[[Path, Path], None]:
+    """predictions.json of two runs: the same detections, matched by image, category, IoU and score (ties may
+    reorder them), and a drawn PNG per image in both."""
+
+    def check(a_path: Path, b_path: Path) -> None:
+        from torchvision.ops import box_iou
+
+        a, b = (json.loads(p.read_text(encoding="utf-8")) for p in (a_path, b_path))
+        drawn = [sorted(p.name for p in path.parent.glob("*.png")) for path in (a_path, b_path)]
+        assert drawn[0] == drawn[1]
+        # detections within rounding of --score-threshold may be on one side only
+        near = [r for r in a + b if abs(r["score"] - 0.5) < 1e-3]
+        assert abs(len(a) - len(b)) <= len(near)
+        for r in a:
+            if abs(r["score"] - 0.5) < 1e-3:
+                continue
+            xywh = torch.tensor([r["bbox"]])
+            candidates = [s for s in b if (s["image_id"], s["category_id"]) == (r["image_id"], r["category_id"])
+                          and abs(s["score"] - r["score"]) <= 1e-3]  # fmt: skip
+            boxes = torch.tensor([s["bbox"] for s in candidates]).reshape(-1, 4)
+            to_xyxy = lambda t: torch.cat([t[:, :2], t[:, :2] + t[:, 2:]], 1)  # noqa: E731
+            assert candidates and float(box_iou(to_xyxy(xywh), to_xyxy(boxes)).max()) >= 0.9, r
+
+    return check

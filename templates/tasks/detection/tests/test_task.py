@@ -230,8 +230,8 @@ def test_known_box_and_mask_follow_flip_and_jitter() -> None:
     ys, xs = torch.nonzero(out["masks"][0], as_tuple=True)
     assert [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] == [70, 20, 90, 60]
     assert out_image.dtype == torch.float32
-    jitter = build_train_transform({"ops": [{"name": "scale_jitter", "size": 64, "scale_range": [0.5, 1.5]},
-                                            {"name": "photometric", "p": 1.0}]})  # fmt: skip
+    jitter = build_train_transform({"ops": [{"name": "scale_jitter", "size": 64, "scale": [0.5, 1.5]},
+                                            {"name": "photometric_distort", "p": 1.0}]})  # fmt: skip
     for seed in range(5):
         torch.manual_seed(seed)
         out_image, out = jitter(image, copy.deepcopy(target))

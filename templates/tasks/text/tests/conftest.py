@@ -1,0 +1,120 @@
+"""The task's test data for the core's tests and its own: a tiny CSV dataset cut from the bundled fortunes demo.
+
+Fixtures every task part provides (the core's tests use them without knowing the task):
+  tiny_data         a dataset root in the task's layout, small enough for a 2-epoch run in seconds
+  predict_inputs    input paths for predict.py (here: one .txt file, one text per line)
+  fixed_batch       (inputs, targets) to check that one optimizer step lowers the loss
+  same_predictions  asserts that two predict.py outputs (PyTorch, onnxruntime) agree
+
+Every test runs in a temporary working folder: a from-scratch run trains its tokenizer into run.out
+(runs/train/tokenizer.json, relative to the working folder), and the tests must not replace yours.
+"""
+
+import copy
+import csv
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+CLASSES = ("computers", "food", "love")  # three of the demo's four categories
+
+
+def demo_rows(split: str, per_class: int) -> list[tuple[str, str]]:
+    with open(ROOT / "demo" / f"{split}.csv", newline="", encoding="utf-8") as fh:
+        rows = [(r["text"], r["label"]) for r in csv.DictReader(fh)]
+    return [row for c in CLASSES for row in [r for r in rows if r[1] == c][:per_class]]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def working_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Run every test in a temporary folder: runs/ of the project stay untouched."""
+    folder = tmp_path_factory.mktemp("cwd")
+    before = Path.cwd()
+    os.chdir(folder)
+    try:
+        yield folder
+    finally:
+        os.chdir(before)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_tokenizer_per_dataset() -> Iterator[None]:
+    """Tokenizer training is not reproducible (the tokenizers library breaks ties in hash order), so two runs on
+    the same texts would number their vocabularies differently. The runs a test compares share one tokenizer per
+    (texts, settings), as a run and its --resume share <run.out>/tokenizer.json."""
+    from tokenizers import Tokenizer
+
+    import task
+
+    trained: dict[Any, str] = {}
+    original = task.train_tokenizer
+
+    def train_once(texts: Any, **settings: Any) -> Tokenizer:
+        key = (tuple(texts), tuple(sorted(settings.items())))
+        if key not in trained:
+            trained[key] = original(list(key[0]), **settings).to_str()
+        return Tokenizer.from_str(trained[key])
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(task, "train_tokenizer", train_once)
+    yield
+    patch.undo()
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 classes, 12 train / 4 val texts each, as train.csv and val.csv."""
+    root = tmp_path_factory.mktemp("tiny")
+    for split, n in (("train", 12), ("val", 4)):
+        with open(root / f"{split}.csv", "w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh).writerows([("text", "label"), *demo_rows(split, n)])
+    return root
+
+
+@pytest.fixture(scope="session")
+def predict_inputs(tiny_data: Path) -> list[str]:
+    path = tiny_data / "new_texts.txt"
+    path.write_text("\n".join(text.replace("\n", " ") for text, _ in demo_rows("val", 2)) + "\n", encoding="utf-8")
+    return [str(path)]
+
+
+def tiny_config(root: Path, **data: Any) -> dict[str, Any]:
+    cfg = copy.deepcopy(CONFIG)
+    cfg["data"].update({"root": str(root), "num_workers": 0, "batch_size": 8, **data})
+    cfg["model"]["pretrained"] = False
+    return cfg
+
+
+@pytest.fixture
+def fixed_batch(tiny_data: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first training batch of tiny_data, tokenized by the tokenizer the core's tests train on it."""
+    import task
+
+    cfg = tiny_config(tiny_data)
+    ids, targets = next(iter(task.build_data(cfg, 0, rank=0, world_size=1, pin_memory=False).train_loader))
+    return ids, targets
+
+
+@pytest.fixture
+def same_predictions() -> Callable[[Path, Path], None]:
+    """predictions.csv of two runs: the same texts and top-1 labels, probabilities within 1e-4."""
+
+    def check(a_path: Path, b_path: Path) -> None:
+        a, b = (list(csv.DictReader(p.read_text(encoding="utf-8").splitlines())) for p in (a_path, b_path))
+        assert len(a) == len(b) > 0
+        for row_a, row_b in zip(a, b, strict=True):
+            assert row_a.keys() == row_b.keys()
+            for key in row_a:
+                if key.startswith("prob"):
+                    assert float(row_a[key]) == pytest.approx(float(row_b[key]), abs=1e-4), key
+                elif key in ("file", "line", "text", "label_1"):
+                    assert row_a[key] == row_b[key], key
+
+    return check
