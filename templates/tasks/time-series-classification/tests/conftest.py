@@ -4,8 +4,11 @@ Fixtures every task part provides (the core's tests use them without knowing the
   tiny_data       a dataset root in the task's layout, small enough for a 2-epoch run in seconds
   predict_inputs  input paths for predict.py (here: the tiny test.npz)
   fixed_batch     (inputs, targets) to check that one optimizer step lowers the loss
+  same_predictions  asserts that two predict.py outputs (PyTorch, onnxruntime) agree
 """
 
+import csv
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -48,3 +51,21 @@ def fixed_batch() -> tuple[torch.Tensor, torch.Tensor]:
     X, y = gunpoint("TRAIN", 4)
     X = (X - np.nanmean(X)) / np.nanstd(X)
     return torch.from_numpy(X.astype(np.float32)), torch.tensor([0 if v == "1" else 1 for v in y])
+
+
+@pytest.fixture
+def same_predictions() -> Callable[[Path, Path], None]:
+    """predictions.csv of two runs: the same series and top-1 labels, probabilities within 1e-4."""
+
+    def check(a_path: Path, b_path: Path) -> None:
+        a, b = (list(csv.DictReader(p.read_text(encoding="utf-8").splitlines())) for p in (a_path, b_path))
+        assert len(a) == len(b) > 0
+        for row_a, row_b in zip(a, b, strict=True):
+            assert row_a.keys() == row_b.keys()
+            for key in row_a:
+                if key.startswith("prob"):
+                    assert float(row_a[key]) == pytest.approx(float(row_b[key]), abs=1e-4), key
+                elif key in ("file", "series", "label_1"):
+                    assert row_a[key] == row_b[key], key
+
+    return check
