@@ -420,7 +420,8 @@ def scaffold(
         raise InputError("--arch", rec.inputs.arch, names, hint=f"archadvisor does not generate it for {rec.task}")
     if rec.generated is not None and rec.generated.substitute:
         typer.echo(f"note: {rec.generated.why}", err=True)
-        rec = _recipe_for_generated(rec, problem["rules"])
+        rules, catalog = _load(problem["rules"])
+        rec = engine.for_generated(rec, rules, catalog)
     if name is None:
         name = scaffolder.project_name(out.name if out is not None else f"{rec.architecture.name}_project")
     out = out if out is not None else Path(name)
@@ -438,23 +439,6 @@ def scaffold(
     for w in rec.warnings:
         typer.echo(f"warning: {w}")
     typer.echo(f"next: cd {out} && pip install -e . && python train.py   (see README.md)")
-
-
-def _recipe_for_generated(rec: Any, rules_dirs: list[Path] | None) -> Any:
-    """The recommendation re-derived for the substitute scaffold generates (``rec.generated``), so the project's
-    recipe is that model's (Faster R-CNN's SGD 0.02 and multistep schedule, not YOLO's mosaic pipeline); the
-    substitution and its reason stay in ``generated``, the provenance and the warnings: never a silent swap."""
-    from dataclasses import asdict
-
-    from archadvisor import engine
-    from archadvisor.recommendation import Provenance
-
-    rules, catalog = _load(rules_dirs)
-    saved = {k: v for k, v in asdict(rec.inputs).items() if k != "notes"}
-    sub = engine.recommend(_spec({**saved, "rules": None, "arch": rec.generated.name}, rules), rules, catalog)
-    provenance = {**sub.provenance, "architecture": Provenance("scaffold.substitute", None, rec.generated.why)}
-    note = f"scaffold generates {rec.generated.name} in place of {rec.architecture.name}: {rec.generated.why}"
-    return sub._replace(generated=rec.generated, provenance=provenance, warnings=(*sub.warnings, note))
 
 
 @app.command()

@@ -484,6 +484,18 @@ def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: 
     )
 
 
+def for_generated(rec: Recommendation, rules: RuleSet, catalog: Catalog) -> Recommendation:
+    """The recommendation re-derived for the substitute scaffold generates (``rec.generated``), so the project's
+    recipe is that model's (Faster R-CNN's SGD 0.02 and multistep schedule, not YOLO's mosaic pipeline); the
+    substitution and its reason stay in ``generated``, the provenance and the warnings: never a silent swap."""
+    if rec.generated is None or not rec.generated.substitute:
+        return rec
+    sub = recommend(replace(rec.inputs, arch=rec.generated.name), rules, catalog)
+    provenance = {**sub.provenance, "architecture": Provenance("scaffold.substitute", None, rec.generated.why)}
+    note = f"scaffold generates {rec.generated.name} in place of {rec.architecture.name}: {rec.generated.why}"
+    return sub._replace(generated=rec.generated, provenance=provenance, warnings=(*sub.warnings, note))
+
+
 def _generated(spec: ProblemSpec, chosen: Any, sel: Selection) -> Generated | None:
     """The model `scaffold` generates: the choice when archadvisor has its model file, else the best-ranked
     candidate that has one (never for a forced --arch: that one is generated or refused)."""

@@ -40,12 +40,13 @@ CONFIG: dict[str, Any] = {
     "training": {"epochs": 6, "monitor": {"metric": "val_acc1", "mode": "max"},
                  "optimizer": {"name": "adamw", "momentum": None, "nesterov": None, "betas": [0.9, 0.999]},
                  "lr": 0.02, "min_lr": 0.0, "weight_decay": 0.0, "schedule": "cosine", "warmup_epochs": 1,
-                 "grad_accum_steps": 1, "grad_clip_norm": 1.0, "ema_decay": None, "early_stopping_patience": 0,
+                 "grad_accum_steps": 1, "grad_clip_norm": 1.0, "ema_decay": None, "early_stopping_patience": None,
                  "amp": False, "channels_last": False, "freeze": {"mode": "none", "epochs": 0},
                  "label_smoothing": 0.0},
     "export": {"target": "cloud-cpu", "format": "onnx", "runtime": "onnxruntime", "precision": "fp32",
                "quantize": "int8-dynamic", "opset": 18, "dynamo": None, "expected_latency_ms": None},
     "run": {"seed": 0, "deterministic": False, "out": "runs/train"},
+    "augmentation": {"ops": []},
 }  # fmt: skip
 # small widths: every variant's code path, at test speed
 SMALL = {
