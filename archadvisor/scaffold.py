@@ -58,7 +58,15 @@ __all__ = [
     "check_out",
 ]
 
-SCAFFOLD_TASKS = ("classification", "semantic-segmentation", "text", "detection", "instance-segmentation")
+SCAFFOLD_TASKS = (
+    "classification",
+    "semantic-segmentation",
+    "text",
+    "detection",
+    "instance-segmentation",
+    "time-series-classification",
+    "time-series",
+)
 # a generated.build of this form is a pretrained Hugging Face model (the hub id after it), not a model.py variant
 HF_PREFIX = "hf:"
 # tasks that share another task's part: instance segmentation is detection with masks on (Mask R-CNN)
@@ -239,7 +247,7 @@ def encoder_files(module: str, build: str) -> list[str]:
 
 def _augmentation_ops(rec: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The ops as config.yaml lists them, ``{name, **params}``: the recipe has already decided every setting."""
-    return [{"name": op["name"], **(op.get("params") or {})} for op in (rec["augmentation"] or {}).get("ops", [])]
+    return [{"name": op["name"], **(op.get("params") or {})} for op in (rec.get("augmentation") or {}).get("ops", [])]
 
 
 def _manifest(rec: Mapping[str, Any], name: str, files: Mapping[str, bytes]) -> bytes:

@@ -70,6 +70,10 @@ class TaskKind:
     # the short demo run (full_demo False): the flags after `python train.py`, and by how much it must beat chance
     short_run: list[str] = field(default_factory=list)
     short_margin: float = 0.0
+    # time series: the short run must clearly beat the task's own baseline instead of an untrained model: the
+    # summary.json key of that baseline and the margin (accuracy points over it, or a MASE ratio below it)
+    baseline_key: str | None = None
+    baseline_margin: float = 0.0
     margin: float = 50.0  # the demo's best score beats an untrained model by at least this much
     ema: bool = True  # the recipe validates EMA weights
     report_files: tuple[str, ...] = ("confusion_matrix.png", "per_class.json")  # what evaluate.py writes
@@ -158,9 +162,64 @@ TASK_KINDS.append(
         short_margin=15.0,
     )
 )
+TASK_KINDS += [
+    TaskKind(
+        name="time-series-classification",
+        demo_inputs=dict(
+            task="time-series-classification",
+            images=50,
+            classes=2,
+            length=150,
+            compute="cpu",
+            target="cloud-cpu",
+            arch="fcn1d",
+        ),  # fmt: skip
+        demo_epochs=40,
+        summary_key="test_acc1",
+        target=90.0,
+        untrained=50.0,
+        full_test_arch="fcn",
+        demo_data="demo/GunPoint",
+        metrics_header=["epoch", "lr", "train_loss", "val_loss", "val_acc1", "val_macro_f1", "seconds"],
+        # GunPoint's 40 fit series make 2 steps per epoch at the recommended batch 16: batch 8 (the UCR baselines'
+        # min(N / 10, 16) rounds to 4) and no early stopping on a 10-series validation split; FCN learns GunPoint
+        # slowly: 40 epochs (~1 min of CPU), 25 stay below 1-NN
+        short_run=[
+            "--epochs",
+            "40",
+            "--set",
+            "data.batch_size=8",
+            "--set",
+            "training.early_stopping_patience=null",
+        ],  # fmt: skip
+        full_demo=False,
+        baseline_key="baseline_test_acc1",
+        baseline_margin=5.0,  # accuracy points over 1-NN Euclidean on the same split
+    ),
+    TaskKind(
+        name="time-series",
+        demo_inputs=dict(
+            task="time-series", images=444, frequency="MS", compute="cpu", target="cloud-cpu", arch="dlinear"
+        ),  # fmt: skip
+        demo_epochs=15,
+        summary_key="best_val_mase",
+        target=0.7,
+        untrained=1.3,
+        full_test_arch="dlinear",
+        demo_data="demo/co2_monthly.csv",
+        metrics_header=["epoch", "lr", "train_loss", "val_loss", "val_mase", "val_smape", "val_mae", "seconds"],
+        short_run=["--epochs", "15"],
+        full_demo=False,
+        baseline_key="baseline_val_mase",
+        baseline_margin=0.5,  # MASE at most 0.5 x seasonal naive's (a ratio)
+    ),
+]
 KIND_IDS = [k.name for k in TASK_KINDS]
 FULL_DEMO = [k for k in TASK_KINDS if k.full_demo]
-SHORT_RUN = [k for k in TASK_KINDS if not k.full_demo]
+SHORT_RUN = [k for k in TASK_KINDS if not k.full_demo and k.baseline_key is None]
+# time series: the short run against the task's baseline (tests at the end of this file)
+SERIES_KINDS = [k for k in TASK_KINDS if k.baseline_key is not None]
+SERIES_IDS = [k.name for k in SERIES_KINDS]
 
 
 # task kinds with end-to-end tests of their own file (tests/test_detection_project.py)
@@ -521,3 +580,77 @@ def test_demo_rec_is_the_small_image_cpu_recipe() -> None:
     assert config["model"]["arch"] == "simple_cnn"
     assert [op["name"] for op in config["augmentation"]["ops"]] == ["random_resized_crop", "color_jitter"]
     assert not re.search(r"\bsize\b", json.dumps(config["augmentation"]["ops"])), "the crop size is data.image_size"
+
+
+# --- time series: a short run clearly beats the task's baseline; every model builds and exports ---
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", SERIES_KINDS, ids=SERIES_IDS)
+def test_series_short_run_beats_its_baseline(kind: TaskKind, tmp_path: Path) -> None:
+    """GunPoint: test accuracy >= 1-NN + 5 points; CO2: validation MASE <= half of seasonal naive's; then
+    predict.py writes the task's file."""
+    project = scaffold(demo_rec(kind), tmp_path / "demo", name="demo")
+    run([sys.executable, "train.py", *kind.short_run], cwd=project, timeout=400)
+    out = project / "runs" / "train"
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(read_metrics(out)[0]) == kind.metrics_header
+    value, baseline = summary[kind.summary_key], summary[kind.baseline_key]
+    if kind.summary_key.endswith("mase"):
+        assert value <= kind.baseline_margin * baseline and value <= kind.target, summary
+    else:
+        assert value >= baseline + kind.baseline_margin and value >= kind.target, summary
+    written = "forecast.csv" if kind.name == "time-series" else "predictions.csv"
+    run([sys.executable, "predict.py", kind.demo_data, "--out", "runs/predict"], cwd=project, timeout=120)
+    assert (project / "runs" / "predict" / written).is_file()
+
+
+def test_series_demo_recs_generate_the_named_models() -> None:
+    for kind in SERIES_KINDS:
+        rec = demo_rec(kind)
+        assert rec.generated is not None and rec.generated.build == kind.full_test_arch
+        files = render_project(rec, name="demo")
+        assert yaml.safe_load(files["config.yaml"])["model"]["arch"] == rec.generated.build
+        assert files["model.py"] == model_file(rec.generated.module).read_bytes()
+
+
+def series_models() -> list[tuple[str, str]]:
+    """(task, model name) of every time-series model archadvisor generates."""
+    from archadvisor.catalog import Catalog
+    from archadvisor.ruleset import load_rules
+
+    tasks = {k.name for k in SERIES_KINDS}
+    return [(e.task, e.name) for e in Catalog(load_rules()).external if e.task in tasks and e.generatable]
+
+
+SERIES_MODELS = series_models()
+
+
+@pytest.mark.parametrize(("task", "arch"), SERIES_MODELS, ids=[f"{t}:{a}" for t, a in SERIES_MODELS])
+def test_series_model_builds_runs_forward_and_exports(task: str, arch: str, tmp_path: Path) -> None:
+    """Every generatable time-series model: scaffolded, built from a checkpoint's meta, run forward, exported to
+    ONNX with the project's exporter choice and checked against onnxruntime, in this process."""
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    kind = next(k for k in SERIES_KINDS if k.name == task)
+    rec = demo_rec(TaskKind(**{**kind.__dict__, "demo_inputs": {**kind.demo_inputs, "arch": arch}}))
+    assert rec.generated is not None and rec.generated.name == arch
+    project = scaffold(rec, tmp_path / "project")
+    with project_modules(project) as mods:
+        task_mod, export = mods["task"], mods["export"]
+        if task == "time-series":
+            meta = {"arch": rec.generated.build, "lookback": 48, "horizon": 12, "channels": 1}
+            shape = (2, 12, 1)
+        else:
+            meta = {"arch": rec.generated.build, "num_classes": 3, "classes": ["a", "b", "c"], "channels": 2,
+                    "length": 64}  # fmt: skip
+            shape = (2, 3)
+        torch.manual_seed(0)
+        model = task_mod.model_from_meta(meta).eval()
+        with torch.no_grad():
+            assert model(task_mod.export_example(meta, 2, seed=0)).shape == shape
+        spec = yaml.safe_load((project / "config.yaml").read_text())["export"]
+        export.export_onnx(model, tmp_path / "model.onnx", meta, spec["opset"], export.use_dynamo(spec))
+        _, scaled = export.max_onnx_diff(tmp_path / "model.onnx", model, meta)
+        assert scaled <= export.FP32_TOLERANCE

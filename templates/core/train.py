@@ -766,6 +766,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.resume:
             resume(run)
         summary = fit(run)
+        # figures a task reports once, when the run is over, from the selected checkpoint (e.g. a held-out test
+        # split): the optional hook task.final_metrics(cfg, meta, data, best.pt, device) -> {name: value}
+        finished = summary["stopped_early"] or summary["epochs_run"] >= run.cfg["training"]["epochs"]
+        final_metrics = getattr(task, "final_metrics", None)
+        if final_metrics is not None and finished and run.rank == 0 and (run.out / "best.pt").is_file():
+            summary.update(final_metrics(run.cfg, run.meta, run.data, run.out / "best.pt", run.device))
         summary["wall_seconds"] = time.perf_counter() - started
         if run.rank == 0 and run.history:
             summary_json = (json.dumps(summary, indent=2) + "\n").encode("utf-8")

@@ -23,6 +23,8 @@ import numpy as np
 
 from errors import ProjectError
 
+# augmentation.ops that task.train_batch_transform applies to training batches (archadvisor scaffold reads this)
+SUPPORTED_OPS = ("jitter", "scaling")
 FILL_POLICIES = ("interpolate", "error")
 # .ts header tags this reader understands (sktime/aeon's writer emits these); others are an error naming the line
 TS_TAGS = (

@@ -28,6 +28,8 @@ import pandas as pd
 
 from errors import ProjectError
 
+# augmentation.ops that task.train_batch_transform applies to training batches (archadvisor scaffold reads this)
+SUPPORTED_OPS = ("jitter", "scaling")
 FILL_POLICIES = ("error", "interpolate")
 # seasonal period per pandas offset code, as the M4 competition used for its seasonal-naive benchmark and MASE
 # (yearly 1, quarterly 4, monthly 12, weekly 1, daily 1, hourly 24); minutes and seconds by the next unit up

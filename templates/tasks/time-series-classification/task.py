@@ -1,0 +1,357 @@
+"""Time-series classification: the task's part of this project, the hooks the core scripts call.
+
+train.py, evaluate.py, predict.py and export.py are the same in every generated project; what is particular to
+classifying series lives here (and in data.py, which reads ``.ts`` / ``.npz`` files, splits and scores the
+1-NN baseline):
+
+    data_stage, build_data, data_meta     TRAIN split into fit / val (stratified, seeded); TEST held out
+    model_from_meta, build_model          model.py's architecture for the data's channels and classes
+    build_loss, train_batch_transform     cross-entropy; jitter / scaling of training batches (augmentation.ops)
+    to_device, Metrics, MONITOR           a batch on the device; loss, top-1, macro-F1 (DDP-summed)
+    final_metrics                         once, at the end: TEST scored with best.pt, beside the 1-NN baseline
+    val_loader, write_report              evaluate.py: the val split, per-class precision / recall / F1
+    EXPORT, export_example                export.py: input / output names, an example input
+    predict_files, predict_loader, write_predictions     predict.py: .ts / .npz in, predictions.csv out
+
+Series are normalized per channel with the mean and standard deviation of the fit split (saved in every
+checkpoint); a shorter series keeps NaN in its padded tail, which the models read as its length.
+"""
+
+import csv
+import glob
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+import data
+from errors import ProjectError
+from model import build_model as build_architecture
+
+HERE = Path(__file__).resolve().parent
+DEMO = HERE / "demo" / "GunPoint"
+# best.pt and early stopping follow the validation top-1 accuracy unless training.monitor says otherwise
+MONITOR = {"metric": "val_acc1", "mode": "max"}
+# export.py: ONNX graph names, and the exporter (model.py's ONNX_DYNAMO wins: the owned 1-D models say False)
+EXPORT = {"input_names": ["series"], "output_names": ["logits"], "dynamo": False}
+
+
+# --- data --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Data:
+    """The splits of one run (normalized), their loaders, and the 1-NN baseline on the same splits."""
+
+    root: Path
+    classes: tuple[str, ...]
+    fit: data.SeriesSet
+    val: data.SeriesSet
+    test: data.SeriesSet
+    mean: np.ndarray
+    std: np.ndarray
+    train_sampler: DistributedSampler
+    train_loader: DataLoader
+    val_loader: DataLoader
+
+    def describe(self) -> str:
+        """One line for the training log."""
+        c, t = self.fit.X.shape[1], self.fit.X.shape[2]
+        return (f"{len(self.classes)} classes, {c} channel(s) x {t} steps, {len(self.fit)} train / {len(self.val)} "
+                f"val series (from TRAIN) + {len(self.test)} TEST from {self.root}")  # fmt: skip
+
+
+def resolve_root(root: str | None) -> Path:
+    """``data.root``; ``None`` means the bundled GunPoint demo."""
+    return DEMO if root is None else Path(root).expanduser()
+
+
+def normalized(s: data.SeriesSet, mean: np.ndarray, std: np.ndarray) -> data.SeriesSet:
+    """``s`` with each channel standardized (NaN padding stays NaN)."""
+    X = ((s.X - mean[None, :, None]) / std[None, :, None]).astype(np.float32)
+    return data.SeriesSet(X, s.lengths, s.y, s.classes, s.source)
+
+
+def num_workers(cfg: dict[str, Any]) -> int:
+    workers = cfg["data"]["num_workers"]
+    return 0 if workers == "auto" else int(workers)  # in memory: a loader process only adds start-up time
+
+
+def series_loader(s: data.SeriesSet, batch_size: int, workers: int, sampler: Any = None, drop_last: bool = False,
+                  pin: bool = False) -> DataLoader:  # fmt: skip
+    dataset = TensorDataset(torch.from_numpy(s.X), torch.from_numpy(s.y))
+    # the loader's own generator: worker seeds must not come from the training RNG (exact --resume)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=pin,
+                      drop_last=drop_last, persistent_workers=workers > 0,
+                      generator=torch.Generator().manual_seed(0))  # fmt: skip
+
+
+def splits(cfg: dict[str, Any]) -> tuple[Path, data.SeriesSet, data.SeriesSet, data.SeriesSet]:
+    """(root, fit, val, test), unnormalized: val is carved from TRAIN (stratified, seeded with run.seed)."""
+    d = cfg["data"]
+    root = resolve_root(d["root"])
+    train, test = data.load_split(root, d["fill"])
+    fit_index, val_index = data.stratified_split(train.y, d["val_fraction"], cfg["run"]["seed"])
+    return root, train.subset(fit_index), train.subset(val_index), test
+
+
+def data_stage(cfg: dict[str, Any], epoch: int) -> int:
+    """One stage for the whole run (no progressive resizing for series)."""
+    return 0
+
+
+def build_data(cfg: dict[str, Any], stage: int, *, rank: int, world_size: int, pin_memory: bool) -> Data:
+    """Read TRAIN and TEST at data.root, split TRAIN, normalize with the fit split's statistics, build loaders."""
+    root, fit, val, test = splits(cfg)
+    mean, std = data.channel_stats(fit)
+    fit, val, test = (normalized(s, mean, std) for s in (fit, val, test))
+    batch, workers = cfg["data"]["batch_size"], num_workers(cfg)
+    sampler = DistributedSampler(TensorDataset(torch.from_numpy(fit.y)), num_replicas=world_size, rank=rank,
+                                 shuffle=True, seed=cfg["run"]["seed"])  # fmt: skip
+    # drop the ragged last batch (a batch of 1 breaks BatchNorm) unless the shard is smaller than one batch
+    train_loader = series_loader(fit, batch, workers, sampler, drop_last=len(sampler) >= batch, pin=pin_memory)
+    shard = np.arange(rank, len(val), world_size)  # each rank a disjoint share of val: exact reduced metrics
+    val_loader = series_loader(val.subset(shard) if world_size > 1 else val, batch, workers, pin=pin_memory)
+    return Data(root, fit.classes, fit, val, test, mean, std, sampler, train_loader, val_loader)
+
+
+def data_meta(cfg: dict[str, Any], loaded: Data, log: Callable[..., None] = print) -> dict[str, Any]:
+    """What rebuilds the model and its preprocessing later (saved in every checkpoint): plain values only."""
+    m = cfg["model"]
+    if len(loaded.classes) != m["num_classes"]:
+        log(f"note: {loaded.root} has {len(loaded.classes)} classes; config.yaml says {m['num_classes']}: "
+            "using the data's")  # fmt: skip
+    # the baseline a user should compare with, on the same split, before any training
+    baseline = data.one_nn_accuracy(loaded.fit, loaded.val)
+    log(f"1-NN Euclidean baseline (fit split as the reference set): val {baseline:.1f}%")
+    return {
+        "arch": m["arch"],
+        "num_classes": len(loaded.classes),
+        "classes": list(loaded.classes),
+        "channels": int(loaded.fit.X.shape[1]),
+        "length": int(loaded.fit.X.shape[2]),
+        "mean": loaded.mean.tolist(),
+        "std": loaded.std.tolist(),
+        "fill": cfg["data"]["fill"],
+    }
+
+
+# --- model and loss ------------------------------------------------------------------------------------------
+
+
+def model_from_meta(meta: dict[str, Any], **kwargs: Any) -> nn.Module:
+    """The architecture with fresh weights for the data's classes and channels."""
+    return build_architecture(meta["arch"], meta["num_classes"], meta["channels"], **kwargs)
+
+
+def build_model(cfg: dict[str, Any], meta: dict[str, Any], log: Callable[..., None] = print) -> nn.Module:
+    """The model to train (from scratch: there are no pretrained weights for these models)."""
+    m = cfg["model"]
+    if m.get("pretrained"):
+        raise ProjectError("model.pretrained: the time-series models train from scratch; set it to false")
+    return model_from_meta(meta, dropout=m["dropout"])
+
+
+def build_loss(cfg: dict[str, Any], meta: dict[str, Any] | None = None) -> nn.Module:
+    """Cross-entropy (with label smoothing when training.label_smoothing is set)."""
+    return nn.CrossEntropyLoss(label_smoothing=cfg["training"].get("label_smoothing") or 0.0)
+
+
+def train_batch_transform(cfg: dict[str, Any], meta: dict[str, Any]) -> Callable[..., Any] | None:
+    """augmentation.ops on training batches, in the training process (so --resume replays them exactly):
+    ``jitter`` adds N(0, sigma) noise, ``scaling`` multiplies each series by 1 + N(0, sigma) (Um et al. 2017,
+    arXiv:1706.00527); NaN padding stays NaN. None when there are no ops."""
+    ops = (cfg.get("augmentation") or {}).get("ops") or []
+    unknown = [op["name"] for op in ops if op["name"] not in data.SUPPORTED_OPS]
+    if unknown:
+        raise ProjectError(f"augmentation.ops {unknown}: supported are {', '.join(data.SUPPORTED_OPS)}")
+    if not ops:
+        return None
+
+    def transform(inputs: torch.Tensor, targets: Any) -> tuple[torch.Tensor, Any]:
+        for op in ops:
+            if op["name"] == "jitter":
+                inputs = inputs + op["sigma"] * torch.randn_like(inputs)
+            else:
+                inputs = inputs * (1 + op["sigma"] * torch.randn(len(inputs), *[1] * (inputs.ndim - 1),
+                                                                 device=inputs.device))  # fmt: skip
+        return inputs, targets
+
+    return transform
+
+
+def to_device(batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(series, class indices) of a loader batch, on ``device``."""
+    series, targets = batch
+    return series.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+
+
+# --- metrics -------------------------------------------------------------------------------------------------
+
+
+class Metrics:
+    """Loss, top-1 accuracy and the confusion matrix of one split (``split``: the keys' prefix).
+
+    Under DDP each rank sees a disjoint shard of the val set; ``compute`` sums over all ranks unless
+    ``distributed`` is false (the final TEST scoring runs on rank 0 alone).
+    """
+
+    def __init__(self, meta: dict[str, Any], device: torch.device, split: str = "val", distributed: bool = True):
+        self.classes: list[str] = list(meta["classes"])
+        self.split, self.distributed = split, distributed
+        n = len(self.classes)
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.confusion = torch.zeros(n, n, dtype=torch.int64, device=device)  # rows: true class, cols: predicted
+        self.reduced = False
+
+    def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        logits = logits.float()
+        self.loss_sum += nn.functional.cross_entropy(logits, targets, reduction="sum")
+        n = len(self.classes)
+        self.confusion += torch.bincount(targets * n + logits.argmax(1), minlength=n * n).view(n, n)
+
+    def compute(self) -> dict[str, float]:
+        """``{split}_loss``, ``{split}_acc1`` and ``{split}_macro_f1`` (percent) over everything seen."""
+        if self.distributed and dist.is_initialized() and not self.reduced:
+            dist.all_reduce(self.loss_sum)
+            dist.all_reduce(self.confusion)
+            self.reduced = True
+        count = int(self.confusion.sum())
+        if count == 0:
+            raise data.DataError(f"the {self.split} split yielded no series")
+        s = self.split
+        return {f"{s}_loss": float(self.loss_sum) / count,
+                f"{s}_acc1": 100.0 * float(self.confusion.diag().sum()) / count,
+                f"{s}_macro_f1": sum(r["f1"] for r in self.per_class()) / len(self.classes)}  # fmt: skip
+
+    def per_class(self) -> list[dict[str, Any]]:
+        """Precision, recall and F1 (in %) and the support of each class, from the confusion matrix."""
+        c = self.confusion.double().cpu()
+        tp, predicted, actual = c.diag(), c.sum(0), c.sum(1)
+        precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.zeros_like(tp))
+        recall = torch.where(actual > 0, tp / actual.clamp(min=1), torch.zeros_like(tp))
+        f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall), torch.zeros_like(tp))
+        return [{"class": name, "precision": 100 * float(p), "recall": 100 * float(r), "f1": 100 * float(f),
+                 "support": int(n)}
+                for name, p, r, f, n in zip(self.classes, precision, recall, f1, actual, strict=True)]  # fmt: skip
+
+
+@torch.no_grad()
+def final_metrics(cfg: dict[str, Any], meta: dict[str, Any], loaded: Data, checkpoint: Path,
+                  device: torch.device) -> dict[str, float]:  # fmt: skip
+    """TEST, scored once with the checkpoint the validation split selected, and the 1-NN Euclidean baseline on
+    the same split (fit series as its reference set): summary.json's test_acc1, test_macro_f1, baseline_test_acc1."""
+    from checkpoint import load_model
+
+    model, _ = load_model(checkpoint)
+    model.to(device)
+    metrics = Metrics(meta, device, split="test", distributed=False)
+    for series, targets in series_loader(loaded.test, cfg["data"]["batch_size"], 0):
+        metrics.update(model(series.to(device)), targets.to(device))
+    scores = metrics.compute()
+    baseline = data.one_nn_accuracy(loaded.fit, loaded.test)
+    print(f"TEST ({len(loaded.test)} series, {checkpoint.name}): acc1 {scores['test_acc1']:.2f}%  "
+          f"macro-F1 {scores['test_macro_f1']:.2f}%  | 1-NN Euclidean baseline {baseline:.2f}%")  # fmt: skip
+    return {"test_acc1": scores["test_acc1"], "test_macro_f1": scores["test_macro_f1"], "baseline_test_acc1": baseline}
+
+
+# --- evaluate.py ----------------------------------------------------------------------------------------------
+
+
+def val_loader(cfg: dict[str, Any], meta: dict[str, Any], batch_size: int | None = None) -> DataLoader:
+    """The validation split of the run (the same stratified, seeded carve-out of TRAIN), normalized as trained."""
+    _, _, val, _ = splits(cfg)
+    if list(val.classes) != meta["classes"]:
+        raise ProjectError(f"the data's classes {list(val.classes)} differ from the model's {meta['classes']}")
+    val = normalized(val, np.asarray(meta["mean"], np.float32), np.asarray(meta["std"], np.float32))
+    return series_loader(val, batch_size or cfg["data"]["batch_size"], num_workers(cfg))
+
+
+def write_report(metrics: Metrics, out: Path) -> dict[str, Any]:
+    """Print the per-class table; write ``out/per_class.json``."""
+    rows = metrics.per_class()
+    width = max(5, *(len(r["class"]) for r in rows))
+    print(f"{'class':<{width}}  precision  recall     f1  support")
+    for r in rows:
+        print(f"{r['class']:<{width}}  {r['precision']:9.2f}  {r['recall']:6.2f}  {r['f1']:5.2f}  {r['support']:7d}")
+    macro_f1 = sum(r["f1"] for r in rows) / len(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"macro_f1": macro_f1, "per_class": rows, "confusion": metrics.confusion.cpu().tolist()}
+    (out / "per_class.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return {"macro_f1": macro_f1, "per_class_json": str(out / "per_class.json")}
+
+
+# --- export.py ----------------------------------------------------------------------------------------------
+
+
+def export_example(meta: dict[str, Any], batch: int, seed: int) -> torch.Tensor:
+    """A batch of random normalized series at the training length (parity checks use fresh seeds)."""
+    return torch.randn(batch, meta["channels"], meta["length"], generator=torch.Generator().manual_seed(seed))
+
+
+# --- predict.py ---------------------------------------------------------------------------------------------
+
+
+def predict_files(inputs: list[str]) -> list[Path]:
+    """The ``.ts`` / ``.npz`` files named by files, folders and globs (a file's labels, if any, are ignored)."""
+    files: list[Path] = []
+    for item in inputs:
+        matches = sorted(glob.glob(item, recursive=True)) if glob.has_magic(item) else [item]
+        for match in map(Path, matches):
+            if match.is_dir():
+                files += sorted(p for p in match.rglob("*") if p.suffix in (".ts", ".npz") and p.is_file())
+            elif match.is_file():
+                files.append(match)
+            else:
+                raise data.DataError(f"{match}: no such file or folder")
+    if not files:
+        raise data.DataError(f"no .ts or .npz files in {' '.join(inputs)}")
+    return list(dict.fromkeys(files))
+
+
+def predict_series(files: list[Path], meta: dict[str, Any]) -> tuple[np.ndarray, list[tuple[Path, int]]]:
+    """Every series of ``files``, normalized and padded to one width: (N x C x T, [(file, index in file)])."""
+    arrays, where = [], []
+    for path in files:
+        raw = data.read_file(path, meta["fill"])
+        if raw.X.shape[1] != meta["channels"]:
+            raise data.DataError(f"{path}: {raw.X.shape[1]} channels; the model was trained on {meta['channels']}")
+        arrays.append(raw.X)
+        where += [(path, i) for i in range(len(raw.X))]
+    width = max(a.shape[2] for a in arrays)
+    X = np.concatenate([np.pad(a, ((0, 0), (0, 0), (0, width - a.shape[2])), constant_values=np.nan) for a in arrays])
+    mean, std = np.asarray(meta["mean"], np.float32), np.asarray(meta["std"], np.float32)
+    return ((X - mean[None, :, None]) / std[None, :, None]).astype(np.float32), where
+
+
+def predict_loader(files: list[Path], meta: dict[str, Any], batch_size: int) -> DataLoader:
+    """Batches of (series, row numbers), preprocessed as the training series were."""
+    X, _ = predict_series(files, meta)
+    return DataLoader(TensorDataset(torch.from_numpy(X), torch.arange(len(X))), batch_size=batch_size)
+
+
+def write_predictions(out: Path, files: list[Path], logits: Any, meta: dict[str, Any], top_k: int) -> Path:
+    """``out/predictions.csv``: each series (file, index in the file) with its top-k labels and probabilities.
+    ``logits``: one array, or a list of per-batch arrays."""
+    z = np.concatenate(logits) if isinstance(logits, list | tuple) else np.asarray(logits)
+    z = z.astype(np.float64)
+    probs = np.exp(z - z.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    k = min(top_k, probs.shape[1])
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    _, where = predict_series(files, meta)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "predictions.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["file", "series"] + [f"{col}_{i + 1}" for i in range(k) for col in ("label", "prob")])
+        for (file, index), row, p in zip(where, order, probs, strict=True):
+            writer.writerow([str(file), index] + [v for c in row for v in (meta["classes"][c], f"{p[c]:.6f}")])
+    return path

@@ -1,0 +1,408 @@
+"""Forecasting: the task's part of this project, the hooks the core scripts call.
+
+train.py, evaluate.py, predict.py and export.py are the same in every generated project; what is particular to
+forecasting lives here (and in data.py, which reads and checks the CSV, cuts the windows, and has the metrics and
+the seasonal-naive baseline):
+
+    data_stage, build_data, data_meta     windows lookback -> horizon, time-ordered split, per-series statistics
+    model_from_meta, build_model          model.py's forecaster for the lookback, horizon and target columns
+    build_loss, train_batch_transform     L1 on the normalized values; jitter / scaling of training windows
+    to_device, Metrics, MONITOR           targets are (values, series): MASE / sMAPE / MAE in the data's units
+    final_metrics                         once, at the end: best.pt's validation scores beside seasonal naive
+    val_loader, write_report              evaluate.py: the validation windows, the per-series table
+    EXPORT, export_example                export.py: input / output names, an example window
+    predict_files, predict_loader, write_predictions     predict.py: CSV in, forecast.csv out
+
+Every series is normalized with the mean and standard deviation of its own training part; the statistics and each
+series' MASE scale (the in-sample seasonal-naive error of its training part) are saved in every checkpoint, so
+``Metrics`` can undo the normalization and predict.py can apply the training statistics to the same series later.
+"""
+
+import glob
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from inspect import signature
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+import data
+from errors import ProjectError
+from model import build_model as build_architecture
+
+HERE = Path(__file__).resolve().parent
+DEMO = HERE / "demo" / "co2_monthly.csv"
+# best.pt and early stopping follow the validation MASE (lower is better) unless training.monitor says otherwise
+MONITOR = {"metric": "val_mase", "mode": "min"}
+# export.py: ONNX graph names, and the exporter (model.py's ONNX_DYNAMO wins)
+EXPORT = {"input_names": ["window"], "output_names": ["forecast"], "dynamo": False}
+# the horizon when neither the recommendation nor config.yaml gives one: one season where the frequency has one
+# (monthly 12, quarterly 4, hourly 24), else the M4 competition's horizon (yearly 6, weekly 13, daily 14)
+M4_HORIZON = {"Y": 6, "A": 6, "W": 13, "D": 14, "B": 14}
+
+
+# --- data --------------------------------------------------------------------------------------------------
+
+
+def default_horizon(frequency: str) -> int:
+    season = data.seasonality(frequency)
+    if season > 1:
+        return season
+    if frequency.startswith("int:"):
+        return 6  # integer periods are most often years
+    code = pd.tseries.frequencies.to_offset(frequency).rule_code.split("-")[0].upper().lstrip("0123456789")
+    return M4_HORIZON.get(code.removesuffix("E").removesuffix("S") or code, 12)
+
+
+@dataclass
+class Data:
+    """The series, their windows and loaders of one run."""
+
+    root: Path
+    series: data.SeriesData
+    windows: data.Windows
+    train_sampler: DistributedSampler
+    train_loader: DataLoader
+    val_loader: DataLoader
+
+    def describe(self) -> str:
+        """One line for the training log."""
+        w, s = self.windows, self.series
+        return (f"{len(s.series)} series x {len(s.target_cols)} target(s) at {s.frequency}, lookback {w.lookback} -> "
+                f"horizon {w.horizon}: {len(w.train)} train / {len(w.val)} val windows from {self.root}")  # fmt: skip
+
+
+def resolve_root(root: str | None) -> Path:
+    """``data.root``: a CSV file, or a folder with exactly one; ``None`` means the bundled Mauna Loa CO2 demo."""
+    if root is None:
+        return DEMO
+    path = Path(root).expanduser()
+    if path.is_dir():
+        found = sorted(path.glob("*.csv"))
+        if len(found) != 1:
+            raise data.DataError(f"{path}: expected one .csv file, found {len(found)}: pass the file itself")
+        return found[0]
+    return path
+
+
+def read_series(cfg: dict[str, Any], path: Path, frequency: str | None = None) -> data.SeriesData:
+    d = cfg["data"]
+    # the demo is monthly whatever the recommendation's frequency: the check applies to your data
+    given = frequency or (d["frequency"] if d["root"] is not None else None)
+    return data.read_csv(path, time_col=d["time_col"], target_cols=d["target_cols"], id_col=d["id_col"],
+                         frequency=given, fill=d["fill"])  # fmt: skip
+
+
+def horizon_lookback(cfg: dict[str, Any], series: data.SeriesData) -> tuple[int, int]:
+    d = cfg["data"]
+    horizon = d["horizon"] or default_horizon(series.frequency)
+    return horizon, d["lookback"] or 4 * horizon
+
+
+def load_windows(cfg: dict[str, Any]) -> tuple[Path, data.SeriesData, data.Windows]:
+    root = resolve_root(cfg["data"]["root"])
+    series = read_series(cfg, root)
+    horizon, lookback = horizon_lookback(cfg, series)
+    data.check_horizon(series, lookback, horizon)
+    return root, series, data.make_windows(series, lookback, horizon, cfg["data"]["val_steps"])
+
+
+def num_workers(cfg: dict[str, Any]) -> int:
+    workers = cfg["data"]["num_workers"]
+    return 0 if workers == "auto" else int(workers)  # in memory: a loader process only adds start-up time
+
+
+def window_dataset(series: data.SeriesData, w: data.Windows, starts: np.ndarray) -> TensorDataset:
+    x, y, s = data.window_arrays(series, w, starts)
+    return TensorDataset(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(s))
+
+
+def window_loader(dataset: Any, batch_size: int, workers: int, sampler: Any = None, drop_last: bool = False,
+                  pin: bool = False) -> DataLoader:  # fmt: skip
+    # the loader's own generator: worker seeds must not come from the training RNG (exact --resume)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=pin,
+                      drop_last=drop_last, persistent_workers=workers > 0,
+                      generator=torch.Generator().manual_seed(0))  # fmt: skip
+
+
+def data_stage(cfg: dict[str, Any], epoch: int) -> int:
+    """One stage for the whole run."""
+    return 0
+
+
+def build_data(cfg: dict[str, Any], stage: int, *, rank: int, world_size: int, pin_memory: bool) -> Data:
+    """Read and check the CSV, cut the windows (the last data.val_steps of every series are validation)."""
+    root, series, w = load_windows(cfg)
+    train = window_dataset(series, w, w.train)
+    sampler = DistributedSampler(train, num_replicas=world_size, rank=rank, shuffle=True, seed=cfg["run"]["seed"])
+    batch, workers = cfg["data"]["batch_size"], num_workers(cfg)
+    train_loader = window_loader(train, batch, workers, sampler, drop_last=len(sampler) >= batch, pin=pin_memory)
+    val = window_dataset(series, w, w.val[rank::world_size])  # disjoint shards: exact reduced metrics
+    return Data(root, series, w, sampler, train_loader, window_loader(val, batch, workers, pin=pin_memory))
+
+
+def data_meta(cfg: dict[str, Any], loaded: Data, log: Callable[..., None] = print) -> dict[str, Any]:
+    """What rebuilds the model, reads new data and undoes the normalization (saved in every checkpoint)."""
+    s, w = loaded.series, loaded.windows
+    base = baseline_scores(loaded)
+    log(f"seasonal-naive baseline (m = {s.seasonality}) on the validation windows: MASE {base['baseline_val_mase']:.3f}"
+        f"  sMAPE {base['baseline_val_smape']:.2f}%")  # fmt: skip
+    return {
+        "arch": cfg["model"]["arch"],
+        "lookback": w.lookback,
+        "horizon": w.horizon,
+        "channels": len(s.target_cols),
+        "frequency": s.frequency,
+        "seasonality": s.seasonality,
+        "time_col": s.time_col,
+        "target_cols": list(s.target_cols),
+        "id_col": s.id_col,
+        "fill": cfg["data"]["fill"],
+        "series": [x.id for x in s.series],
+        "mean": w.mean.tolist(),
+        "std": w.std.tolist(),
+        "scale": w.scale.tolist(),
+    }
+
+
+# --- model and loss ------------------------------------------------------------------------------------------
+
+
+def model_from_meta(meta: dict[str, Any], **kwargs: Any) -> nn.Module:
+    """The forecaster with fresh weights for the checkpoint's lookback, horizon and targets."""
+    return build_architecture(meta["arch"], lookback=meta["lookback"], horizon=meta["horizon"],
+                              channels=meta["channels"], **kwargs)  # fmt: skip
+
+
+def build_model(cfg: dict[str, Any], meta: dict[str, Any], log: Callable[..., None] = print) -> nn.Module:
+    """The model to train (from scratch); model.dropout where the family takes it (the linear models have none,
+    PatchTST keeps its paper's per-variant value)."""
+    m = cfg["model"]
+    if m.get("pretrained"):
+        raise ProjectError("model.pretrained: the forecasting models train from scratch; set it to false")
+    takes_dropout = "dropout" in signature(build_architecture).parameters
+    return model_from_meta(meta, **({"dropout": m["dropout"]} if takes_dropout else {}))
+
+
+class WindowLoss(nn.Module):
+    """L1 between forecast and target windows in normalized units: per series, the numerator of its MASE (the
+    scale is a per-series constant), and robust to outliers; targets are (values, series)."""
+
+    def forward(self, outputs: torch.Tensor, targets: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return nn.functional.l1_loss(outputs.float(), targets[0])
+
+
+def build_loss(cfg: dict[str, Any], meta: dict[str, Any] | None = None) -> nn.Module:
+    return WindowLoss()
+
+
+def train_batch_transform(cfg: dict[str, Any], meta: dict[str, Any]) -> Callable[..., Any] | None:
+    """augmentation.ops on training windows, in the training process (so --resume replays them exactly):
+    ``jitter`` adds N(0, sigma) noise to the inputs; ``scaling`` multiplies input and target of each window by the
+    same 1 + N(0, sigma) (Um et al. 2017, arXiv:1706.00527). None when there are no ops."""
+    ops = (cfg.get("augmentation") or {}).get("ops") or []
+    unknown = [op["name"] for op in ops if op["name"] not in data.SUPPORTED_OPS]
+    if unknown:
+        raise ProjectError(f"augmentation.ops {unknown}: supported are {', '.join(data.SUPPORTED_OPS)}")
+    if not ops:
+        return None
+
+    def transform(inputs: torch.Tensor, targets: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, Any]:
+        values, series = targets
+        for op in ops:
+            if op["name"] == "jitter":
+                inputs = inputs + op["sigma"] * torch.randn_like(inputs)
+            else:
+                factor = 1 + op["sigma"] * torch.randn(len(inputs), 1, 1, device=inputs.device)
+                inputs, values = inputs * factor, values * factor
+        return inputs, (values, series)
+
+    return transform
+
+
+def to_device(batch: Any, device: torch.device) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """(windows, (target values, series index)) of a loader batch (inputs, values, series) or of an already
+    grouped one (inputs, (values, series)), on ``device``."""
+    inputs, values, series = batch if len(batch) == 3 else (batch[0], *batch[1])
+    return inputs.to(device, non_blocking=True), (values.to(device, non_blocking=True), series.to(device))
+
+
+# --- metrics -------------------------------------------------------------------------------------------------
+
+
+class Metrics:
+    """MASE, sMAPE and MAE in the data's units (normalization undone with each window's series statistics), and
+    the L1 loss in normalized units; ``split`` is the keys' prefix. Under DDP the sums are reduced over all ranks
+    unless ``distributed`` is false."""
+
+    def __init__(self, meta: dict[str, Any], device: torch.device, split: str = "val", distributed: bool = True):
+        self.mean, self.std, self.scale = (torch.tensor(meta[k], dtype=torch.float64, device=device)
+                                           for k in ("mean", "std", "scale"))  # fmt: skip
+        self.split, self.distributed = split, distributed
+        # loss, |error| / scale, sMAPE terms, |error|, values counted
+        self.sums = torch.zeros(5, dtype=torch.float64, device=device)
+        self.reduced = False
+
+    def update(self, outputs: torch.Tensor, targets: tuple[torch.Tensor, torch.Tensor]) -> None:
+        values, series = targets
+        out, values = outputs.double(), values.double()
+        std, mean = self.std[series][:, None, :], self.mean[series][:, None, :]
+        forecast, actual = out * std + mean, values * std + mean
+        error = (forecast - actual).abs()
+        denom = forecast.abs() + actual.abs()
+        smape = torch.where(denom > 0, 2 * error / denom.clamp(min=1e-12), torch.zeros_like(denom))
+        self.sums += torch.stack([(out - values).abs().sum(), (error / self.scale[series][:, None, :]).sum(),
+                                  smape.sum(), error.sum(), torch.tensor(float(error.numel()), device=error.device,
+                                                                          dtype=torch.float64)])  # fmt: skip
+
+    def compute(self) -> dict[str, float]:
+        """``{split}_loss``, ``{split}_mase`` (ratio), ``{split}_smape`` (percent), ``{split}_mae`` (data units)."""
+        if self.distributed and dist.is_initialized() and not self.reduced:
+            dist.all_reduce(self.sums)
+            self.reduced = True
+        loss, mase, smape, mae, count = self.sums.tolist()
+        if count == 0:
+            raise data.DataError(f"the {self.split} split yielded no windows")
+        s = self.split
+        return {f"{s}_loss": loss / count, f"{s}_mase": mase / count, f"{s}_smape": 100 * smape / count,
+                f"{s}_mae": mae / count}  # fmt: skip
+
+
+def baseline_scores(loaded: Data) -> dict[str, float]:
+    """The seasonal-naive forecast on the same validation windows: MASE, sMAPE, MAE."""
+    s, w = loaded.series, loaded.windows
+    _, y, series = data.window_arrays(s, w, w.val)
+    actual = data.denormalize(y, w, series)
+    naive = data.seasonal_naive(s, w, w.val)
+    return {"baseline_val_mase": data.mase(naive, actual, w.scale[series]),
+            "baseline_val_smape": data.smape(naive, actual), "baseline_val_mae": data.mae(naive, actual)}  # fmt: skip
+
+
+@torch.no_grad()
+def final_metrics(cfg: dict[str, Any], meta: dict[str, Any], loaded: Data, checkpoint: Path,
+                  device: torch.device) -> dict[str, float]:  # fmt: skip
+    """The seasonal-naive forecast's scores on the validation windows (baseline_val_mase, baseline_val_smape,
+    baseline_val_mae) for summary.json, beside which train.py already puts the best epoch's val_mase, val_smape and
+    val_mae; the line printed compares them with best.pt's (fp32) scores."""
+    from checkpoint import load_model
+
+    model, _ = load_model(checkpoint)
+    model.to(device)
+    metrics = Metrics(meta, device, distributed=False)
+    full = window_dataset(loaded.series, loaded.windows, loaded.windows.val)
+    for batch in window_loader(full, cfg["data"]["batch_size"], 0):
+        inputs, targets = to_device(batch, device)
+        metrics.update(model(inputs), targets)
+    scores = {k: v for k, v in metrics.compute().items() if k != "val_loss"}
+    base = baseline_scores(loaded)
+    print(f"validation ({len(full)} windows, {checkpoint.name}): MASE {scores['val_mase']:.3f}  sMAPE "
+          f"{scores['val_smape']:.2f}%  MAE {scores['val_mae']:.4g}  | seasonal naive MASE "
+          f"{base['baseline_val_mase']:.3f}  sMAPE {base['baseline_val_smape']:.2f}%")  # fmt: skip
+    return base
+
+
+# --- evaluate.py ----------------------------------------------------------------------------------------------
+
+
+def with_meta_statistics(series: data.SeriesData, w: data.Windows, meta: dict[str, Any]) -> data.Windows:
+    """``w`` with the checkpoint's normalization and MASE scale for the series it was trained on (by id)."""
+    known = {sid: i for i, sid in enumerate(meta["series"])}
+    stats = {k: np.array(getattr(w, k)) for k in ("mean", "std", "scale")}
+    for i, s in enumerate(series.series):
+        if s.id in known:
+            for k, values in stats.items():
+                values[i] = np.asarray(meta[k], np.float32)[known[s.id]]
+    return replace(w, **stats)
+
+
+def val_loader(cfg: dict[str, Any], meta: dict[str, Any], batch_size: int | None = None) -> DataLoader:
+    """The validation windows of data.root at the checkpoint's lookback and horizon, normalized as trained."""
+    cfg = {**cfg, "data": {**cfg["data"], "horizon": meta["horizon"], "lookback": meta["lookback"]}}
+    _, series, w = load_windows(cfg)
+    if list(series.target_cols) != meta["target_cols"]:
+        targets = list(series.target_cols)
+        raise ProjectError(f"the data's targets {targets} differ from the model's {meta['target_cols']}")
+    w = with_meta_statistics(series, w, meta)
+    loader = window_loader(window_dataset(series, w, w.val), batch_size or cfg["data"]["batch_size"], 0)
+    loader.series = series  # type: ignore[attr-defined]  # write_report's per-series table
+    return loader
+
+
+def write_report(metrics: Metrics, out: Path) -> dict[str, Any]:
+    """Write ``out/val_metrics.json`` with the split's scores."""
+    scores = metrics.compute()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "val_metrics.json").write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
+    return {"report_json": str(out / "val_metrics.json")}
+
+
+# --- export.py ----------------------------------------------------------------------------------------------
+
+
+def export_example(meta: dict[str, Any], batch: int, seed: int) -> torch.Tensor:
+    """A batch of random normalized windows, ``batch x lookback x channels`` (parity checks use fresh seeds)."""
+    return torch.randn(batch, meta["lookback"], meta["channels"], generator=torch.Generator().manual_seed(seed))
+
+
+# --- predict.py ---------------------------------------------------------------------------------------------
+
+
+def predict_files(inputs: list[str]) -> list[Path]:
+    """The CSV files named by files, folders and globs: each holds the history of one or more series."""
+    files: list[Path] = []
+    for item in inputs:
+        matches = sorted(glob.glob(item, recursive=True)) if glob.has_magic(item) else [item]
+        for match in map(Path, matches):
+            if match.is_dir():
+                files += sorted(p for p in match.rglob("*.csv") if p.is_file())
+            elif match.is_file():
+                files.append(match)
+            else:
+                raise data.DataError(f"{match}: no such file or folder")
+    if not files:
+        raise data.DataError(f"no .csv files in {' '.join(inputs)}")
+    return list(dict.fromkeys(files))
+
+
+def predict_windows(files: list[Path], meta: dict[str, Any]) -> tuple[data.SeriesData, np.ndarray, np.ndarray]:
+    """(every series of ``files``, the last ``lookback`` steps of each normalized S x L x C, the statistics
+    S x 2 x C). A series the model was trained on gets its training statistics; a new one those of its history."""
+    read = [data.read_csv(p, time_col=meta["time_col"], target_cols=meta["target_cols"], id_col=meta["id_col"],
+                          frequency=meta["frequency"], fill=meta["fill"]) for p in files]  # fmt: skip
+    series = replace(read[0], series=tuple(s for r in read for s in r.series))
+    known = {sid: i for i, sid in enumerate(meta["series"])}
+    mean, std = np.asarray(meta["mean"], np.float32), np.asarray(meta["std"], np.float32)
+    windows, stats = [], []
+    for s in series.series:
+        if len(s.values) < meta["lookback"]:
+            need = meta["lookback"]
+            raise data.DataError(f"series {s.id!r} has {len(s.values)} points; the model needs the last {need}")
+        if s.id in known:
+            m, sd = mean[known[s.id]], std[known[s.id]]
+        else:
+            m, sd = s.values.mean(0), np.where(s.values.std(0) > 1e-8, s.values.std(0), 1.0)
+        windows.append((s.values[-meta["lookback"] :] - m) / sd)
+        stats.append(np.stack([m, sd]))
+    return series, np.asarray(windows, np.float32), np.asarray(stats, np.float32)
+
+
+def predict_loader(files: list[Path], meta: dict[str, Any], batch_size: int) -> DataLoader:
+    """Batches of (the last lookback steps of each series, normalized; row numbers)."""
+    _, windows, _ = predict_windows(files, meta)
+    return DataLoader(TensorDataset(torch.from_numpy(windows), torch.arange(len(windows))), batch_size=batch_size)
+
+
+def write_predictions(out: Path, files: list[Path], outputs: Any, meta: dict[str, Any], top_k: int) -> Path:
+    """``out/forecast.csv``: the next ``horizon`` steps of every series, in the data's units, timestamps continued
+    at the series' frequency. ``outputs``: one array S x H x C, or a list of per-batch arrays."""
+    forecast = np.concatenate(outputs) if isinstance(outputs, list | tuple) else np.asarray(outputs)
+    series, _, stats = predict_windows(files, meta)
+    values = forecast * stats[:, 1][:, None, :] + stats[:, 0][:, None, :]
+    return data.write_forecast(out, series, values)
