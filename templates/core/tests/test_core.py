@@ -389,8 +389,8 @@ def test_a_non_finite_loss_stops_the_run_at_its_step(tiny_data: Path, tmp_path: 
                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     calls, build_loss = [], task.build_loss
 
-    def loss_fn(cfg: dict[str, Any]) -> Any:
-        real = build_loss(cfg)
+    def loss_fn(cfg: dict[str, Any], meta: Any = None) -> Any:
+        real = build_loss(cfg, meta)
 
         def loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
             calls.append(1)
