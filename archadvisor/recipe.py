@@ -366,7 +366,7 @@ def derive(
     augmentation = derive_augmentation(
         f, image_size=train_size, hflip=hflip, task=env["task"], small_images=small_images
     )
-    aug_rule = rule("aug_level")
+    aug_rule = _NON_IMAGE_RULES.get(env["task"]) if env["task"] in _NON_IMAGE_OPS else rule("aug_level")
     for key in ("level", "mixup_alpha", "cutmix_alpha", "ops"):
         provenance[f"augmentation.{key}"] = aug_rule
     provenance["augmentation.mix_prob"] = (
@@ -399,6 +399,13 @@ _NON_IMAGE_OPS: dict[str, list[dict[str, Any]]] = {
     "text": [],
     "code": [],
     "text-generation": [],
+}  # fmt: skip
+
+
+# what chose the non-image pipelines above (the image augmentation table does not apply to them)
+_NON_IMAGE_RULES: dict[str, Provenance] = {
+    "speech-recognition": Provenance("aug.speech", HERE, "SpecAugment masks and speed perturbation (Park et al. 2019, arXiv:1904.08779; Ko et al. 2015)"),
+    "time-series": Provenance("aug.time_series", HERE, "jitter and scaling of the series (Um et al. 2017, arXiv:1706.00527)"),
 }  # fmt: skip
 
 

@@ -259,7 +259,13 @@ class Recommendation(NamedTuple):
                 f"schema {SCHEMA}",
                 hint="saved by another archadvisor version: run `archadvisor recommend ... --save` again",
             )
-        return _load(cls, data, where, "")
+        rec = _load(cls, data, where, "")
+        if rec.generated is not None:
+            from archadvisor.resources import model_modules
+
+            if rec.generated.module not in model_modules():
+                raise InputError(where, rec.generated.module, sorted(model_modules()), hint="at generated.module")
+        return rec
 
 
 # --- plain <-> typed -------------------------------------------------------------------------------------

@@ -422,3 +422,14 @@ def test_the_questions_use_the_flags_defaults(tmp_path: Path, monkeypatch: Any) 
     flags = tmp_path / "q"
     assert invoke("scaffold", "--images", "5000", "--out", str(flags)).exit_code == 0
     assert _config_of(out) == _config_of(flags)
+
+
+HOSTILE_FROM = sorted(p for p in (Path(__file__).parent / "fixtures" / "hostile_from").iterdir() if p.suffix != ".md")
+
+
+@pytest.mark.parametrize("path", HOSTILE_FROM, ids=[p.name for p in HOSTILE_FROM])
+def test_hostile_from_files_are_one_line_and_write_nothing(path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "project"
+    one_line_error(invoke("scaffold", "--from", str(path), "--out", str(out)), "--from")
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    assert not Path("/tmp/archadvisor-pwned").exists()

@@ -248,9 +248,14 @@ def test_a_model_without_a_model_file_is_refused(rec: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("module", ["../../etc/passwd", "/etc/passwd", "weights", "resnet.py", "_x"])
 def test_module_name_cannot_point_outside_the_model_folder(rec: dict[str, Any], module: str) -> None:
-    rec["generated"]["module"] = module  # a tampered rec.json
-    with pytest.raises(ScaffoldError, match="model file"):
+    rec["generated"]["module"] = module  # a tampered rec.json: refused when read ...
+    with pytest.raises(InputError, match="generated.module"):
         render_project(rec, name="x")
+    # ... and again where the file is read, for a value that never went through a file (defence in depth)
+    typed = Recommendation.from_json(json.loads(FIXTURE.read_text(encoding="utf-8")))
+    tampered = typed._replace(generated=typed.generated._replace(module=module))
+    with pytest.raises(ScaffoldError, match="model file"):
+        render_typed(tampered, name="x")
 
 
 def test_unknown_augmentation_is_refused_with_the_supported_list(rec: dict[str, Any]) -> None:
