@@ -39,7 +39,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check --no-cache .
 	$(VENV)/bin/ruff format --no-cache --check archadvisor tests bench templates
-	$(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup -m "not bench"
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup -m "not bench" --durations=25
 
 bench: $(VENV)/.installed-dev
 	$(PY) bench/cli_latency.py
