@@ -19,6 +19,7 @@ def assemble(dest: Path) -> Path:
     shutil.copytree(TASK, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "digits_coco", ".digits-*"))
     shutil.copy(TEMPLATES / "models" / "detection_tv.py", dest / "model.py")
     shutil.copy(TEMPLATES / "core" / "errors.py", dest / "errors.py")
+    shutil.copy(TEMPLATES / "core" / "files.py", dest / "files.py")
     return dest
 
 

@@ -33,6 +33,7 @@ from torchvision import datasets
 from torchvision.transforms import v2
 
 from errors import ProjectError
+from files import default_num_workers, expand_inputs
 
 HERE = Path(__file__).resolve().parent
 DEMO_NPZ = HERE / "demo" / "digits.npz"
@@ -309,12 +310,6 @@ def collate(batch: list[Any]) -> Any:
     return default_collate(batch) if batch else None
 
 
-def default_num_workers(world_size: int) -> int:
-    """Loader processes per training process: the CPUs this process may use, minus one for training itself."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(8, cpus // max(1, world_size) - 1))
-
-
 @dataclass
 class Data:
     """The train/val datasets and loaders of one run."""
@@ -400,23 +395,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 def image_files(inputs: list[str]) -> list[Path]:
     """The image files named by ``inputs``: files, folders (searched recursively) and glob patterns, in order."""
-    import glob
-
-    files: list[Path] = []
-    for item in inputs:
-        matches = sorted(glob.glob(item, recursive=True)) if glob.has_magic(item) else [item]
-        if not matches:
-            raise DataError(f"{item}: no file matches")
-        for match in map(Path, matches):
-            if match.is_dir():
-                files += sorted(p for p in match.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-            elif match.is_file():
-                files.append(match)
-            else:
-                raise DataError(f"{match}: no such file or folder")
-    if not files:
-        raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {' '.join(inputs)}")
-    return list(dict.fromkeys(files))  # each image once, first occurrence first
+    return expand_inputs(inputs, IMAGE_SUFFIXES, DataError, what="images")
 
 
 class ImageFiles(Dataset):

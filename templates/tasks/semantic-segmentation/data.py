@@ -39,6 +39,7 @@ from torchvision.transforms import InterpolationMode, v2
 from torchvision.transforms.v2 import functional as TF
 
 from errors import ProjectError
+from files import default_num_workers, expand_inputs
 
 HERE = Path(__file__).resolve().parent
 DEMO_NPZ = HERE / "demo" / "digits.npz"
@@ -352,12 +353,6 @@ def pad_collate(batch: list[tuple[torch.Tensor, Any]]) -> tuple[torch.Tensor, An
     return images, masks
 
 
-def default_num_workers(world_size: int) -> int:
-    """Loader processes per training process: the CPUs this process may use, minus one for training itself."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(8, cpus // max(1, world_size) - 1))
-
-
 def build_loader(
     dataset: Dataset, batch_size: int, sampler: Any, workers: int, pin: bool, drop_last: bool
 ) -> DataLoader:
@@ -434,23 +429,7 @@ def val_loader(cfg: dict[str, Any], num_classes: int, batch_size: int | None = N
 
 def image_files(inputs: list[str]) -> list[Path]:
     """The image files named by ``inputs``: files, folders (searched recursively) and glob patterns, in order."""
-    import glob
-
-    files: list[Path] = []
-    for item in inputs:
-        matches = sorted(glob.glob(item, recursive=True)) if glob.has_magic(item) else [item]
-        if not matches:
-            raise DataError(f"{item}: no file matches")
-        for match in map(Path, matches):
-            if match.is_dir():
-                files += sorted(p for p in match.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-            elif match.is_file():
-                files.append(match)
-            else:
-                raise DataError(f"{match}: no such file or folder")
-    if not files:
-        raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {' '.join(inputs)}")
-    return list(dict.fromkeys(files))  # each image once, first occurrence first
+    return expand_inputs(inputs, IMAGE_SUFFIXES, DataError, what="images")
 
 
 class ImageFiles(Dataset):
