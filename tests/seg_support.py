@@ -32,6 +32,7 @@ def project_modules(root: Path, model_module: str = "unet") -> Iterator[SimpleNa
         shutil.copy(models / name, root / name)
     shutil.copy(templates_dir() / "core" / "errors.py", root / "errors.py")
     shutil.copy(templates_dir() / "core" / "files.py", root / "files.py")
+    shutil.copy(templates_dir() / "core" / "sampling.py", root / "sampling.py")
     saved = {name: sys.modules.pop(name) for name in MODULES if name in sys.modules}
     sys.path.insert(0, str(root))
     try:

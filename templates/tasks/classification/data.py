@@ -20,7 +20,6 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,12 +27,13 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset, default_collate
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, default_collate
 from torchvision import datasets
 from torchvision.transforms import v2
 
 from errors import ProjectError
 from files import default_num_workers, expand_inputs
+from sampling import SeededSampler
 
 HERE = Path(__file__).resolve().parent
 DEMO_NPZ = HERE / "demo" / "digits.npz"
@@ -274,34 +274,6 @@ class Samples(Dataset):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return self.transform(image), label
-
-
-class SeededSampler(Sampler[tuple[int, int]]):
-    """Wraps a DistributedSampler and pairs each index with a seed drawn from (run seed, epoch).
-
-    The permutation is DistributedSampler's (seeded with seed + epoch, disjoint shards per rank); the per-sample
-    seeds make the augmentation a pure function of (seed, epoch, index), independent of worker processes.
-    """
-
-    def __init__(self, inner: DistributedSampler, dataset_size: int, seed: int) -> None:
-        self.inner = inner
-        self.dataset_size = dataset_size
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose permutation and seeds ``__iter__`` yields."""
-        self.epoch = epoch
-        self.inner.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.inner)
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        seeds = torch.randint(2**62, (self.dataset_size,), generator=g).tolist()
-        for i in self.inner:
-            yield i, seeds[i]
 
 
 def collate(batch: list[Any]) -> Any:

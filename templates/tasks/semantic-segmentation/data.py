@@ -25,7 +25,6 @@ random crop are the same whatever the number of workers, and ``--resume`` replay
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,13 +32,14 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode, v2
 from torchvision.transforms.v2 import functional as TF
 
 from errors import ProjectError
 from files import default_num_workers, expand_inputs
+from sampling import SeededSampler
 
 HERE = Path(__file__).resolve().parent
 DEMO_NPZ = HERE / "demo" / "digits.npz"
@@ -308,30 +308,6 @@ class Pairs(Dataset):
                 torch.manual_seed(seed)
                 image, mask = self.transform(image, mask)
         return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor).long()
-
-
-class SeededSampler(Sampler[tuple[int, int]]):
-    """Wraps a DistributedSampler and pairs each index with a seed drawn from (run seed, epoch)."""
-
-    def __init__(self, inner: DistributedSampler, dataset_size: int, seed: int) -> None:
-        self.inner = inner
-        self.dataset_size = dataset_size
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose permutation and seeds ``__iter__`` yields."""
-        self.epoch = epoch
-        self.inner.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.inner)
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        seeds = torch.randint(2**62, (self.dataset_size,), generator=g).tolist()
-        for i in self.inner:
-            yield i, seeds[i]
 
 
 def pad_collate(batch: list[tuple[torch.Tensor, Any]]) -> tuple[torch.Tensor, Any]:
