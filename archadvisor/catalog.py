@@ -1,9 +1,6 @@
 """The architecture catalog as typed values: zoo variants (buildable) and external models."""
 
-from __future__ import annotations
-
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -29,8 +26,7 @@ class License(NamedTuple):
 UNKNOWN_LICENSE = License("unknown", "unknown", "other", "other")
 
 
-@dataclass(frozen=True, eq=False)  # catalog entries are unique objects: identity is equality (and cheap)
-class Variant:
+class Variant(NamedTuple):  # NamedTuples, not dataclasses: cheaper to define at start-up (recommendation.py)
     """One model of the zoo, with its reference facts (rules/catalog.yaml)."""
 
     name: str
@@ -77,8 +73,7 @@ class Variant:
         return self.gmacs * scale
 
 
-@dataclass(frozen=True, eq=False)
-class External:
+class External(NamedTuple):
     """A model outside the zoo (detection, language, speech ...): advice only, no scaffold."""
 
     name: str

@@ -53,13 +53,14 @@ class _OneLineErrors(TyperGroup):
         return rv
 
 
-app = typer.Typer(
-    cls=_OneLineErrors,
-    help="Recommend a PyTorch architecture, training recipe and deployment plan; scaffold a project that trains.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+_APP_SETTINGS: dict[str, Any] = {
+    "cls": _OneLineErrors,
+    "help": "Recommend a PyTorch architecture, training recipe and deployment plan; scaffold a project that trains.",
+    "no_args_is_help": True,
+    "pretty_exceptions_enable": False,
+    "rich_markup_mode": None,
+}
+app = typer.Typer(**_APP_SETTINGS)
 rules_app = typer.Typer(cls=_OneLineErrors, help="Validate and show the rule files.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 
@@ -396,10 +397,8 @@ def scaffold(
     if from_file is not None:
         rec = _from_file(from_file)
         if given or problem["rules"]:  # flags beside --from override the saved inputs: run the engine again
-            from dataclasses import asdict
-
             rules, catalog = _load(problem["rules"])
-            saved = {k: v for k, v in asdict(rec.inputs).items() if k != "notes"}
+            saved = {k: v for k, v in rec.inputs._asdict().items() if k != "notes"}
             rec = engine.recommend(_spec({**saved, "rules": None, **given}, rules), rules, catalog)
     else:
         asked = not given and _interactive()
@@ -512,5 +511,31 @@ def _register_optional() -> None:
 _register_optional()
 
 
+def _command_name(info: Any) -> str:
+    """The name typer gives a registered command (its function's name, dashed, unless named)."""
+    return info.name or info.callback.__name__.lower().replace("_", "-")
+
+
+def app_for(args: list[str]) -> typer.Typer:
+    """The app to run for ``args``: only the command named first, else every command.
+
+    typer turns each registered command's signature into click parameters at every start, ~5 ms for
+    all of them (the problem flags alone are 22 options on three commands), before running one.
+    `archadvisor recommend ...` builds recommend only; its flags, help, errors and exit codes are
+    the same as the whole app's. Anything else (no command, --help, --version, a typo) gets the whole
+    app, so the help lists every command and a mistyped one is named with its close match.
+    """
+    name = args[0] if args else None
+    commands = [c for c in app.registered_commands if _command_name(c) == name]
+    groups = [g for g in app.registered_groups if g.name == name]
+    if not commands and not groups:
+        return app
+    one = typer.Typer(**_APP_SETTINGS)
+    one.registered_callback = app.registered_callback
+    one.registered_commands = commands
+    one.registered_groups = groups
+    return one
+
+
 def main() -> None:
-    app()
+    app_for(sys.argv[1:])()

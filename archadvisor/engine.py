@@ -6,10 +6,7 @@ axis weight; the highest score wins, ties broken by ImageNet top-1 then fewer GM
 every rule considered, whether it fired, and which one decided.
 """
 
-from __future__ import annotations
-
-from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from archadvisor import __version__, conditions
 from archadvisor.catalog import UNKNOWN_LICENSE, Catalog, External, Variant
@@ -37,18 +34,17 @@ ENGINE = "archadvisor/engine.py"  # the trace's file for the engine's own steps
 NEAREST = 3  # when nothing meets a hard constraint, the closest this many stay: the choice and 2 alternatives
 
 
-@dataclass
-class Selection:
+class Selection(NamedTuple):  # a NamedTuple, not a dataclass: cheaper to define at start-up (see recommendation.py)
     """The outcome of choosing an architecture: ranked candidates with their votes and the trace."""
 
     ranked: list[Any]  # Variant | External, best first
     scores: dict[str, float]
     votes: dict[str, dict[str, float]]  # candidate -> rule id -> vote
-    trace: list[TraceEntry] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    trace: list[TraceEntry]
+    warnings: list[str]
+    latency: dict[str, Any]  # name -> LatencyEstimate
+    excluded: list[tuple[Any, str]]  # (candidate, why), nearest misses last
     decided_by: str | None = None
-    latency: dict[str, Any] = field(default_factory=dict)  # name -> LatencyEstimate
-    excluded: list[tuple[Any, str]] = field(default_factory=list)  # (candidate, why), nearest misses last
     unmet: str | None = None  # a hard constraint no candidate met: the ranked ones are its nearest misses
 
     @property
@@ -234,8 +230,7 @@ def select_catalog(
     selection = Selection(ranked=ranked, scores=scores, votes=votes, trace=trace, warnings=warnings, latency=latency,
                           excluded=[(v, why) for v, why in excluded if v not in ranked],
                           unmet=unmet[-1][0] if unmet else None)  # fmt: skip
-    selection.decided_by = unmet[-1][0] if unmet else _decider(selection)
-    return selection
+    return selection._replace(decided_by=unmet[-1][0] if unmet else _decider(selection))
 
 
 def _decider(sel: Selection) -> str | None:
@@ -261,7 +256,7 @@ def _estimate_external(e: External, spec: ProblemSpec, rules: RuleSet) -> Any:
     devices = {k: v for k, v in rules.devices.items() if k != "_file"} or None
     est = estimate_latency_ms(e, spec.target, spec.image_size, devices=devices, zoo=False,
                               precision=rules.targets[spec.target]["precision"])  # fmt: skip
-    return replace(est, basis=est.basis + f"; {e.gmacs:g} GMACs at {e.input_size} px from the publisher ({e.source})")
+    return est._replace(basis=est.basis + f"; {e.gmacs:g} GMACs at {e.input_size} px from the publisher ({e.source})")
 
 
 def _keep_external(c: dict[str, Any], e: External) -> bool:
@@ -338,8 +333,7 @@ def select_tree(spec: ProblemSpec, rules: RuleSet, catalog: Catalog) -> Selectio
     ranked = sorted(pool, key=lambda e: (-round(scores[e.name], 6), e.params_m or 0))
     sel = Selection(ranked=ranked, scores=scores, votes=votes, trace=trace, warnings=warnings, latency=latency,
                     excluded=[(e, why) for e, why in excluded if e not in ranked])  # fmt: skip
-    sel.decided_by = _decider(sel)
-    return sel
+    return sel._replace(decided_by=_decider(sel))
 
 
 def select_table(spec: ProblemSpec, rules: RuleSet, catalog: Catalog) -> Selection:
@@ -361,7 +355,14 @@ def select_table(spec: ProblemSpec, rules: RuleSet, catalog: Catalog) -> Selecti
     trace = [TraceEntry(f"task.{spec.task}", rules.files[f"task.{spec.task}"], True, because, "table")]
     votes = {seen[0].name: {f"task.{spec.task}": 1.0}} if seen else {}
     return Selection(
-        ranked=seen, scores={e.name: 0.0 for e in seen}, votes=votes, trace=trace, decided_by=f"task.{spec.task}"
+        ranked=seen,
+        scores={e.name: 0.0 for e in seen},
+        votes=votes,
+        trace=trace,
+        warnings=[],
+        latency={},
+        excluded=[],
+        decided_by=f"task.{spec.task}",
     )
 
 
@@ -490,7 +491,7 @@ def for_generated(rec: Recommendation, rules: RuleSet, catalog: Catalog) -> Reco
     substitution and its reason stay in ``generated``, the provenance and the warnings: never a silent swap."""
     if rec.generated is None or not rec.generated.substitute:
         return rec
-    sub = recommend(replace(rec.inputs, arch=rec.generated.name), rules, catalog)
+    sub = recommend(rec.inputs._replace(arch=rec.generated.name), rules, catalog)
     provenance = {**sub.provenance, "architecture": Provenance("scaffold.substitute", None, rec.generated.why)}
     note = f"scaffold generates {rec.generated.name} in place of {rec.architecture.name}: {rec.generated.why}"
     return sub._replace(generated=rec.generated, provenance=provenance, warnings=(*sub.warnings, note))
@@ -798,7 +799,7 @@ def flips(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, limit: int = 3) -
     found: list[tuple[float, str, str]] = []
     for label, change, size in _perturbations(spec):
         try:
-            other = select(replace(spec, arch=None, **change), rules, catalog)
+            other = select(spec._replace(arch=None, **change), rules, catalog)
         except Exception:  # noqa: BLE001 - a perturbation outside what the rules handle is not a flip
             continue
         if other.ranked and other.winner.name != current:

@@ -13,14 +13,11 @@ of rules/devices.yaml for the band rule. ``cloud-cpu`` uses the catalog's own me
 one. This module must not import torch: ``recommend`` without ``--measure`` stays torch-free.
 """
 
-from __future__ import annotations
-
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from archadvisor.errors import InputError, RuleError, closest
 from archadvisor.resources import rules_dir
@@ -53,8 +50,7 @@ class HasModelFacts(Protocol):
     small_input: bool
 
 
-@dataclass(frozen=True)
-class LatencyEstimate:
+class LatencyEstimate(NamedTuple):  # NamedTuples, not dataclasses: cheaper to define at start-up
     """A batch-1 latency figure with its uncertainty band, how it was obtained and where the inputs come from."""
 
     ms: float
@@ -76,8 +72,7 @@ class LatencyEstimate:
         }
 
 
-@dataclass(frozen=True)
-class DeviceFit:
+class DeviceFit(NamedTuple):
     """A target's fitted roofline: what ``estimate_latency_ms`` evaluates."""
 
     target: str
@@ -96,7 +91,7 @@ class DeviceFit:
     ratio_high: float
     n_base: int
     thin: bool  # fewer than 3 base points, or a low-confidence figure among them
-    sources: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str]
 
     @property
     def efficiency(self) -> float:
@@ -432,7 +427,7 @@ def _fit(name: str, targets: Mapping[str, Any], _seen: tuple[str, ...] = ()) -> 
         kind = "cnn" if _is_base(b) else b["kind"]
         predicted = fit.overhead_ms + fit.kind_factors[kind] * b["gmacs"] * fit.ms_per_gmac
         ratios.append(b["latency_ms"] / predicted)
-    return replace(fit, ratio_low=min(ratios), ratio_high=max(ratios))
+    return fit._replace(ratio_low=min(ratios), ratio_high=max(ratios))
 
 
 @cache
@@ -467,11 +462,10 @@ def estimate_latency_ms(
         return est
     factor = prof.get("precision_factors", {}).get(precision)
     if factor is None:
-        return replace(
-            est, basis=est.basis + f"; the profile is {prof.get('precision')}, the plan {precision}: not converted"
+        return est._replace(
+            basis=est.basis + f"; the profile is {prof.get('precision')}, the plan {precision}: not converted"
         )
-    return replace(
-        est,
+    return est._replace(
         ms=est.ms * factor,
         low_ms=est.low_ms * factor,
         high_ms=est.high_ms * factor,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 from archadvisor import engine
@@ -64,7 +63,7 @@ def recommend_measured(
     if device is None:
         return engine.recommend(spec, rules, catalog, measure_note=note)
     # the top candidates before the latency budget is applied: the budget is then checked on measurements
-    top = engine.select(replace(spec, latency_ms=None), rules, catalog).ranked[:TOP_CANDIDATES]
+    top = engine.select(spec._replace(latency_ms=None), rules, catalog).ranked[:TOP_CANDIDATES]
     small = [engine.uses_small_input(v, spec.image_size, rules) for v in top]
     if status is not None:
         status(f"measuring {len(top)} candidates on this machine ({device}) ...")

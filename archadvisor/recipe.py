@@ -8,10 +8,7 @@ Every value keeps its provenance (the rule that chose it, its file and reason), 
 and `explain` show.
 """
 
-from __future__ import annotations
-
 import math
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from archadvisor import conditions
@@ -35,13 +32,18 @@ DERIVED = "derived"  # the trace's table name for values computed here
 HERE = "archadvisor/recipe.py"  # the trace's file for derived values
 
 
-@dataclass
 class Recipe:
-    """The table fields with the rule behind each, and the trace of every row and derivation."""
+    """The table fields with the rule behind each, and the trace of every row and derivation.
 
-    fields: dict[str, Any] = field(default_factory=dict)
-    provenance: dict[str, Provenance] = field(default_factory=dict)  # field -> rule
-    trace: list[dict[str, Any]] = field(default_factory=list)
+    A plain class (not a dataclass): defining a dataclass execs generated code at import, which
+    `recommend`'s start-up pays for every one."""
+
+    __slots__ = ("fields", "provenance", "trace")
+
+    def __init__(self) -> None:
+        self.fields: dict[str, Any] = {}
+        self.provenance: dict[str, Provenance] = {}  # field -> rule
+        self.trace: list[dict[str, Any]] = []
 
     def set(self, name: str, value: Any, rule: Provenance) -> None:
         self.fields[name] = value

@@ -3,15 +3,15 @@
 The records are ``typing.NamedTuple`` classes: typed, immutable, compared by value, like frozen dataclasses,
 but built without generating code per class at import. `recommend` pays for this module on every start; the
 ~25 frozen dataclasses it would take cost ~20 ms to create on 2 cores, as much as the rest of the command
-(bench/cli_latency.py).
+(bench/cli_latency.py). The modules that define records at import (this one, spec, catalog, latency, recipe,
+conditions, engine) do not use ``from __future__ import annotations``: with string annotations, typing compiles
+a ForwardRef per field (about twice the cost of the record itself).
 
 ``Recommendation.to_json()`` is the JSON contract (`recommend --format json`, `--save`);
 ``Recommendation.from_json()`` reads it back with every field type-checked (a saved file is untrusted input:
 ``scaffold --from rec.json``), so save-then-load round-trips exactly. A section that does not apply to a task
 is ``None`` (``null`` in JSON) and is left out of the rendered report and the generated config.
 """
-
-from __future__ import annotations
 
 import types
 import typing
@@ -275,7 +275,12 @@ def _is_record(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, tuple) and hasattr(tp, "_fields")
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _plain(value: Any) -> Any:
+    if type(value) in _SCALARS:  # most of the tree: leave at once
+        return value
     if isinstance(value, ProblemSpec):
         return value.to_json()
     if isinstance(value, tuple) and hasattr(value, "_fields"):

@@ -11,7 +11,6 @@ import json
 import os
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -288,13 +287,17 @@ def _has_control(text: str) -> bool:
     return any(ord(ch) < 32 or 127 <= ord(ch) < 160 or ch in "\u2028\u2029" for ch in text)
 
 
-@dataclass
 class _Ctx:
-    file: str
-    # ids already defined by this rules directory: (namespace, id) -> "file:line". One directory may
-    # not define an id twice (in one file or across its files); a --rules directory overriding a
-    # built-in id is the documented override and is not a duplicate (it has its own table).
-    ids: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
+    """Where validation is: the file, and the ids this rules directory has defined so far."""
+
+    __slots__ = ("file", "ids")
+
+    def __init__(self, file: str, ids: dict[tuple[str, str], tuple[str, int]] | None = None) -> None:
+        self.file = file
+        # ids already defined by this rules directory: (namespace, id) -> "file:line". One directory may
+        # not define an id twice (in one file or across its files); a --rules directory overriding a
+        # built-in id is the documented override and is not a duplicate (it has its own table).
+        self.ids = {} if ids is None else ids
 
     def fail(self, node: Any, rule: str | None, problem: str, line: int | None = None) -> RuleError:
         return RuleError(self.file, line or line_of(node), rule, problem)
@@ -378,19 +381,36 @@ def satisfiable(cond: dict) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------
-@dataclass
 class RuleSet:
-    """All rules, merged and validated. Plain data: the engine only reads it."""
+    """All rules, merged and validated. Plain data: the engine only reads it.
 
-    catalog: dict[str, Any] = field(default_factory=dict)
-    tasks: dict[str, dict] = field(default_factory=dict)
-    selections: dict[str, dict] = field(default_factory=dict)  # task -> selection file (merged)
-    targets: dict[str, dict] = field(default_factory=dict)  # target -> deployment row
-    tables: list[dict] = field(default_factory=list)  # recipe tables in order
-    devices: dict[str, Any] = field(default_factory=dict)
-    files: dict[str, str] = field(default_factory=dict)  # rule id -> file it came from
-    sources: list[Path] = field(default_factory=list)
-    digest: str = ""
+    A plain class with slots, not a dataclass: a dataclass execs generated code when it is defined,
+    at every start of `recommend`. FIELDS is what the validated-rules cache stores."""
+
+    FIELDS = ("catalog", "tasks", "selections", "targets", "tables", "devices", "files", "sources", "digest")
+    __slots__ = FIELDS
+
+    def __init__(
+        self,
+        catalog: dict[str, Any] | None = None,
+        tasks: dict[str, dict] | None = None,
+        selections: dict[str, dict] | None = None,
+        targets: dict[str, dict] | None = None,
+        tables: list[dict] | None = None,
+        devices: dict[str, Any] | None = None,
+        files: dict[str, str] | None = None,
+        sources: list[Path] | None = None,
+        digest: str = "",
+    ) -> None:
+        self.catalog = catalog or {}
+        self.tasks = tasks or {}
+        self.selections = selections or {}  # task -> selection file (merged)
+        self.targets = targets or {}  # target -> deployment row
+        self.tables = tables or []  # recipe tables in order
+        self.devices = devices or {}
+        self.files = files or {}  # rule id -> file it came from
+        self.sources = sources or []
+        self.digest = digest
 
     @property
     def small_input_max_px(self) -> int:
@@ -501,7 +521,8 @@ def display_name(path: Path) -> str:
 def _rule_files(directory: Path) -> list[Path]:
     if not directory.is_dir():
         raise RuleError(str(directory), None, None, "rules directory does not exist")
-    files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    # by name: one directory's files, and str keys are cheaper than Path comparisons (case-folded parts)
+    files = sorted((p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()), key=str)
     if not files:
         raise RuleError(str(directory), None, None, "no .yaml rule files in this directory")
     return files
@@ -534,7 +555,7 @@ def _to_cache(rs: RuleSet, key: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        body = {k: getattr(rs, k) for k in RuleSet.__dataclass_fields__}
+        body = {k: getattr(rs, k) for k in RuleSet.FIELDS}
         body["sources"] = [str(p) for p in rs.sources]
         tmp.write_text(json.dumps(body), encoding="utf-8")
         os.replace(tmp, path)

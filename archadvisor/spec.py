@@ -1,9 +1,6 @@
 """The ProblemSpec: validated inputs. Every bad value becomes an InputError (one line, exit 2)."""
 
-from __future__ import annotations
-
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from archadvisor.errors import InputError, MissingInput
 from archadvisor.vocab import (
@@ -55,9 +52,11 @@ def canonical_frequency(raw: Any) -> str:
     return f"{int(n)}{canon}" if n and int(n) > 1 else canon
 
 
-@dataclass(frozen=True)
-class ProblemSpec:
-    """What the user told us about the problem (after validation and defaults)."""
+class ProblemSpec(NamedTuple):
+    """What the user told us about the problem (after validation and defaults).
+
+    A NamedTuple (immutable, typed, ``_replace``) rather than a frozen dataclass: `recommend` defines it at
+    every start, and a dataclass execs generated code to do so (archadvisor/recommendation.py)."""
 
     task: str
     images: int
@@ -81,17 +80,27 @@ class ProblemSpec:
     channels: int | None = None
     length: int | None = None
     permissive: bool = False  # only models whose code and used weights allow commercial use
-    notes: tuple[str, ...] = field(default=(), compare=False)  # input contradictions -> warnings
+    notes: tuple[str, ...] = ()  # input contradictions -> warnings; not part of the problem (not compared)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ProblemSpec):
+            return NotImplemented
+        return self[:-1] == other[:-1]
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(self[:-1])
 
     def env(self) -> dict[str, Any]:
         """The variables rule conditions may test (archadvisor.conditions.VARIABLES, spec phase)."""
-        d = asdict(self)
-        d.pop("notes")
+        d = self.to_json()
         d["arch_forced"] = d.pop("arch") is not None
         return d
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = self._asdict()
         d.pop("notes")
         return d
 

@@ -29,7 +29,7 @@ from typer.testing import CliRunner, Result
 
 from archadvisor import __version__
 from archadvisor.catalog import load_catalog
-from archadvisor.cli import app
+from archadvisor.cli import app, app_for
 from archadvisor.ruleset import load_rules
 from archadvisor.vocab import COMPUTE, TARGETS, TASKS
 
@@ -708,3 +708,33 @@ def test_save_into_a_missing_directory_is_one_line(tmp_path: Path) -> None:
 )
 def test_usage_errors_are_one_line_exit_2(args: list[str], needles: list[str]) -> None:
     assert_one_line_error(invoke(*args), *needles)
+
+
+# --- the entry point builds only the command it runs ---------------------------------------------------
+@pytest.mark.parametrize(
+    "args",
+    [["recommend", "--bogus"], ["recommend", "--help"], ["recomend"], ["rules", "validate"], ["rules"],
+     ["scaffold", "--help"], ["--help"], ["--version"]],
+    ids=["bad-option", "command-help", "typo", "group-command", "bare-group", "scaffold-help", "help", "version"],
+)  # fmt: skip
+def test_the_entry_point_answers_exactly_like_the_whole_app(tmp_path: Path, args: list[str]) -> None:
+    """`archadvisor CMD ...` builds CMD alone (start-up time); output and exit code equal the whole app's."""
+    built = app_for(args)
+    names = {c.name or c.callback.__name__ for c in built.registered_commands} | {
+        g.name for g in built.registered_groups
+    }
+    if args[0] in ("recommend", "rules", "scaffold"):
+        assert built is not app and names == {args[0]}
+    else:
+        assert built is app  # help, version and typos need every command (the did-you-mean names the close one)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"}
+    entry = "import sys; from archadvisor.cli import main; sys.argv[0] = 'archadvisor'; main()"
+    whole = "from archadvisor.cli import app; app(prog_name='archadvisor')"
+    one, every = (
+        subprocess.run(
+            [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=120, check=False
+        )  # fmt: skip
+        for code in (entry, whole)
+    )
+    assert (one.returncode, one.stdout, one.stderr) == (every.returncode, every.stdout, every.stderr)
+    assert one.stdout or one.stderr

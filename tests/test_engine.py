@@ -411,8 +411,6 @@ def test_flips_name_a_change_that_really_flips():
     spec = build_spec(images=8000, target="jetson")
     found = flips(spec, RULES, CATALOG)
     assert found
-    from dataclasses import replace
-
     for f in found:
         flag, _, value = f["change"].partition(" ")
         assert f["architecture"] != "efficientnet_v2_s"
@@ -423,7 +421,7 @@ def test_flips_name_a_change_that_really_flips():
     kwargs = {"target": value} if key == "target" else {}
     if kwargs:
         assert rec(**{**dict(images=8000, target="jetson"), **kwargs})["architecture"]["name"] == first["architecture"]
-    assert replace(spec) == spec
+    assert spec._replace() == spec
 
 
 def test_a_user_devices_file_overrides_one_target_and_keeps_the_others(tmp_path):
