@@ -438,6 +438,8 @@ def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: 
     trace = sel.trace + [TraceEntry(t["rule"], t["file"], True, t["because"], "recipe") for t in recipe.trace]
     if generated is not None and generated.substitute:
         trace.append(TraceEntry("scaffold.substitute", ENGINE, True, generated.why, "scaffold"))
+    elif generated is not None and generated.module == yolo.MODULE:
+        trace.append(TraceEntry("scaffold.ultralytics", ENGINE, True, generated.why, "scaffold"))
     if measure_note:
         trace.append(TraceEntry("measure", ENGINE, True, measure_note, "measure"))
     decided = sel.decided_by if spec.arch is None else "--arch"

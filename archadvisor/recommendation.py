@@ -263,7 +263,6 @@ class Recommendation(NamedTuple):
         rec = _load(cls, data, where, "")
         if rec.generated is not None:
             from archadvisor.resources import model_modules
-
             from archadvisor.ultralytics_project import MODULE as ULTRALYTICS
 
             if rec.generated.module not in model_modules() | {ULTRALYTICS}:

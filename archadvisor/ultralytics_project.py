@@ -91,39 +91,62 @@ def train_rows(rec: Mapping[str, Any], why: Callable[[str], str]) -> list[tuple[
     accumulated = t.get("effective_batch_size") or t["batch_size"] * t["grad_accum_steps"]
     lrf = round(t["min_lr"] / t["lr"], 6) if t.get("min_lr") is not None and t["lr"] else 0.01
     schedule = t.get("schedule")
-    mosaic, hsv, scale, flip = _op(rec, "mosaic"), _op(rec, "hsv"), _op(rec, "random_scale"), _op(rec, "horizontal_flip")
+    mosaic, hsv, scale, flip = (
+        _op(rec, "mosaic"),
+        _op(rec, "hsv"),
+        _op(rec, "random_scale"),
+        _op(rec, "horizontal_flip"),
+    )
     aug = "augmentation.ops"
     rows = [
         ("epochs", t["epochs"], why("training.epochs")),
         ("imgsz", t["image_size"], why("training.image_size")),
         ("batch", t["batch_size"], why("training.batch_size")),
-        ("nbs", accumulated, "nominal batch: gradients accumulate over round(nbs / batch) batches; "
-                             + why("training.batch_size")),
+        (
+            "nbs",
+            accumulated,
+            "nominal batch: gradients accumulate over round(nbs / batch) batches; " + why("training.batch_size"),
+        ),
         ("optimizer", optimizer, why("training.optimizer")),
         ("lr0", t["lr"], why("training.lr")),
         ("lrf", lrf, "final lr = lr0 x lrf (min_lr / lr); " + why("training.min_lr")),
         ("momentum", momentum if momentum is not None else 0.937, why("training.optimizer")),
-        ("weight_decay", t["weight_decay"], "ultralytics scales it by batch x accumulate / nbs; "
-                                            + why("training.weight_decay")),
+        (
+            "weight_decay",
+            t["weight_decay"],
+            "ultralytics scales it by batch x accumulate / nbs; " + why("training.weight_decay"),
+        ),
         ("warmup_epochs", float(t["warmup_epochs"] or 0), why("training.warmup_epochs")),
-        ("cos_lr", schedule == "cosine", f"schedule {schedule}: false is ultralytics' linear decay to lrf; "
-                                         + why("training.schedule")),
-        ("patience", t.get("early_stopping_patience") or 0, "epochs without a better fitness (0.1 mAP50 + 0.9 "
-                                                           "mAP50-95); 0: never stop early; "
-                                                           + why("training.early_stopping_patience")),
+        (
+            "cos_lr",
+            schedule == "cosine",
+            f"schedule {schedule}: false is ultralytics' linear decay to lrf; " + why("training.schedule"),
+        ),
+        (
+            "patience",
+            t.get("early_stopping_patience") or 0,
+            "epochs without a better fitness (0.1 mAP50 + 0.9 "
+            "mAP50-95); 0: never stop early; " + why("training.early_stopping_patience"),
+        ),
         ("mosaic", float(mosaic["p"]) if mosaic else 0.0, why(aug)),
-        ("close_mosaic", int(mosaic.get("close_last_epochs", 0)) if mosaic else 0, "mosaic off for the last N epochs; "
-                                                                                   + why(aug)),
+        (
+            "close_mosaic",
+            int(mosaic.get("close_last_epochs", 0)) if mosaic else 0,
+            "mosaic off for the last N epochs; " + why(aug),
+        ),
         ("mixup", float((rec.get("augmentation") or {}).get("mix_prob") or 0.0), why(aug)),
         ("hsv_h", float(hsv["h"]) if hsv else 0.0, why(aug)),
         ("hsv_s", float(hsv["s"]) if hsv else 0.0, why(aug)),
         ("hsv_v", float(hsv["v"]) if hsv else 0.0, why(aug)),
         ("scale", float(scale["scale"]) if scale else 0.0, why(aug)),
         ("translate", 0.1, "(default) ultralytics cfg/default.yaml"),
-        ("fliplr", float(flip["p"]) if flip else 0.0, "0: mirrored images are another class (--no-hflip); "
-                                                      + why(aug)),
-        ("amp", bool(t["amp"]), "CUDA only; ultralytics' AMP check first tries to download yolo26n.pt (offline: "
-                                "skipped with a warning, AMP stays on); " + why("training.amp")),
+        ("fliplr", float(flip["p"]) if flip else 0.0, "0: mirrored images are another class (--no-hflip); " + why(aug)),
+        (
+            "amp",
+            bool(t["amp"]),
+            "CUDA only; ultralytics' AMP check first tries to download yolo26n.pt (offline: "
+            "skipped with a warning, AMP stays on); " + why("training.amp"),
+        ),
         ("seed", 0, "(default)"),
         ("deterministic", True, "(default) torch.use_deterministic_algorithms where ultralytics can"),
         ("device", None, "null: the first GPU if there is one, else cpu; or cpu, 0, 0,1"),

@@ -81,7 +81,9 @@ def check_labels(label_file: Path, classes: int) -> int:
         if not all(math.isfinite(v) for v in values[1:]) or w <= 0 or h <= 0:
             raise ProjectError(f"{where}: a box needs a positive width and height, got w={w:g} h={h:g}")
         if cx - w / 2 < -1e-6 or cy - h / 2 < -1e-6 or cx + w / 2 > 1 + 1e-6 or cy + h / 2 > 1 + 1e-6:
-            raise ProjectError(f"{where}: box cx={cx:g} cy={cy:g} w={w:g} h={h:g} leaves the image (coordinates are 0..1)")
+            raise ProjectError(
+                f"{where}: box cx={cx:g} cy={cy:g} w={w:g} h={h:g} leaves the image (coordinates are 0..1)"
+            )
         count += 1
     return count
 
@@ -119,7 +121,9 @@ def check_dataset(data_yaml: Path, out: Path) -> dict[str, Any]:
             raise ProjectError(f"{data_yaml}: the {split} image folder {folder} does not exist")
         files = image_files(folder)
         if not files:
-            raise ProjectError(f"{data_yaml}: the {split} image folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            raise ProjectError(
+                f"{data_yaml}: the {split} image folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})"
+            )
         labels = label_folder(folder)
         boxes[split] = sum(
             check_labels((labels / f.relative_to(folder)).with_suffix(".txt"), len(names)) for f in files

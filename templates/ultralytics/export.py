@@ -29,8 +29,8 @@ TOLERANCE = 1e-3  # max |torch - onnxruntime| over the raw output, relative to i
 def sample_input(cfg: dict[str, Any], size: int) -> np.ndarray:
     """One validation image, letterboxed to ``size`` the way ultralytics' predictor does, as (1, 3, H, W) 0..1."""
     import yaml
-    from ultralytics.data.augment import LetterBox
     from PIL import Image
+    from ultralytics.data.augment import LetterBox
 
     data = yaml.safe_load(dataset_yaml(cfg).read_text(encoding="utf-8"))
     folder = (dataset_yaml(cfg).parent / data["val"]).resolve()

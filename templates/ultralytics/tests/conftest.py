@@ -1,4 +1,4 @@
-"""The project folder on sys.path (pyproject's pythonpath does it under pytest; this covers `python -m pytest tests`)."""
+"""The project folder on sys.path (pyproject's pythonpath does it for pytest; this covers other runners)."""
 
 import sys
 from pathlib import Path
