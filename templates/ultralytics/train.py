@@ -79,6 +79,25 @@ def summarize(trainer: Any, metrics: Any, run: Path, seconds: float) -> dict[str
     return summary
 
 
+def check_unfinished(run: Path) -> None:
+    """--resume on a run that completed all its epochs: one line, before ultralytics' own assertion (a traceback).
+
+    Read from ultralytics' text files (args.yaml: the epochs asked for; results.csv: one row per epoch done), not
+    from last.pt, which is a pickle."""
+    import yaml
+
+    try:
+        epochs = int(yaml.safe_load((run / "args.yaml").read_text(encoding="utf-8"))["epochs"])
+        done = len((run / "results.csv").read_text(encoding="utf-8").strip().splitlines()) - 1
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
+        return  # ultralytics reads last.pt itself and says what is wrong
+    if done >= epochs:
+        raise ProjectError(
+            f"--resume: {run} finished all its {epochs} epochs, nothing to resume; --overwrite starts over "
+            "(ultralytics cannot extend a finished run)"
+        )
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     shorthands = [f"train.{k}={getattr(args, k)}" for k in ("epochs", "imgsz", "batch") if getattr(args, k)]
@@ -89,6 +108,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     last = run / "weights" / "last.pt"
     if args.resume and not last.is_file():
         raise ProjectError(f"--resume: {last} does not exist (nothing to continue); run python train.py first")
+    if args.resume:
+        check_unfinished(run)
     if run.exists() and any(run.iterdir()) and not (args.resume or args.overwrite):
         raise ProjectError(f"{run} holds a run: --resume continues it, --overwrite starts over")
     if args.overwrite and run.exists():

@@ -174,6 +174,8 @@ def test_one_offline_epoch_writes_the_run_and_its_summary(trained: Path) -> None
 def test_a_second_run_into_the_same_folder_is_refused(trained: Path) -> None:
     result = run(["train.py", "--epochs", "1", "--set", "data.yaml=small/data.yaml"], trained, expect=2)
     assert "holds a run: --resume continues it, --overwrite starts over" in result.stderr
+    finished = run(["train.py", "--resume"], trained, expect=2)
+    assert "finished all its 1 epochs, nothing to resume" in finished.stderr and "Traceback" not in finished.stderr
 
 
 # evaluate.py, export.py and predict.py (checkpoint, then the ONNX file) as the README runs them, through their
