@@ -89,6 +89,7 @@ class External(NamedTuple):
     gmacs: float | None = None  # at input_size, for latency estimates
     input_size: int | None = None
     arch_kind: str | None = None  # cnn | transformer | hybrid: the device profile's kind factor
+    ultralytics: str | None = None  # the ultralytics model YAML (yolo11n.yaml) an ultralytics project trains from
 
     @property
     def params(self) -> int:

@@ -417,7 +417,7 @@ def scaffold(
         if rec.task == "classification":
             names = [v.name for v in catalog.variants if v.scaffold]
         raise InputError("--arch", rec.inputs.arch, names, hint=f"archadvisor does not generate it for {rec.task}")
-    if rec.generated is not None and rec.generated.substitute:
+    if rec.generated is not None and (rec.generated.substitute or "--permissive left out" in rec.generated.why):
         typer.echo(f"note: {rec.generated.why}", err=True)
         rules, catalog = _load(problem["rules"])
         rec = engine.for_generated(rec, rules, catalog)
@@ -437,6 +437,15 @@ def scaffold(
                f"{counts['conflict']} replaced, {counts['identical']} unchanged")  # fmt: skip
     for w in rec.warnings:
         typer.echo(f"warning: {w}")
+    from archadvisor import ultralytics_project as yolo
+
+    if rec.generated is not None and rec.generated.module == yolo.MODULE:  # a project on ultralytics' trainer
+        typer.echo(f"licence: {yolo.LICENSE_NOTICE}")
+        typer.echo("ultralytics' trainer does not give what archadvisor's core does: " + "; ".join(yolo.NOT_GUARANTEED))
+        here = "is installed here" if yolo.installed() else "is not installed here"
+        typer.echo(f"{yolo.REQUIREMENT} {here}: the project declares it (pip install -e . installs it)")
+        typer.echo(f"next: cd {out} && pip install -e . && python train.py   (see README.md)")
+        return
     typer.echo(f"next: cd {out} && pip install -e . && python train.py   (see README.md)")
 
 

@@ -195,8 +195,9 @@ class Generated(NamedTuple):
     or hosted model), the best-ranked candidate that is, with the reason."""
 
     name: str
-    module: str  # the shipped model file (templates/models/<module>.py) that becomes the project's model.py
-    build: str  # the variant name that file's build_model takes
+    module: str  # the shipped model file (templates/models/<module>.py) that becomes the project's model.py, or
+    # "ultralytics": a project on the ultralytics package (archadvisor/ultralytics_project.py)
+    build: str  # the variant name that file's build_model takes (ultralytics: the model YAML)
     substitute: bool
     why: str
 
@@ -262,9 +263,11 @@ class Recommendation(NamedTuple):
         rec = _load(cls, data, where, "")
         if rec.generated is not None:
             from archadvisor.resources import model_modules
+            from archadvisor.ultralytics_project import MODULE as ULTRALYTICS
 
-            if rec.generated.module not in model_modules():
-                raise InputError(where, rec.generated.module, sorted(model_modules()), hint="at generated.module")
+            if rec.generated.module not in model_modules() | {ULTRALYTICS}:
+                raise InputError(where, rec.generated.module, sorted(model_modules() | {ULTRALYTICS}),
+                                 hint="at generated.module")  # fmt: skip
         return rec
 
 

@@ -212,6 +212,7 @@ EXTERNAL_SCHEMA: dict[str, _T] = {
     "gmacs": ("number", False),
     "input_size": ("int", False),
     "arch_kind": ("enum:cnn,transformer,hybrid", False),
+    "ultralytics": ("str", False),  # the model YAML an ultralytics project builds (archadvisor/ultralytics_project.py)
 }
 
 # Fields a recipe table may set, with their types (archadvisor/recipe.py reads them).
@@ -713,6 +714,13 @@ def _merge_catalog(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
                 ext["name"],
                 f"module {ext['module']!r} is not a model file shipped with archadvisor; one of {shipped}",
             )
+        if "ultralytics" in ext:
+            from archadvisor.ultralytics_project import UltralyticsError, check_model_yaml
+
+            try:
+                check_model_yaml(ext["ultralytics"])
+            except UltralyticsError as e:
+                raise ctx.fail(ext, ext["name"], str(e).replace("generated.build", "ultralytics")) from None
         if ("build" in ext) != ("module" in ext):
             raise ctx.fail(ext, ext["name"], "module and build go together: the model file and the variant it builds")
     aliases = data.get("aliases", {})

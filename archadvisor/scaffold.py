@@ -39,6 +39,7 @@ import jinja2
 import yaml
 
 from archadvisor import __version__, resources
+from archadvisor import ultralytics_project as yolo
 from archadvisor.errors import ArchAdvisorError
 from archadvisor.resources import model_modules, templates_dir
 
@@ -187,6 +188,8 @@ def _check_renderable(rec: Mapping[str, Any], name: str) -> None:
             f"scaffold has no model file for {arch.get('name', '?')} ({arch.get('family', '?')}) and no generatable "
             "candidate was ranked; pass --arch with a model archadvisor generates (`archadvisor archs --task ...`)"
         )
+    if generated["module"] == yolo.MODULE:
+        return  # checked by ultralytics_project.render: the task, the model YAML
     if generated["module"] not in model_modules():
         raise ScaffoldError(f"generated.module {generated['module']!r} is not a model file shipped with archadvisor")
     if generated["build"].startswith(HF_PREFIX) and not (rec.get("training") or {}).get("pretrained"):
@@ -269,7 +272,11 @@ def _manifest(rec: Mapping[str, Any], name: str, files: Mapping[str, bytes]) -> 
         "name": name,
         "task": rec["task"],
         "arch": generated["name"],
-        "model_file": f"templates/models/{generated['module']}.py",
+        "model_file": (
+            f"ultralytics:{generated['build']}"
+            if generated["module"] == yolo.MODULE
+            else f"templates/models/{generated['module']}.py"
+        ),
         "inputs": inputs,
         # the inputs as given: adding --arch for an architecture the rules chose would record it as forced,
         # which changes the provenance in config.yaml and README.md (an untouched project must regenerate as is)
@@ -294,6 +301,17 @@ def render_project(recommendation: Recommendation, *, name: str) -> dict[str, by
     rec = recommendation.to_json()
     _check_renderable(rec, name)
     root = templates_dir()
+    if rec["generated"]["module"] == yolo.MODULE:  # a YOLO choice: a project on ultralytics' own trainer
+        try:
+            files = yolo.render(
+                rec, name, __version__, lambda roots: _environment(roots, recommendation.why),
+                demo_npz=(root / "tasks" / "detection" / "demo" / "digits.npz").read_bytes(),
+                errors_py=(root / "core" / "errors.py").read_bytes(),
+            )  # fmt: skip
+        except (yolo.UltralyticsError, jinja2.UndefinedError) as e:
+            raise ScaffoldError(str(e)) from None
+        files[_MANIFEST] = _manifest(rec, name, files)
+        return dict(sorted(files.items()))
     core, task_dir = root / "core", _task_dir(rec["task"])
     try:
         model_file = resources.model_file(rec["generated"]["module"])
