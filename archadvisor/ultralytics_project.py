@@ -23,8 +23,6 @@ from collections.abc import Callable, Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
-import yaml
-
 from archadvisor.errors import ArchAdvisorError
 from archadvisor.resources import templates_dir
 
@@ -156,6 +154,8 @@ def train_rows(rec: Mapping[str, Any], why: Callable[[str], str]) -> list[tuple[
 
 
 def _yaml_inline(value: Any) -> str:
+    import yaml  # here, not at the top: the engine imports this module on `recommend`'s start-up path
+
     return yaml.safe_dump(value, default_flow_style=True, width=2**31).removesuffix("...\n").strip()
 
 

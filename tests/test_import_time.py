@@ -77,3 +77,23 @@ def test_parser_reads_importtime_output() -> None:
         pytest.skip("torch is not installed here")
     modules = imported_modules(proc.stderr)
     assert "torch" in modules and any(m.startswith("torch.") for m in modules)
+
+
+# modules the warm `recommend --format json` path has no use for: the rules come from the JSON cache
+# (yaml only parses rule files on a cold cache), records are NamedTuples (dataclasses execs code per class)
+NOT_ON_THE_WARM_PATH = {"yaml", "dataclasses", "pandas", "numpy", "jinja2"}
+
+
+def test_warm_recommend_imports_nothing_it_does_not_need(tmp_path: Path) -> None:
+    """The start-up budget (bench/cli_latency.py): each of these costs milliseconds at every start."""
+    args, _ = COMMANDS["recommend"]
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = [sys.executable, "-X", "importtime", "-m", "archadvisor", *args]
+    cold = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert "yaml" in imported_modules(cold.stderr)  # a cold cache parses the rule files: the check can see yaml
+    warm = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert warm.returncode == 0, warm.stderr[-3000:]
+    modules = imported_modules(warm.stderr)
+    assert "archadvisor.engine" in modules
+    extra = sorted({m.split(".")[0] for m in modules} & NOT_ON_THE_WARM_PATH)
+    assert not extra, f"warm `archadvisor recommend` imported {extra}"
