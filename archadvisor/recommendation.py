@@ -196,7 +196,8 @@ class Generated(NamedTuple):
 
     name: str
     module: str  # the shipped model file (templates/models/<module>.py) that becomes the project's model.py, or
-    # "ultralytics": a project on the ultralytics package (archadvisor/ultralytics_project.py)
+    # "ultralytics": a project on the ultralytics package (archadvisor/ultralytics_project.py), or a library whose
+    # project is a template of its own (archadvisor.resources.LIBRARY_PROJECTS: pytorch_forecasting)
     build: str  # the variant name that file's build_model takes (ultralytics: the model YAML)
     substitute: bool
     why: str
@@ -262,12 +263,12 @@ class Recommendation(NamedTuple):
             )
         rec = _load(cls, data, where, "")
         if rec.generated is not None:
-            from archadvisor.resources import model_modules
+            from archadvisor.resources import LIBRARY_PROJECTS, model_modules
             from archadvisor.ultralytics_project import MODULE as ULTRALYTICS
 
-            if rec.generated.module not in model_modules() | {ULTRALYTICS}:
-                raise InputError(where, rec.generated.module, sorted(model_modules() | {ULTRALYTICS}),
-                                 hint="at generated.module")  # fmt: skip
+            modules = model_modules() | {ULTRALYTICS} | set(LIBRARY_PROJECTS)
+            if rec.generated.module not in modules:
+                raise InputError(where, rec.generated.module, sorted(modules), hint="at generated.module")
         return rec
 
 

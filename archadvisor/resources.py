@@ -44,6 +44,11 @@ def shipped_modules() -> frozenset[str]:
     )
 
 
+# projects generated on the library that implements the model instead of the shared core and an owned model file:
+# generated.module -> the template folder under templates/tasks/ that is the whole project
+LIBRARY_PROJECTS = {"pytorch_forecasting": "time-series-tft"}
+
+
 def model_modules() -> frozenset[str]:
     """The names a rule file may give as a family's ``module``: the shipped model files, no helpers."""
     return shipped_modules() - _HELPER_MODULES

@@ -41,7 +41,7 @@ import yaml
 from archadvisor import __version__, resources
 from archadvisor import ultralytics_project as yolo
 from archadvisor.errors import ArchAdvisorError
-from archadvisor.resources import model_modules, templates_dir
+from archadvisor.resources import LIBRARY_PROJECTS, model_modules, templates_dir
 
 if TYPE_CHECKING:
     from archadvisor.recommendation import Recommendation
@@ -190,6 +190,8 @@ def _check_renderable(rec: Mapping[str, Any], name: str) -> None:
         )
     if generated["module"] == yolo.MODULE:
         return  # checked by ultralytics_project.render: the task, the model YAML
+    if generated["module"] in LIBRARY_PROJECTS:
+        return  # a project of its own on the model's library: no model file, no augmentation ops
     if generated["module"] not in model_modules():
         raise ScaffoldError(f"generated.module {generated['module']!r} is not a model file shipped with archadvisor")
     if generated["build"].startswith(HF_PREFIX) and not (rec.get("training") or {}).get("pretrained"):
@@ -275,6 +277,8 @@ def _manifest(rec: Mapping[str, Any], name: str, files: Mapping[str, bytes]) -> 
         "model_file": (
             f"ultralytics:{generated['build']}"
             if generated["module"] == yolo.MODULE
+            else f"templates/tasks/{LIBRARY_PROJECTS[generated['module']]}/"
+            if generated["module"] in LIBRARY_PROJECTS
             else f"templates/models/{generated['module']}.py"
         ),
         "inputs": inputs,
@@ -300,6 +304,8 @@ def render_project(recommendation: Recommendation, *, name: str) -> dict[str, by
     """
     rec = recommendation.to_json()
     _check_renderable(rec, name)
+    if rec["generated"]["module"] in LIBRARY_PROJECTS:
+        return _render_library_project(recommendation, rec, name)
     root = templates_dir()
     if rec["generated"]["module"] == yolo.MODULE:  # a YOLO choice: a project on ultralytics' own trainer
         try:
@@ -340,6 +346,38 @@ def render_project(recommendation: Recommendation, *, name: str) -> dict[str, by
         except ValueError as exc:
             raise ScaffoldError(str(exc)) from None
     files["weights.py"] = (root / "models" / "weights.py").read_bytes()
+    files[_MANIFEST] = _manifest(rec, name, files)
+    return dict(sorted(files.items()))
+
+
+# the bundled demo a library project shares with the owned-model project of its task (copied, not duplicated)
+_LIBRARY_DEMOS = {"time-series-tft": "time-series"}
+
+
+def _render_library_project(recommendation: Recommendation, rec: dict[str, Any], name: str) -> dict[str, bytes]:
+    """A project generated on the model's library (templates/tasks/<LIBRARY_PROJECTS[module]>/): its own
+    train.py and predict.py under the library's trainer, no core files and no model.py; the demo folder is the
+    owned-model task's."""
+    root = templates_dir()
+    project = LIBRARY_PROJECTS[rec["generated"]["module"]]
+    folder = root / "tasks" / project
+    env = _environment([folder, root / "core"], recommendation.why)  # core: _macros.j2 only
+    context = {"rec": rec, "name": name, "version": __version__, "aug_ops": _augmentation_ops(rec)}
+    sources = _template_files(folder)
+    demo = _LIBRARY_DEMOS.get(project)
+    if demo is not None:
+        sources.update({rel: path for rel, path in _template_files(root / "tasks" / demo).items()
+                        if rel.startswith("demo/")})  # fmt: skip
+    files: dict[str, bytes] = {}
+    for rel, path in sorted(sources.items()):
+        if rel.endswith(".j2"):
+            try:
+                text = env.get_template(rel).render(context)
+            except jinja2.UndefinedError as e:
+                raise ScaffoldError(f"template {rel} needs a value the recommendation lacks: {e.message}") from e
+            files[rel.removesuffix(".j2")] = text.encode("utf-8")
+        else:
+            files[rel] = path.read_bytes()
     files[_MANIFEST] = _manifest(rec, name, files)
     return dict(sorted(files.items()))
 
