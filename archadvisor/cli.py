@@ -416,7 +416,10 @@ def scaffold(
         names = [e.name for e in catalog.external if e.task == rec.task and e.generatable]
         if rec.task == "classification":
             names = [v.name for v in catalog.variants if v.scaffold]
-        raise InputError("--arch", rec.inputs.arch, names, hint=f"archadvisor does not generate it for {rec.task}")
+        library = engine.LIBRARY_MODELS.get(rec.architecture.name)
+        hint = (f"archadvisor does not generate it for {rec.task}" if library is None
+                else engine.library_refusal(rec.architecture.name, library, rec.inputs.target))  # fmt: skip
+        raise InputError("--arch", rec.inputs.arch, names, hint=hint)
     if rec.generated is not None and (rec.generated.substitute or "--permissive left out" in rec.generated.why):
         typer.echo(f"note: {rec.generated.why}", err=True)
         rules, catalog = _load(problem["rules"])

@@ -68,6 +68,8 @@ SCAFFOLD_TASKS = (
     "time-series-classification",
     "time-series",
 )
+# the task of each library project (archadvisor.resources.LIBRARY_PROJECTS), whose demo/ it shares (copied)
+_LIBRARY_TASK = {"time-series-tft": "time-series"}
 # a generated.build of this form is a pretrained Hugging Face model (the hub id after it), not a model.py variant
 HF_PREFIX = "hf:"
 # tasks that share another task's part: instance segmentation is detection with masks on (Mask R-CNN)
@@ -191,6 +193,11 @@ def _check_renderable(rec: Mapping[str, Any], name: str) -> None:
     if generated["module"] == yolo.MODULE:
         return  # checked by ultralytics_project.render: the task, the model YAML
     if generated["module"] in LIBRARY_PROJECTS:
+        project = LIBRARY_PROJECTS[generated["module"]]
+        if _LIBRARY_TASK[project] != task:
+            raise ScaffoldError(
+                f"generated.module {generated['module']!r} is a {_LIBRARY_TASK[project]} project, not {task}"
+            )
         return  # a project of its own on the model's library: no model file, no augmentation ops
     if generated["module"] not in model_modules():
         raise ScaffoldError(f"generated.module {generated['module']!r} is not a model file shipped with archadvisor")
@@ -350,10 +357,6 @@ def render_project(recommendation: Recommendation, *, name: str) -> dict[str, by
     return dict(sorted(files.items()))
 
 
-# the bundled demo a library project shares with the owned-model project of its task (copied, not duplicated)
-_LIBRARY_DEMOS = {"time-series-tft": "time-series"}
-
-
 def _render_library_project(recommendation: Recommendation, rec: dict[str, Any], name: str) -> dict[str, bytes]:
     """A project generated on the model's library (templates/tasks/<LIBRARY_PROJECTS[module]>/): its own
     train.py and predict.py under the library's trainer, no core files and no model.py; the demo folder is the
@@ -364,10 +367,8 @@ def _render_library_project(recommendation: Recommendation, rec: dict[str, Any],
     env = _environment([folder, root / "core"], recommendation.why)  # core: _macros.j2 only
     context = {"rec": rec, "name": name, "version": __version__, "aug_ops": _augmentation_ops(rec)}
     sources = _template_files(folder)
-    demo = _LIBRARY_DEMOS.get(project)
-    if demo is not None:
-        sources.update({rel: path for rel, path in _template_files(root / "tasks" / demo).items()
-                        if rel.startswith("demo/")})  # fmt: skip
+    demo = _task_dir(_LIBRARY_TASK[project]) / "demo"
+    sources.update({f"demo/{rel}": path for rel, path in _template_files(demo).items()})  # fmt: skip
     files: dict[str, bytes] = {}
     for rel, path in sorted(sources.items()):
         if rel.endswith(".j2"):
