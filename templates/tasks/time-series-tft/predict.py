@@ -77,6 +77,7 @@ def prediction_frame(table: series.Table, meta: dict[str, Any], known_series: li
             future[table.time_col] = times
             future["time_idx"] = last["time_idx"] + np.arange(1, horizon + 1)
             future["season"] = (future["time_idx"] % table.seasonality).astype(str)
+            future = future.astype(history.dtypes.to_dict())  # rows built from a row: back to the columns' types
         future = future.assign(**{target: float(last[target])})  # a placeholder: the decoder does not read it
         parts += [history, future]
     return pd.concat(parts, ignore_index=True)

@@ -82,7 +82,9 @@ def _time_column(df: pd.DataFrame, time_col: str | None) -> tuple[str, pd.Series
             return name, col.astype(np.int64)
         if pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col):
             try:
-                return name, pd.to_datetime(col, errors="raise")
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # "could not infer format": a column that is not times
+                    return name, pd.to_datetime(col, errors="raise")
             except (ValueError, TypeError):
                 if time_col:
                     raise DataError(f"time column {time_col!r} does not parse as timestamps: {col.iloc[0]!r}") from None

@@ -131,3 +131,50 @@ def test_several_series_share_one_time_grid_with_covariates(tmp_path: Path) -> N
     assert b_rows["time_idx"].iloc[0] == 5 and b_rows["season"].iloc[0] == "5"
     with pytest.raises(series.DataError, match="no column 'price'"):
         series.read_csv(path, {**d, "known_reals": ["price"]})
+
+
+def test_several_series_with_an_observed_covariate_train_and_forecast(tmp_path: Path) -> None:
+    import predict
+
+    months = pd.date_range("2000-01-01", periods=90, freq="MS")
+    rng = np.random.default_rng(0)
+    frames = []
+    for level, (store, start) in enumerate([("a", 0), ("b", 10)]):
+        t = np.arange(len(months) - start)
+        season = np.sin(2 * np.pi * (t + start) / 12)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "store": store,
+                    "month": months[start:].strftime("%Y-%m-%d"),
+                    "visits": rng.normal(size=len(t)),
+                    "units": 10 * (level + 1) + season,
+                }
+            )
+        )
+    path = tmp_path / "stores.csv"
+    pd.concat(frames).to_csv(path, index=False)
+    out = tmp_path / "run"
+    summary = train.main(
+        [
+            "--data",
+            str(path),
+            "--out",
+            str(out),
+            *TINY,
+            "--set",
+            "data.id_col=store",
+            "--set",
+            "data.observed_reals=[visits]",
+        ]
+    )
+    assert all(np.isfinite(summary[key]) for key in SUMMARY_KEYS)
+    forecast = pd.read_csv(
+        predict.main([str(path), "--out", str(tmp_path / "p"), "--checkpoint", str(out / "best.ckpt")])
+    )
+    assert list(forecast.columns[:3]) == ["store", "month", "units"]
+    assert forecast.groupby("store").size().to_dict() == {"a": 6, "b": 6}
+    # both series end in June 2007: the next 6 months
+    expected = [d.strftime("%Y-%m-%d") for d in pd.date_range("2007-07-01", periods=6, freq="MS")]
+    for _, rows in forecast.groupby("store"):
+        assert rows["month"].tolist() == expected
