@@ -10,7 +10,6 @@ import importlib.util
 import json
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +65,7 @@ def test_an_on_device_target_gets_an_owned_model_in_place_of_tft() -> None:
     spec = build_spec(**MANY_SERIES)
     sel = engine.select(spec, rules, catalog)
     assert sel.winner.name == TFT
-    generated = engine._generated(replace(spec, target="jetson"), sel.winner, sel)
+    generated = engine._generated(spec._replace(target="jetson"), sel.winner, sel)
     assert generated is not None and generated.substitute and generated.module != "pytorch_forecasting"
     assert "jetson" in generated.why and "no ONNX" in generated.why and generated.name in generated.why
 
