@@ -7,9 +7,10 @@ Scaffolds the fortunes demo as `archadvisor scaffold --task text --samples 471 -
 bucketed, dynamically padded, as the loader yields them):
   bare       autocast forward, loss, backward, optimizer.step, zero_grad
   generated  train.train_one_epoch with what config.yaml turns on (schedule, clipping, AMP, running loss, bar)
-alternating the two so both see the same machine load. Prints the median steps/s, the ratio (target >= 0.95)
-and the non-padding training tokens per second of the generated loop. Data loading is outside both loops.
-Figures only; never fails on speed.
+  clipped    bare plus clip_grad_norm_(1.0): what gradient clipping alone costs (clip_cost), config or not
+alternating them so all see the same machine load. Prints the median steps/s, the ratio generated / bare
+(target >= 0.95), the clipping cost and the non-padding training tokens per second of the generated loop. Data
+loading is outside the loops. Figures only; never fails on speed.
 """
 
 from __future__ import annotations
@@ -71,15 +72,20 @@ def measure(arch: str, folder: Path, steps: int, repeats: int, threads: int | No
 
         bare_model, bare_opt = fresh()
 
-        def bare(n: int) -> None:
+        def bare(n: int, clip: bool = False) -> None:
             bare_model.train()
             for i in range(n):
                 ids, targets = batches[i % len(batches)]
                 with torch.autocast("cpu", dtype=amp, enabled=amp is not None):
                     loss = criterion(bare_model(ids), targets)
                 loss.backward()
+                if clip:
+                    torch.nn.utils.clip_grad_norm_(bare_model.parameters(), 1.0)
                 bare_opt.step()
                 bare_opt.zero_grad(set_to_none=True)
+
+        def clipped(n: int) -> None:
+            bare(n, clip=True)
 
         gen_model, gen_opt = fresh()
         scheduler = train.build_scheduler(gen_opt, {**t, "epochs": 10_000}, steps_per_epoch=len(batches))
@@ -91,10 +97,10 @@ def measure(arch: str, folder: Path, steps: int, repeats: int, threads: int | No
 
         bare(3)
         generated(3)
-        bare_rates, gen_rates = [], []
+        bare_rates, gen_rates, clip_rates = [], [], []
         for r in range(repeats):
-            pair = ((bare, bare_rates), (generated, gen_rates))
-            for fn, rates in pair if r % 2 == 0 else pair[::-1]:
+            loops = ((bare, bare_rates), (generated, gen_rates), (clipped, clip_rates))
+            for fn, rates in loops if r % 2 == 0 else loops[::-1]:
                 start = time.perf_counter()
                 fn(steps)
                 rates.append(steps / (time.perf_counter() - start))
@@ -102,7 +108,9 @@ def measure(arch: str, folder: Path, steps: int, repeats: int, threads: int | No
         gen = statistics.median(gen_rates)
         return {"arch": arch, "batch": cfg["data"]["batch_size"], "amp": str(amp), "threads": torch.get_num_threads(),
                 "bare_steps_per_s": statistics.median(bare_rates), "generated_steps_per_s": gen,
-                "ratio": gen / statistics.median(bare_rates), "tokens_per_s": gen * tokens_per_step}  # fmt: skip
+                "ratio": gen / statistics.median(bare_rates), "tokens_per_s": gen * tokens_per_step,
+                "clip_norm": t["grad_clip_norm"],
+                "clip_cost": 1 - statistics.median(clip_rates) / statistics.median(bare_rates)}  # fmt: skip
     finally:
         sys.path.remove(str(project))
 
@@ -119,7 +127,9 @@ def main() -> None:
             r = measure(arch, Path(tmp), args.steps, args.repeats, args.threads)
             print(f"{r['arch']}: batch {r['batch']}, amp {r['amp']}, {r['threads']} thread(s): bare "
                   f"{r['bare_steps_per_s']:.1f} steps/s, generated {r['generated_steps_per_s']:.1f} steps/s, "
-                  f"ratio {r['ratio']:.3f} (target >= 0.95); {r['tokens_per_s']:,.0f} train tokens/s", flush=True)  # fmt: skip
+                  f"ratio {r['ratio']:.3f} (target >= 0.95); {r['tokens_per_s']:,.0f} train tokens/s; clipping "
+                  f"would cost {100 * r['clip_cost']:.1f} % of a bare step (config: grad_clip_norm {r['clip_norm']})",
+                  flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

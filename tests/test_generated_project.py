@@ -326,6 +326,55 @@ def test_project_passes_its_own_tests_offline(kind: TaskKind, tmp_path: Path) ->
     assert not (tmp_path / "torch").exists() or not any((tmp_path / "torch").rglob("*.pth")), "nothing downloaded"
 
 
+# --- text: one project per text model runs its own tests ----------------------------------------------------
+
+# the models the Transformer project above does not train: the owned RNNs and bag of embeddings from scratch, and
+# a project generated to fine-tune a hub encoder (its tests fine-tune a tiny BERT they build in a temporary folder
+# and point model.pretrained at: nothing is downloaded)
+TEXT_MODEL_PROJECTS = ["bilstm_classifier", "bigru_classifier", "fasttext_bag", "bert_base_uncased"]
+# the project tests whose outcome does not depend on the model (one-line errors of the scripts, config checks, lr
+# schedules, data checks, the TF-IDF baseline, model.py's variants): the Transformer project ran them already
+TEXT_MODEL_INDEPENDENT = [
+    *(f"tests/test_core.py::{name}" for name in (
+        "test_cosine_schedule_ends_at_min_lr", "test_poly_schedule_follows_its_power",
+        "test_multistep_schedule_drops_tenfold_at_each_milestone_epoch", "test_linear_schedule_goes_straight_to_min_lr",
+        "test_warmup_counts_optimizer_steps_when_warmup_steps_is_set", "test_missing_checkpoint_is_one_line",
+        "test_missing_onnx_file_is_one_line", "test_export_without_the_export_packages_says_what_to_install",
+        "test_a_second_train_py_into_the_same_folder_is_refused",
+        "test_checkpoints_are_written_through_temporary_files_of_their_own",
+        "test_unsafe_pickle_is_refused_in_one_line_without_running_it", "test_a_broken_config_is_one_line",
+        "test_overrides_are_checked_and_1e_3_is_a_number")),
+    *(f"tests/test_task.py::{name}" for name in (
+        "test_a_file_that_is_not_utf8_stops_the_run_in_one_line", "test_a_label_only_in_val_is_an_error",
+        "test_the_baseline_adds_its_scores_to_the_summary", "test_every_model_trains_under_bf16_autocast_and_ignores_padding",
+        "test_fine_tunes_a_local_pretrained_folder_then_predicts_from_the_checkpoint_alone",
+        "test_a_hub_model_without_network_is_one_line", "test_a_pretrained_only_model_cannot_train_from_scratch")),
+]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", TEXT_MODEL_PROJECTS)
+def test_every_text_model_project_passes_its_own_tests(arch: str, tmp_path: Path) -> None:
+    """`scaffold --task text --arch ARCH` (pretrained weights allowed), then the project's pytest offline, less the
+    model-independent tests: training, resume, extension, checkpoints, evaluate, export with INT8 and predict
+    parity on this model (bert_base_uncased: the core's tests on the fine-tuning path, on a local tiny BERT)."""
+    kind = next(k for k in TASK_KINDS if k.name == "text")
+    assert kind.full_test_inputs is not None
+    rec = demo_rec(kind, {**kind.full_test_inputs, "arch": arch, "pretrained": True})
+    project = scaffold(rec, tmp_path / "project")
+    cfg = yaml.safe_load((project / "config.yaml").read_text())
+    assert cfg["model"]["arch"] == arch
+    fine_tunes = rec.generated is not None and rec.generated.build.startswith("hf:")
+    assert cfg["model"]["pretrained"] == (rec.generated.build[3:] if fine_tunes else False)
+    env = {**ENV, **OFFLINE, "HF_HOME": str(tmp_path / "hf")}
+    deselect = [arg for name in TEXT_MODEL_INDEPENDENT for arg in ("--deselect", name)]
+    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *deselect], cwd=project,
+                 timeout=600, env=env)  # fmt: skip
+    passed = re.search(r"(\d+) passed", result.stdout)
+    assert passed and int(passed.group(1)) >= 20, result.stdout[-2000:]
+    assert not (tmp_path / "hf").exists() or not any((tmp_path / "hf").rglob("*.safetensors")), "nothing downloaded"
+
+
 # --- every other family: build, forward and export in-process ------------------------------------------------
 
 PROJECT_MODULES = ("task", "data", "model", "weights", "train", "export", "checkpoint", "errors", "evaluate",

@@ -78,7 +78,10 @@ def test_from_scratch_trains_an_owned_model_and_its_tokenizer() -> None:
 def test_an_owned_model_trains_from_scratch_even_where_pretrained_weights_are_allowed(arch: str) -> None:
     rec = text_rec(images=2000, arch=arch)
     assert rec.generated is not None and rec.generated.build == arch
-    assert rec.training.pretrained is False and rec.training.lr == 1e-3  # no published weights to fine-tune
+    assert rec.training.pretrained is False  # no published weights to fine-tune
+    # AdamW 1e-3; the fastText bag 1e-2 without weight decay (rule lr.task.text_fasttext: 1e-3 underfits it)
+    assert (rec.training.lr, rec.training.weight_decay) == ((1e-2, 0.0) if arch == "fasttext_bag" else (1e-3, 0.01))
+    assert rec.training.grad_clip_norm == (None if arch == "fasttext_bag" else 1.0)  # fastText does not clip
     assert rendered(rec)[0]["model"]["pretrained"] is False
 
 

@@ -114,7 +114,8 @@ def load_model(path: Path, *, ema: bool = True) -> tuple[nn.Module, dict[str, An
     ckpt = load(path)
     meta = ckpt["meta"]
     arch = meta.get("arch") if isinstance(meta, dict) else None
-    variants = list(getattr(model_file, "VARIANTS", [arch]))
+    # model.py's variants, and the models the task builds elsewhere (text: the encoders it fine-tunes)
+    variants = [*getattr(model_file, "VARIANTS", [arch]), *getattr(task, "OTHER_ARCHS", ())]
     if arch not in variants:
         raise ProjectError(
             f"{path} holds a {arch!r} model; this project's model.py builds {', '.join(map(str, variants))}: "

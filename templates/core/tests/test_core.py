@@ -1,6 +1,7 @@
 """Tests of the project core: the model learns, training resumes exactly and extends, exports and predictions
 agree, and bad input gets one line. The data comes from the task part's fixtures (tests/conftest.py), so these
-tests are the same in every generated project; none of them touches the network (pretrained weights off).
+tests are the same in every generated project; none of them touches the network: pretrained weights off, or
+weights the task's tests build locally (conftest.offline_pretrained; text: a tiny encoder for a fine-tuning project).
 """
 
 import copy
@@ -24,16 +25,25 @@ CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
 MONITOR = CONFIG["training"]["monitor"]
 
 
+def offline_pretrained() -> Any:
+    """model.pretrained for the tests, which never download weights: false (from scratch), or what the task's
+    conftest.py supplies locally (text: a tiny encoder built in a temporary folder, where the project fine-tunes)."""
+    import conftest
+
+    return getattr(conftest, "offline_pretrained", lambda: False)()
+
+
 def tiny_config(root: Path) -> dict[str, Any]:
     cfg = copy.deepcopy(CONFIG)
     cfg["data"].update({"root": str(root), "num_workers": 0, "batch_size": 8})
-    cfg["model"]["pretrained"] = False
+    cfg["model"]["pretrained"] = offline_pretrained()
     return cfg
 
 
 def tiny_args(data: Path, out: Path, *extra: str) -> list[str]:
-    # --no-pretrained: the tests never download weights, whatever the project was generated with
-    return ["--data", str(data), "--out", str(out), "--workers", "1", "--epochs", "2", "--no-pretrained",
+    source = offline_pretrained()
+    weights = ["--pretrained", str(source)] if source else ["--no-pretrained"]
+    return ["--data", str(data), "--out", str(out), "--workers", "1", "--epochs", "2", *weights,
             "--set", "data.batch_size=8", "--set", "training.warmup_epochs=1", *extra]  # fmt: skip
 
 

@@ -42,6 +42,8 @@ from tokenizer import PAD, TextEncoder, train_tokenizer
 
 # best.pt and early stopping follow the validation accuracy unless training.monitor says otherwise
 MONITOR = {"metric": "val_acc1", "mode": "max"}
+# checkpoint.py: the model.arch names a checkpoint may hold besides model.py's (fine-tuned transformers encoders)
+OTHER_ARCHS = tuple(pretrained.HUB_IDS)
 # export.py: ONNX graph names, the axes that vary (batch and length), and the default exporter (torch.export)
 EXPORT = {"input_names": ["input_ids"], "output_names": ["logits"], "dynamo": True, "dynamic_axes": ["batch", "length"]}
 

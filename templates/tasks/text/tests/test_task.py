@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import demo_rows, tiny_config
+from conftest import offline_pretrained, tiny_config, weights_args
 from torch import nn
 
 import baseline
@@ -30,9 +30,11 @@ OFFLINE = {"HF_HUB_OFFLINE": "1", "https_proxy": CLOSED, "HTTPS_PROXY": CLOSED, 
            "HTTP_PROXY": CLOSED, "TRANSFORMERS_VERBOSITY": "error"}  # fmt: skip
 
 
-def tiny_args(data: Path, out: Path, *extra: str) -> list[str]:
-    return ["--data", str(data), "--out", str(out), "--workers", "0", "--epochs", "1", "--no-pretrained",
-            "--set", "data.batch_size=8", "--set", "training.warmup_epochs=0", *extra]  # fmt: skip
+def tiny_args(data: Path, out: Path, *extra: str, weights: list[str] | None = None) -> list[str]:
+    """One epoch on tiny_data; ``weights``: train.py's weights flags (default: the tests', conftest.weights_args)."""
+    return ["--data", str(data), "--out", str(out), "--workers", "0", "--epochs", "1",
+            *(weights_args() if weights is None else weights), "--set", "data.batch_size=8",
+            "--set", "training.warmup_epochs=0", *extra]  # fmt: skip
 
 
 def script(name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -41,8 +43,9 @@ def script(name: str, *args: str, env: dict[str, str] | None = None) -> subproce
 
 
 @pytest.fixture(scope="module")
-def scratch_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("scratch")
+def tiny_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One epoch from scratch, or fine-tuning tiny_bert in a fine-tuning project."""
+    out = tmp_path_factory.mktemp("run")
     train.main(tiny_args(tiny_data, out))
     return out
 
@@ -69,32 +72,42 @@ def test_a_label_only_in_val_is_an_error(tiny_data: Path, tmp_path: Path) -> Non
 # --- the run's outputs -----------------------------------------------------------------------------------------
 
 
-def test_the_checkpoint_carries_its_tokenizer_and_the_summary_its_macro_f1(scratch_run: Path) -> None:
-    best = torch.load(scratch_run / "best.pt", weights_only=True)
+def test_the_checkpoint_carries_its_tokenizer_and_the_summary_its_macro_f1(tiny_run: Path) -> None:
+    best = torch.load(tiny_run / "best.pt", weights_only=True)
     meta = best["meta"]
     assert meta["classes"] == ["computers", "food", "love"] and isinstance(meta["tokenizer"], str)
     encoder = task.encoder_from_meta(meta)  # rebuilt from the checkpoint alone
     assert encoder.vocab_size == meta["vocab_size"] and encoder.pad_id == meta["pad_id"]
     assert 0 <= best["metrics"]["val_macro_f1"] <= 100
-    summary = json.loads((scratch_run / "summary.json").read_text(encoding="utf-8"))
+    summary = json.loads((tiny_run / "summary.json").read_text(encoding="utf-8"))
     assert summary["best_val_acc1"] == pytest.approx(best["metrics"]["val_acc1"])
 
 
-def test_the_baseline_adds_its_scores_to_the_summary(tiny_data: Path, scratch_run: Path) -> None:
-    scores = baseline.main(["--data", str(tiny_data), "--out", str(scratch_run)])
-    summary = json.loads((scratch_run / "summary.json").read_text(encoding="utf-8"))
+def test_the_tests_fine_tune_the_local_tiny_bert_where_the_project_fine_tunes(tiny_run: Path) -> None:
+    """A fine-tuning project's tests (the core's too) run on the pretrained path, on a folder built here."""
+    meta = torch.load(tiny_run / "best.pt", weights_only=True)["meta"]
+    if CONFIG["model"]["pretrained"]:
+        assert meta["pretrained"] == offline_pretrained() and Path(meta["pretrained"]).is_dir()
+        assert json.loads(meta["hf_config"])["model_type"] == "bert"
+    else:
+        assert meta["pretrained"] is None and meta["hf_config"] is None
+
+
+def test_the_baseline_adds_its_scores_to_the_summary(tiny_data: Path, tiny_run: Path) -> None:
+    scores = baseline.main(["--data", str(tiny_data), "--out", str(tiny_run)])
+    summary = json.loads((tiny_run / "summary.json").read_text(encoding="utf-8"))
     assert summary["baseline_val_acc1"] == scores["baseline_val_acc1"] and 0 <= scores["baseline_val_acc1"] <= 100
     assert 0 <= summary["baseline_val_macro_f1"] <= 100 and "best_val_acc1" in summary  # the network's kept
     assert scores["majority_val_acc1"] == pytest.approx(100 / 3)
 
 
-def test_predict_takes_text_files_csvs_and_literal_texts(tiny_data: Path, scratch_run: Path, tmp_path: Path) -> None:
+def test_predict_takes_text_files_csvs_and_literal_texts(tiny_data: Path, tiny_run: Path, tmp_path: Path) -> None:
     with open(tmp_path / "new.csv", "w", newline="", encoding="utf-8") as fh:
         csv.writer(fh).writerows([("id", "text"), ("7", "The soup was cold")])
     (tmp_path / "new.txt").write_text("My computer crashed\n\nI miss you\n", encoding="utf-8")
     written = predict.main([str(tmp_path / "new.txt"), str(tmp_path / "new.csv"), "--text", "Pass the salt",
                             "--text", "Reboot it", "--out", str(tmp_path / "p"), "--top-k", "2",
-                            "--checkpoint", str(scratch_run / "best.pt")])  # fmt: skip
+                            "--checkpoint", str(tiny_run / "best.pt")])  # fmt: skip
     rows = list(csv.DictReader(written.read_text(encoding="utf-8").splitlines()))
     assert [(Path(r["file"]).name, r["line"], r["text"]) for r in rows] == [
         ("new.txt", "1", "My computer crashed"), ("new.txt", "3", "I miss you"), ("new.csv", "2", "The soup was cold"),
@@ -103,7 +116,7 @@ def test_predict_takes_text_files_csvs_and_literal_texts(tiny_data: Path, scratc
     assert all(r["label_1"] in ("computers", "food", "love") and 1 >= float(r["prob_1"]) >= float(r["prob_2"])
                for r in rows)  # fmt: skip
     only_texts = predict.main(["--text", "Hello", "--out", str(tmp_path / "q"), "--checkpoint",
-                               str(scratch_run / "best.pt")])  # fmt: skip
+                               str(tiny_run / "best.pt")])  # fmt: skip
     assert len(list(csv.DictReader(only_texts.read_text(encoding="utf-8").splitlines()))) == 1
 
 
@@ -131,32 +144,11 @@ def test_every_model_trains_under_bf16_autocast_and_ignores_padding(arch: str) -
 # --- fine-tuning a pretrained encoder, offline -----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_bert(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer BERT with random weights and a WordPiece vocabulary of the demo, saved as a local folder: what
-    ``huggingface-cli download ID --local-dir DIR`` gives, without the download."""
-    pytest.importorskip("transformers")
-    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
-
-    from tokenizer import train_tokenizer
-
-    folder = tmp_path_factory.mktemp("tiny_bert")
-    tok = train_tokenizer([t for t, _ in demo_rows("train", 100)], vocab_size=800)
-    pieces = [t for t, _ in sorted(tok.get_vocab().items(), key=lambda kv: kv[1])]  # [PAD] [UNK] [CLS] first
-    (folder / "vocab.txt").write_text("\n".join([*pieces[:3], "[SEP]", "[MASK]", *pieces[3:]]) + "\n", encoding="utf-8")
-    BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), model_max_length=64).save_pretrained(folder)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(pieces) + 2, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64, pad_token_id=0)  # fmt: skip
-    BertForMaskedLM(config).save_pretrained(folder)  # an encoder without a classifier, as on the hub
-    return folder
-
-
 def test_fine_tunes_a_local_pretrained_folder_then_predicts_from_the_checkpoint_alone(
     tiny_data: Path, tiny_bert: Path, tmp_path: Path
 ) -> None:
-    args = tiny_args(tiny_data, tmp_path / "run", "--pretrained", str(tiny_bert), "--set", "training.lr=0.001")
-    args.remove("--no-pretrained")
+    weights = ["--pretrained", str(tiny_bert)]
+    args = tiny_args(tiny_data, tmp_path / "run", "--set", "training.lr=0.001", weights=weights)
     summary = train.main(args)
     best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
     assert best["meta"]["pretrained"] == str(tiny_bert) and best["meta"]["hf_config"]
@@ -171,8 +163,7 @@ def test_fine_tunes_a_local_pretrained_folder_then_predicts_from_the_checkpoint_
 
 def test_a_hub_model_without_network_is_one_line(tiny_data: Path, tmp_path: Path) -> None:
     pytest.importorskip("transformers")
-    args = tiny_args(tiny_data, tmp_path / "run", "--pretrained", "distilbert/distilbert-base-uncased")
-    args.remove("--no-pretrained")
+    args = tiny_args(tiny_data, tmp_path / "run", weights=["--pretrained", "distilbert/distilbert-base-uncased"])
     result = script("train.py", *args, env={**OFFLINE, "HF_HOME": str(tmp_path / "hf")})
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
@@ -183,7 +174,7 @@ def test_a_hub_model_without_network_is_one_line(tiny_data: Path, tmp_path: Path
 
 def test_a_pretrained_only_model_cannot_train_from_scratch(tiny_data: Path) -> None:
     cfg = tiny_config(tiny_data)
-    cfg["model"]["arch"] = "distilbert_base_uncased"
+    cfg["model"].update(arch="distilbert_base_uncased", pretrained=False)
     meta = task.data_meta(cfg, task.build_data(cfg, 0, rank=0, world_size=1, pin_memory=False), log=lambda *a: None)
     with pytest.raises(task.ProjectError, match="trains from scratch only as one of"):
         task.build_model(cfg, meta, log=lambda *a: None)
