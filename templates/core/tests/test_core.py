@@ -6,6 +6,7 @@ tests are the same in every generated project; none of them touches the network 
 import copy
 import csv
 import itertools
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -16,16 +17,23 @@ import torch
 import yaml
 from torch import nn
 
+import conftest
 import task
 import train
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
 MONITOR = CONFIG["training"]["monitor"]
+# the task part may size these runs for a CPU test ({"section.key": value}, e.g. detection: small images, amp
+# off); what the tests assert stays the same
+CORE_TEST_SETTINGS: dict[str, Any] = getattr(conftest, "CORE_TEST_SETTINGS", {})
 
 
 def tiny_config(root: Path) -> dict[str, Any]:
     cfg = copy.deepcopy(CONFIG)
+    for dotted, value in CORE_TEST_SETTINGS.items():
+        section, key = dotted.split(".", 1)
+        cfg[section][key] = copy.deepcopy(value)
     cfg["data"].update({"root": str(root), "num_workers": 0, "batch_size": 8})
     cfg["model"]["pretrained"] = False
     return cfg
@@ -33,8 +41,9 @@ def tiny_config(root: Path) -> dict[str, Any]:
 
 def tiny_args(data: Path, out: Path, *extra: str) -> list[str]:
     # --no-pretrained: the tests never download weights, whatever the project was generated with
+    settings = [arg for key, value in CORE_TEST_SETTINGS.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
     return ["--data", str(data), "--out", str(out), "--workers", "1", "--epochs", "2", "--no-pretrained",
-            "--set", "data.batch_size=8", "--set", "training.warmup_epochs=1", *extra]  # fmt: skip
+            "--set", "data.batch_size=8", "--set", "training.warmup_epochs=1", *settings, *extra]  # fmt: skip
 
 
 def read_metrics(out: Path) -> list[dict[str, float]]:

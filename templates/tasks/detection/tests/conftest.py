@@ -6,6 +6,8 @@ Fixtures (the core's tests use the first three without knowing the task):
   fixed_batch     (Batch, targets) of two training images, to check that optimizer steps lower the loss
   tiny_cfg        the configuration sections task.py and data.py read, sized for CPU tests
   same_predictions  asserts that two predict.py outputs (PyTorch, onnxruntime) agree
+CORE_TEST_SETTINGS sizes the core's runs (tests/test_core.py: train.py, evaluate.py, export.py, predict.py on
+config.yaml's model) the same way: small images, few proposals, fp32.
 """
 
 import copy
@@ -17,6 +19,7 @@ from typing import Any
 
 import pytest
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -42,6 +45,24 @@ TINY_CONFIG: dict[str, Any] = {
                              {"name": "horizontal_flip"}], "min_box_size": 1.0},
     "run": {"seed": 0},
 }  # fmt: skip
+
+
+def _core_test_settings() -> dict[str, Any]:
+    """config.yaml's model at the tests' size: what the core's tests check (a step lowers the loss, exact resume,
+    export and predict parity) does not depend on the image size, and at 320-800 px a CPU step takes seconds.
+    amp off: bf16 autocast on CPU is slower than fp32 at this size (the project trains with config.yaml's amp)."""
+    from model import VARIANTS
+
+    config = ROOT / "config.yaml"  # absent where the task part is tested on its own (the archadvisor repo)
+    arch = yaml.safe_load(config.read_text(encoding="utf-8"))["model"]["arch"] if config.is_file() else ""
+    settings: dict[str, Any] = {"model.min_size": 96, "model.max_size": 96, "training.amp": False}
+    if arch in VARIANTS and VARIANTS[arch].two_stage:
+        settings["model.detector_kwargs"] = {**TINY_CONFIG["model"]["detector_kwargs"],
+                                             "rpn_pre_nms_top_n_train": 200, "rpn_post_nms_top_n_train": 100}  # fmt: skip
+    return settings
+
+
+CORE_TEST_SETTINGS = _core_test_settings()
 
 
 @pytest.fixture(scope="session")
