@@ -12,12 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import conftest
 import pytest
 import torch
 import yaml
 from torch import nn
 
-import conftest
 import task
 import train
 

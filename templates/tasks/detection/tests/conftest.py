@@ -57,8 +57,8 @@ def _core_test_settings() -> dict[str, Any]:
     arch = yaml.safe_load(config.read_text(encoding="utf-8"))["model"]["arch"] if config.is_file() else ""
     settings: dict[str, Any] = {"model.min_size": 96, "model.max_size": 96, "training.amp": False}
     if arch in VARIANTS and VARIANTS[arch].two_stage:
-        settings["model.detector_kwargs"] = {**TINY_CONFIG["model"]["detector_kwargs"],
-                                             "rpn_pre_nms_top_n_train": 200, "rpn_post_nms_top_n_train": 100}  # fmt: skip
+        kwargs = {"rpn_pre_nms_top_n_train": 200, "rpn_post_nms_top_n_train": 100}
+        settings["model.detector_kwargs"] = {**TINY_CONFIG["model"]["detector_kwargs"], **kwargs}
     return settings
 
 
