@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -73,3 +74,42 @@ def test_family_project_passes_its_own_tests_offline(task: str, arch: str, tmp_p
                  env=env)  # fmt: skip
     assert " passed" in result.stdout and "failed" not in result.stdout
     assert not (tmp_path / "torch").exists() or not any((tmp_path / "torch").rglob("*.pth")), "nothing downloaded"
+
+
+# the digits-detection demo (scikit-learn's digits on 128 px canvases, 480 train / 96 val, 10 classes) as
+# bench/det_time_to_map.py scaffolds it: digits are not mirror-symmetric (--no-hflip), the canvases are 128 px
+DEMO_FLAGS = ["--images", "480", "--classes", "10", "--image-size", "128", "--compute", "cpu", "--target",
+              "cloud-cpu", "--no-pretrained", "--no-hflip"]  # fmt: skip
+SHORT_RUN_ARCH = "fasterrcnn_mobilenet_v3_large_320_fpn"
+SHORT_RUN_EPOCHS = 4
+
+UNTRAINED = """
+import json, torch, task, train
+cfg = train.load_config(train.parse_args(["--workers", "0"]))
+loaded = task.build_data(cfg, task.data_stage(cfg, 0), rank=0, world_size=1, pin_memory=False)
+meta = task.data_meta(cfg, loaded, log=lambda *a, **k: None)
+torch.manual_seed(cfg["run"]["seed"])
+model = task.build_model(cfg, meta, log=lambda *a, **k: None).eval()
+metrics = task.Metrics(meta, torch.device("cpu"))
+with torch.no_grad():
+    for batch in loaded.val_loader:
+        inputs, targets = task.to_device(batch, torch.device("cpu"))
+        metrics.update(model(inputs), targets)
+print(json.dumps(metrics.compute()))
+"""
+
+
+@pytest.mark.slow
+def test_a_short_demo_run_clearly_beats_the_untrained_model(tmp_path: Path) -> None:
+    """`python train.py --epochs 4` on the demo, with the recipe as scaffolded: the val mAP@.5 of its best epoch is
+    >= 5 % and >= 10x the untrained model's (the untrained model scores ~0)."""
+    out, _ = scaffold(tmp_path, "--task", "detection", *DEMO_FLAGS, "--arch", SHORT_RUN_ARCH)
+    config = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
+    assert config["model"]["min_size"] == 128 and config["training"]["warmup_steps"] <= 30  # the recipe's choices
+    env = {**ENV, **OFFLINE, "OMP_NUM_THREADS": "2"}
+    run([sys.executable, "train.py", "--epochs", str(SHORT_RUN_EPOCHS)], cwd=out, timeout=600, env=env)
+    summary = json.loads((out / "runs" / "train" / "summary.json").read_text(encoding="utf-8"))
+    untrained = json.loads(
+        run([sys.executable, "-c", UNTRAINED], cwd=out, timeout=300, env=env).stdout.splitlines()[-1]
+    )
+    assert summary["val_map50"] >= 5.0 and summary["val_map50"] >= 10 * untrained["val_map50"], (summary, untrained)
