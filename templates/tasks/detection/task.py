@@ -548,9 +548,10 @@ def match_detections(
         worst_iou = min(worst_iou, float(ious[i, j]))
         worst_score = max(worst_score, float(abs(b["scores"][j] - a["scores"][i])))
     spare = b["scores"][(~used) & (b["scores"] >= min_score + score_tol)]
-    # NMS keeps the first of overlapping boxes in score order: among scores tied within rounding (an untrained
-    # focal-loss head scores everything near its 0.01 prior) either export may keep the other box. A missing
-    # detection and a spare one of the same score are such a swap, not a disagreement
+    # NMS keeps the first of overlapping boxes in score order, and the top-k cut (detections_per_img) the first k:
+    # among scores tied within rounding (an untrained head scores everything alike: a focal-loss head near its
+    # 0.01 prior, SSD's softmax near 1 / classes) either export may keep the other box. A missing detection and a
+    # spare one of the same score are such a swap, not a disagreement
     swapped = _tied_pairs(sorted(missing), sorted(spare.tolist()), score_tol)
     # expected: the detections that must find a partner (clear of the threshold); matched: those paired by
     # content, plus the swaps among ties
@@ -563,14 +564,6 @@ def match_detections(
         "min_iou": worst_iou,
         "max_score_diff": worst_score,
     }
-
-
-def _detections_limit(model: nn.Module) -> int | None:
-    """The detector's top-k per image: ``detections_per_img`` (SSD, RetinaNet, FCOS) or its RoI heads' (R-CNN)."""
-    net = getattr(model, "net", model)
-    heads = getattr(net, "roi_heads", net)
-    limit = getattr(heads, "detections_per_img", None)
-    return int(limit) if isinstance(limit, int) else None
 
 
 def _score_threshold(model: nn.Module) -> float:
@@ -588,7 +581,6 @@ def check_onnx(
     score threshold). Raises unless some detections exist and all of them match."""
     reference, exported = torch_forward(model, torch.device("cpu")), onnx_forward(path)
     min_score = _score_threshold(model) if min_score is None else min_score
-    limit = _detections_limit(model)
     totals = {
         "images": len(images),
         "expected": 0,
@@ -603,14 +595,7 @@ def check_onnx(
         with torch.no_grad():
             a = {k: v.numpy() for k, v in reference(image).items() if k != "masks"}
         b = {k: v.numpy() for k, v in exported(image).items() if k != "masks"}
-        # an output holding the model's detections_per_img was cut at its top k: detections scoring within
-        # rounding of the k-th score may be on one side only, like those at min_score (SSD's many near-equal
-        # scores of an untrained head)
-        floor = min_score
-        for d in (a, b):
-            if limit is not None and len(d["scores"]) >= limit:
-                floor = max(floor, float(d["scores"].min()))
-        m = match_detections(a, b, min_score=floor)
+        m = match_detections(a, b, min_score=min_score)
         for k in ("expected", "matched", "unmatched", "extra", "tied_swaps"):
             totals[k] += m[k]
         totals["min_iou"], totals["max_score_diff"] = (
