@@ -4,7 +4,7 @@
     python bench/det_time_to_map.py --arch fasterrcnn_mobilenet_v3_large_320_fpn --target 30 --max-seconds 900
 
 1. Scaffolds the digits-detection demo project (`archadvisor scaffold --task detection --images 480 --classes 10
-   --compute cpu --target cloud-cpu --no-pretrained --no-hflip [--arch ARCH]`: scikit-learn's digits placed on
+   --image-size 128 --compute cpu --target cloud-cpu --no-pretrained --no-hflip [--arch ARCH]`: scikit-learn's digits placed on
    128 px canvases, 480 train / 96 val), scores the untrained model on the val split (the floor a run must
    clearly beat), then runs the project's `python train.py` (demo writing included; any `--set` passed on) and
    prints the seconds at which an epoch line first shows val_map50 >= --target, then stops the run.
@@ -24,19 +24,20 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO = dict(task="detection", images=480, classes=10, compute="cpu", target="cloud-cpu", pretrained=False, hflip=False)
+DEMO = ["--task", "detection", "--images", "480", "--classes", "10", "--image-size", "128", "--compute", "cpu",
+        "--target", "cloud-cpu", "--no-pretrained", "--no-hflip"]  # fmt: skip
 
 
 def scaffold(arch: str | None, out: Path) -> Path:
-    from archadvisor.catalog import Catalog
-    from archadvisor.engine import recommend
-    from archadvisor.ruleset import load_rules
-    from archadvisor.scaffold import render_project, write_project
-    from archadvisor.spec import build_spec
+    """`archadvisor scaffold` as a user runs it (a YOLO top choice becomes the torchvision model it names)."""
+    from typer.testing import CliRunner
 
-    rules = load_rules()
-    spec = build_spec(**DEMO, **({"arch": arch} if arch else {}))
-    write_project(render_project(recommend(spec, rules, Catalog(rules)), name="demo"), out)
+    from archadvisor.cli import app
+
+    result = CliRunner().invoke(app, ["scaffold", *DEMO, *(["--arch", arch] if arch else []), "--out", str(out)])
+    if result.exit_code != 0:
+        raise SystemExit(result.output)
+    print(result.output.strip().splitlines()[0], flush=True)
     return out
 
 
@@ -50,11 +51,11 @@ def project_config(project: Path, sets: list[str]) -> dict:
 
 def untrained_map50(project: Path, sets: list[str], threads: int) -> float:
     """val mAP@.5 of the fresh model, the run's seed (what `python train.py` starts from)."""
+    cfg = project_config(project, sets)  # puts the project on sys.path
     import task
     import torch
 
     torch.set_num_threads(threads)
-    cfg = project_config(project, sets)
     loaded = task.build_data(cfg, task.data_stage(cfg, 0), rank=0, world_size=1, pin_memory=False)
     meta = task.data_meta(cfg, loaded, log=lambda *a, **k: None)
     torch.manual_seed(cfg["run"]["seed"])
@@ -93,12 +94,12 @@ def time_to_target(project: Path, target: float, threads: int, max_seconds: floa
 
 
 def loop_overhead(project: Path, threads: int, steps: int, sets: list[str]) -> None:
+    cfg = project_config(project, sets)  # puts the project on sys.path
     import task
     import torch
     import train
 
     torch.set_num_threads(threads)
-    cfg = project_config(project, sets)
     loaded = task.build_data(cfg, task.data_stage(cfg, 0), rank=0, world_size=1, pin_memory=False)
     meta = task.data_meta(cfg, loaded, log=lambda *a, **k: None)
     device = torch.device("cpu")
