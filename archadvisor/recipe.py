@@ -58,6 +58,10 @@ class Recipe:
         return Provenance(rule, HERE, because)
 
 
+def _rule_id(provenance: Provenance | None) -> str:
+    return provenance.rule if provenance is not None else "(default)"
+
+
 def _pow2_floor(x: float) -> int:
     return 1 << max(0, int(math.floor(math.log2(max(1.0, x)))))
 
@@ -213,6 +217,13 @@ def derive_duration(recipe: Recipe, env: dict[str, Any], effective_batch: int, p
         if warmup_steps < f["warmup_steps"]:
             warmup_rule = recipe.note(
                 "warmup.cap", f"warmup {f['warmup_steps']} -> {warmup_steps} steps (at most 10% of {total} steps)"
+            )
+        if "warmup_max_epochs" in f and warmup_steps > f["warmup_max_epochs"] * steps_per_epoch:
+            warmup_steps = max(1, f["warmup_max_epochs"] * steps_per_epoch)
+            warmup_rule = recipe.note(
+                "warmup.epoch_cap",
+                f"warmup {f['warmup_steps']} -> {warmup_steps} steps (at most {f['warmup_max_epochs']} epoch(s) of "
+                f"{steps_per_epoch} optimizer steps: {_rule_id(recipe.rule('warmup_max_epochs'))})",
             )
     return Duration(epochs, epochs_rule, warmup, warmup_rule, steps_per_epoch, warmup_steps)
 

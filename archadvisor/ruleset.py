@@ -256,6 +256,7 @@ RECIPE_FIELDS: dict[str, str] = {
     "min_lr_ratio": "number",  # the LR at the end of the decay, as a fraction of the peak
     "warmup_ratio": "number",  # warmup as a fraction of all optimizer steps (instead of warmup_epochs)
     "warmup_steps": "int",  # warmup in optimizer steps (instead of warmup_epochs)
+    "warmup_max_epochs": "int",  # warmup_steps capped at this many epochs of optimizer steps
     "aux_loss_weight": "number",
     "max_length": "int",
 }

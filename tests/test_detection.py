@@ -33,3 +33,26 @@ def test_detection_task_part_passes_its_own_tests(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
+
+
+def test_profile_measures_a_torchvision_detector() -> None:
+    """`archadvisor profile` builds the detector a project trains (COCO's 91 outputs, random weights) and
+    measures it whole: parameters equal torchvision's published count, GMACs, latency, memory of a train step
+    on the detector's own losses."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from archadvisor.cli import app
+
+    args = ["profile", "ssdlite320_mobilenet_v3_large", "--image-size", "64", "--batch", "2", "--threads", "1",
+            "--max-seconds", "0.1", "--format", "json"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    r = json.loads(result.stdout[result.stdout.index("{") :])
+    assert r["arch"] == "ssdlite320_mobilenet_v3_large" and r["params_match_catalog"] and r["params"] == 3_440_060
+    assert 0 < r["gmacs"] < r["catalog"]["gmacs"]  # 64 px: well under the catalog's 320 px figure
+    assert r["latency"]["batch1"]["median_ms"] > 0
+    assert r["memory"]["train_step"]["peak_mb"] > r["memory"]["inference"]["peak_mb"] > 0
+    refused = CliRunner().invoke(app, ["profile", "ssdlite320_mobilenet_v3_large", "--onnx"])
+    assert refused.exit_code == 2 and "--onnx" in refused.output and "Traceback" not in refused.output

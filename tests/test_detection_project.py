@@ -1,17 +1,19 @@
 """Generated detection and instance-segmentation projects, end to end (issue 11).
 
-* a Faster R-CNN MobileNetV3 320 project, scaffolded by the CLI, runs its own full pytest offline (the core's
-  tests on the detection part, and the task's: COCO checks, transforms, mAP, predictions.json, ONNX parity);
-* an instance-segmentation project (the light Mask R-CNN) builds, runs forward on its demo images and exports
-  ONNX, in a subprocess of its own folder;
-* a YOLO top choice scaffolds a torchvision model, says so, and gets that model's recipe (never a silent swap).
-
-The demo-to-target run (and its comparison with an untrained model) is ``bench/det_time_to_map.py``: on 2 CPU
-cores a short run does not yet clearly beat an untrained detector, so no CI test claims it.
+* one project per detector family, at the family's smallest input size, scaffolded by the CLI, runs its own full
+  pytest offline (the core's tests on the detection part: a step lowers the loss, exact resume, export and
+  predict parity; and the task's: COCO checks, transforms, mAP, predictions.json, ONNX parity): Faster R-CNN
+  (MobileNetV3 320 FPN), FCOS, RetinaNet, SSDlite, and the light Mask R-CNN for instance segmentation; their
+  tests run the core's train.py at 96 px in fp32 (tests/conftest.py CORE_TEST_SETTINGS), the projects train with
+  config.yaml's sizes;
+* a YOLO top choice scaffolds a torchvision model, says so, and gets that model's recipe (never a silent swap);
+* a short `python train.py` on the demo against the untrained model (marked bench); the demo-to-target run is
+  ``bench/det_time_to_map.py``.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -50,45 +52,67 @@ def test_yolo_top_choice_scaffolds_a_torchvision_model_with_its_recipe(tmp_path:
     assert "in place of" in (out / "README.md").read_text(encoding="utf-8")
 
 
+# one project per family: (task, the family's variant at its smallest input size)
+FAMILIES = [
+    ("detection", "fasterrcnn_mobilenet_v3_large_320_fpn"),
+    ("detection", "fcos_resnet50_fpn"),
+    ("detection", "retinanet_resnet50_fpn_v2"),
+    ("detection", "ssdlite320_mobilenet_v3_large"),
+    ("instance-segmentation", "maskrcnn_mobilenet_v3_large_fpn"),
+]
+
+
 @pytest.mark.slow
-def test_detection_project_passes_its_own_tests_offline(tmp_path: Path) -> None:
-    out, _ = scaffold(tmp_path, "--task", "detection", *DETECTION_FLAGS, "--arch",
-                      "fasterrcnn_mobilenet_v3_large_320_fpn")  # fmt: skip
-    run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=out, timeout=900,
-        env={**ENV, **OFFLINE})  # fmt: skip
+@pytest.mark.parametrize(("task", "arch"), FAMILIES, ids=[arch for _, arch in FAMILIES])
+def test_family_project_passes_its_own_tests_offline(task: str, arch: str, tmp_path: Path) -> None:
+    out, _ = scaffold(tmp_path, "--task", task, *DETECTION_FLAGS, "--arch", arch)
+    config = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
+    assert config["model"]["arch"] == arch and config["data"]["masks"] is (task == "instance-segmentation")
+    manifest = yaml.safe_load((out / ".archadvisor.yaml").read_text(encoding="utf-8"))
+    assert manifest["task"] == task and manifest["model_file"].endswith("detection_tv.py")
+    env = {**ENV, **OFFLINE, "TORCH_HOME": str(tmp_path / "torch")}
+    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=out, timeout=900,
+                 env=env)  # fmt: skip
+    assert " passed" in result.stdout and "failed" not in result.stdout
+    assert not (tmp_path / "torch").exists() or not any((tmp_path / "torch").rglob("*.pth")), "nothing downloaded"
 
 
-SMOKE = """
-import sys, torch, data, task
-from pathlib import Path
-cfg = __import__("yaml").safe_load(open("config.yaml"))
-root = data.write_demo(Path(sys.argv[1]), {"train": 2, "val": 2}, seed=0)
-cfg["data"].update(root=str(root), num_workers=0)
-cfg["model"].update(min_size=128, max_size=128, pretrained=False)
-loaded = data.load_data(cfg, log=lambda *a: None)
-meta = task.data_meta(cfg, loaded, log=lambda *a: None)
-model = task.build_model(cfg, meta, log=lambda *a: None)
-inputs, targets = task.to_device(next(iter(loaded.train_loader)), torch.device("cpu"))
-losses = model.train()(inputs)
-assert "loss_mask" in losses, sorted(losses)
-task.build_loss(cfg)(losses, targets).backward()
-model.eval()
-image = inputs.images[0]
-out = task.torch_forward(model, torch.device("cpu"))(image)
-assert out["masks"].dtype == torch.bool
-print(task.export_onnx(model, Path(sys.argv[1]) / "model.onnx", meta, image[None]))
+# the digits-detection demo (scikit-learn's digits on 128 px canvases, 480 train / 96 val, 10 classes) as
+# bench/det_time_to_map.py scaffolds it: digits are not mirror-symmetric (--no-hflip), the canvases are 128 px
+DEMO_FLAGS = ["--images", "480", "--classes", "10", "--image-size", "128", "--compute", "cpu", "--target",
+              "cloud-cpu", "--no-pretrained", "--no-hflip"]  # fmt: skip
+SHORT_RUN_ARCH = "fasterrcnn_mobilenet_v3_large_320_fpn"
+SHORT_RUN_EPOCHS = 4
+
+UNTRAINED = """
+import json, torch, task, train
+cfg = train.load_config(train.parse_args(["--workers", "0"]))
+loaded = task.build_data(cfg, task.data_stage(cfg, 0), rank=0, world_size=1, pin_memory=False)
+meta = task.data_meta(cfg, loaded, log=lambda *a, **k: None)
+torch.manual_seed(cfg["run"]["seed"])
+model = task.build_model(cfg, meta, log=lambda *a, **k: None).eval()
+metrics = task.Metrics(meta, torch.device("cpu"))
+with torch.no_grad():
+    for batch in loaded.val_loader:
+        inputs, targets = task.to_device(batch, torch.device("cpu"))
+        metrics.update(model(inputs), targets)
+print(json.dumps(metrics.compute()))
 """
 
 
-@pytest.mark.slow
-def test_instance_segmentation_project_builds_runs_and_exports(tmp_path: Path) -> None:
-    pytest.importorskip("onnx")
-    out, _ = scaffold(tmp_path, "--task", "instance-segmentation", *DETECTION_FLAGS, "--arch",
-                      "maskrcnn_mobilenet_v3_large_fpn")  # fmt: skip
+# bench, not CI: on 2 busy CPU cores the recipe's short run has not yet been measured to clear these bounds
+# (60 optimizer steps of batch 4 at 128 px: val mAP@.5 0.31 % against 0.02 % untrained)
+@pytest.mark.bench
+def test_a_short_demo_run_clearly_beats_the_untrained_model(tmp_path: Path) -> None:
+    """`python train.py --epochs 4` on the demo, with the recipe as scaffolded: the val mAP@.5 of its best epoch is
+    >= 5 % and >= 10x the untrained model's (the untrained model scores ~0)."""
+    out, _ = scaffold(tmp_path, "--task", "detection", *DEMO_FLAGS, "--arch", SHORT_RUN_ARCH)
     config = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
-    assert config["data"]["masks"] is True and config["model"]["pretrained"] is False
-    result = run([sys.executable, "-c", SMOKE, str(tmp_path / "coco")], cwd=out, timeout=300, env={**ENV, **OFFLINE})
-    assert "batch 1" in result.stdout
-    assert (tmp_path / "coco" / "model.onnx").stat().st_size > 1e6
-    manifest = yaml.safe_load((out / ".archadvisor.yaml").read_text(encoding="utf-8"))
-    assert manifest["task"] == "instance-segmentation" and manifest["model_file"].endswith("detection_tv.py")
+    assert config["model"]["min_size"] == 128 and config["training"]["warmup_steps"] <= 30  # the recipe's choices
+    env = {**ENV, **OFFLINE, "OMP_NUM_THREADS": "2"}
+    run([sys.executable, "train.py", "--epochs", str(SHORT_RUN_EPOCHS)], cwd=out, timeout=600, env=env)
+    summary = json.loads((out / "runs" / "train" / "summary.json").read_text(encoding="utf-8"))
+    untrained = json.loads(
+        run([sys.executable, "-c", UNTRAINED], cwd=out, timeout=300, env=env).stdout.splitlines()[-1]
+    )
+    assert summary["val_map50"] >= 5.0 and summary["val_map50"] >= 10 * untrained["val_map50"], (summary, untrained)

@@ -22,7 +22,7 @@ from archadvisor.errors import InputError
 from archadvisor.measure import limits
 
 if TYPE_CHECKING:  # pragma: no cover
-    from archadvisor.catalog import Variant
+    from archadvisor.catalog import External, Variant
 
 FORMATS = ("table", "json")
 _SIZE, _BATCH, _THREADS, _SECONDS = limits.IMAGE_SIZE, limits.BATCH, limits.THREADS, limits.MAX_SECONDS
@@ -115,6 +115,19 @@ def _resolve(
     return variants, rules.small_input_max_px
 
 
+def _detector(arch: str, rules_dirs: Sequence[Path] | None) -> External | None:
+    """The catalog's torchvision detector called ``arch`` (projects are generated on it), else None."""
+    from archadvisor.catalog import Catalog
+    from archadvisor.measure.detection import is_detector
+    from archadvisor.ruleset import load_rules
+
+    for d in rules_dirs or []:
+        if not str(d).strip() or not d.is_dir():
+            raise InputError("--rules", str(d), "an existing directory of .yaml rule files")
+    found = Catalog(load_rules(rules_dirs or [])).external_model(arch)
+    return found if is_detector(found) else None
+
+
 @contextmanager
 def _progress(enabled: bool, models: int) -> Iterator[Callable[[str, str, int, int], None]]:
     """A rich progress display on stderr: one bar for the models, one for the stages of the current model."""
@@ -197,9 +210,21 @@ def profile(
     """Measure one architecture here: parameters, GMACs, peak memory, latency (median, p90) and throughput."""
     _check_options(format, device, image_size, batch, threads, max_seconds)
     _require_torch("profile")
-    (variant,), threshold = _resolve([arch], "ARCH", image_size, batch, rules)
-    with _progress(format == "table", 1) as update:
-        result = _profile_one(variant, threshold, image_size, batch, device, threads, onnx, max_seconds, update)
+    detector = _detector(arch, rules)
+    if detector is not None:
+        if onnx:
+            raise InputError("--onnx", "on", "off for detectors (their export is the project's export.py)")
+        from archadvisor.measure.detection import profile_detector
+
+        limits.check_input_size(image_size or detector.input_size or 320, max(batch, 2))
+        with _progress(format == "table", 1) as update:
+            result = profile_detector(detector, image_size=image_size, batch=batch, device=device, threads=threads,
+                                      max_seconds=max_seconds,
+                                      progress=lambda s, d, t: update(detector.name, s, d, t))  # fmt: skip
+    else:
+        (variant,), threshold = _resolve([arch], "ARCH", image_size, batch, rules)
+        with _progress(format == "table", 1) as update:
+            result = _profile_one(variant, threshold, image_size, batch, device, threads, onnx, max_seconds, update)
     _warn(result["warnings"])
     if format == "json":
         sys.stdout.write(json.dumps(result, indent=2) + "\n")

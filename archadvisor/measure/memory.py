@@ -75,9 +75,11 @@ def _step(model: nn.Module, x: Any, *, train: bool, num_classes: int) -> tuple[C
     model.train()
     y = torch.randint(0, num_classes, (x.shape[0],), device=x.device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    # a model that is not a classifier (a detector: measure/detection.py) brings its own training loss
+    own_loss = getattr(model, "training_loss", None)
 
     def step() -> None:
-        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss = own_loss(x) if own_loss is not None else torch.nn.functional.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

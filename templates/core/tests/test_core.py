@@ -7,11 +7,13 @@ weights the task's tests build locally (conftest.offline_pretrained; text: a tin
 import copy
 import csv
 import itertools
+import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import conftest
 import pytest
 import torch
 import yaml
@@ -23,18 +25,22 @@ import train
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
 MONITOR = CONFIG["training"]["monitor"]
+# the task part may size these runs for a CPU test ({"section.key": value}, e.g. detection: small images, amp
+# off); what the tests assert stays the same
+CORE_TEST_SETTINGS: dict[str, Any] = getattr(conftest, "CORE_TEST_SETTINGS", {})
 
 
 def offline_pretrained() -> Any:
     """model.pretrained for the tests, which never download weights: false (from scratch), or what the task's
     conftest.py supplies locally (text: a tiny encoder built in a temporary folder, where the project fine-tunes)."""
-    import conftest
-
     return getattr(conftest, "offline_pretrained", lambda: False)()
 
 
 def tiny_config(root: Path) -> dict[str, Any]:
     cfg = copy.deepcopy(CONFIG)
+    for dotted, value in CORE_TEST_SETTINGS.items():
+        section, key = dotted.split(".", 1)
+        cfg[section][key] = copy.deepcopy(value)
     cfg["data"].update({"root": str(root), "num_workers": 0, "batch_size": 8})
     cfg["model"]["pretrained"] = offline_pretrained()
     return cfg
@@ -43,8 +49,9 @@ def tiny_config(root: Path) -> dict[str, Any]:
 def tiny_args(data: Path, out: Path, *extra: str) -> list[str]:
     source = offline_pretrained()
     weights = ["--pretrained", str(source)] if source else ["--no-pretrained"]
+    settings = [arg for key, value in CORE_TEST_SETTINGS.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
     return ["--data", str(data), "--out", str(out), "--workers", "1", "--epochs", "2", *weights,
-            "--set", "data.batch_size=8", "--set", "training.warmup_epochs=1", *extra]  # fmt: skip
+            "--set", "data.batch_size=8", "--set", "training.warmup_epochs=1", *settings, *extra]  # fmt: skip
 
 
 def read_metrics(out: Path) -> list[dict[str, float]]:

@@ -6,6 +6,8 @@ Fixtures (the core's tests use the first three without knowing the task):
   fixed_batch     (Batch, targets) of two training images, to check that optimizer steps lower the loss
   tiny_cfg        the configuration sections task.py and data.py read, sized for CPU tests
   same_predictions  asserts that two predict.py outputs (PyTorch, onnxruntime) agree
+CORE_TEST_SETTINGS sizes the core's runs (tests/test_core.py: train.py, evaluate.py, export.py, predict.py on
+config.yaml's model) the same way: small images, few proposals, fp32.
 """
 
 import copy
@@ -17,6 +19,7 @@ from typing import Any
 
 import pytest
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -44,6 +47,36 @@ TINY_CONFIG: dict[str, Any] = {
 }  # fmt: skip
 
 
+def _project_arch() -> str:
+    """config.yaml's model.arch; "" where the task part is tested on its own (the archadvisor repo)."""
+    config = ROOT / "config.yaml"
+    return yaml.safe_load(config.read_text(encoding="utf-8"))["model"]["arch"] if config.is_file() else ""
+
+
+PROJECT_ARCH = _project_arch()
+
+
+def _core_test_settings() -> dict[str, Any]:
+    """config.yaml's model at the tests' size: what the core's tests check (a step lowers the loss, exact resume,
+    export and predict parity) does not depend on the image size, and at 320-800 px a CPU step takes seconds.
+    amp off: bf16 autocast on CPU is slower than fp32 at this size (the project trains with config.yaml's amp)."""
+    from model import VARIANTS
+
+    arch = PROJECT_ARCH
+    settings: dict[str, Any] = {"model.min_size": 96, "model.max_size": 96, "training.amp": False}
+    if arch in VARIANTS and not VARIANTS[arch].two_stage and VARIANTS[arch].fixed_size is None:
+        # RetinaNet / FCOS start every class score at the focal-loss prior 0.01 (Lin et al. 2017): after the
+        # tests' two steps nothing reaches the default 0.05, and export's parity check needs detections
+        settings["model.score_thresh"] = 0.001
+    if arch in VARIANTS and VARIANTS[arch].two_stage:
+        kwargs = {"rpn_pre_nms_top_n_train": 200, "rpn_post_nms_top_n_train": 100}
+        settings["model.detector_kwargs"] = {**TINY_CONFIG["model"]["detector_kwargs"], **kwargs}
+    return settings
+
+
+CORE_TEST_SETTINGS = _core_test_settings()
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from data import write_demo
@@ -67,9 +100,12 @@ def tiny_cfg(tiny_data: Path) -> dict[str, Any]:
 def fixed_batch(tiny_cfg: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
     import task
     from data import CocoDataset, build_eval_transform, collate, load_coco
+    from model import VARIANTS
 
-    split = load_coco(Path(tiny_cfg["data"]["root"]), "train")
-    dataset = CocoDataset(split, build_eval_transform(), masks=False, train=True)
+    # the core's tests step config.yaml's model on it: with masks for Mask R-CNN
+    masks = PROJECT_ARCH in VARIANTS and VARIANTS[PROJECT_ARCH].masks
+    split = load_coco(Path(tiny_cfg["data"]["root"]), "train", masks=masks)
+    dataset = CocoDataset(split, build_eval_transform(), masks=masks, train=True)
     return task.to_device(collate([dataset[0], dataset[1]]), torch.device("cpu"))
 
 
