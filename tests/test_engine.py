@@ -32,6 +32,18 @@ SELECTION = [
         "deploy.jetson",
     ),
     (
+        "Deployment matrix: Edge (Jetson) on an AGX Orin (the guide's row names no device) -> EfficientNet V2-S",
+        dict(images=8000, target="jetson-orin"),
+        {"efficientnet_v2_s"},
+        "deploy.jetson_orin",
+    ),
+    (
+        "Deployment matrix: Edge (Jetson) on an Orin Nano 8GB -> EfficientNet V2-S",
+        dict(images=8000, target="jetson-orin-nano"),
+        {"efficientnet_v2_s"},
+        "deploy.jetson_orin_nano",
+    ),
+    (
         "Deployment matrix: Mobile (iOS) -> MobileViT-XS",
         dict(images=50_000, target="ios"),
         {"mobilevit_xs"},
@@ -564,14 +576,33 @@ def test_scratch_training_does_not_bind_the_weights_licence():
     assert r["architecture"]["license"] == {"code": "MIT", "weights": "not used", "kind": "permissive"}
 
 
-def test_a_budget_inside_the_estimate_band_is_warned():
-    base = rec(images=8000, target="jetson", arch="efficientnet_v2_s")["deployment"]
+@pytest.mark.parametrize("target", ["jetson", "jetson-orin", "jetson-orin-nano"])
+def test_a_budget_inside_the_estimate_band_is_warned(target):
+    base = rec(images=8000, target=target, arch="efficientnet_v2_s")["deployment"]
     low, high = base["latency_range_ms"]
     budget = (base["expected_latency_ms"] + high) / 2  # above the estimate, below the band's top
-    r = rec(images=8000, target="jetson", arch="efficientnet_v2_s", latency_ms=budget)
-    assert any("inside the estimate's band" in w for w in r["warnings"]), r["warnings"]
-    clear = rec(images=8000, target="jetson", arch="efficientnet_v2_s", latency_ms=high * 1.5)
+    r = rec(images=8000, target=target, arch="efficientnet_v2_s", latency_ms=budget)
+    assert any("inside the estimate's band" in w and target in w for w in r["warnings"]), r["warnings"]
+    clear = rec(images=8000, target=target, arch="efficientnet_v2_s", latency_ms=high * 1.5)
     assert not any("inside the estimate's band" in w for w in clear["warnings"])
+
+
+def test_the_orin_targets_are_their_own_devices():
+    """AGX Orin 64GB and Orin Nano 8GB (Super) get their own rows and profiles (Ultralytics' Jetson benchmark
+    tables, rules/devices.yaml): a large model runs fastest on the AGX Orin, then the Orin Nano, then the AGX
+    Xavier (NVIDIA: 275 / 67 / 32 INT8 TOPS), and the plan's precision is the profile's (TensorRT FP16)."""
+    ms = {}
+    for target, row in (("jetson-orin", "deploy.jetson_orin"), ("jetson-orin-nano", "deploy.jetson_orin_nano"),
+                        ("jetson", "deploy.jetson")):  # fmt: skip
+        d = rec(images=50_000, target=target, arch="convnext_base")["deployment"]
+        assert d["rule"] == row and d["precision"] == "fp16" and "TensorRT" in d["runtime"]
+        assert "not converted" not in d["latency_basis"] and "x2 for" not in d["latency_basis"]
+        ms[target] = d["expected_latency_ms"]
+    assert ms["jetson-orin"] < ms["jetson-orin-nano"] < ms["jetson"], ms
+    assert "AGX Orin" in rec(images=8000, target="jetson-orin")["deployment"]["latency_basis"]
+    # the Orin Nano's 8 GB keep the Xavier's 60M-parameter limit; the AGX Orin's 64 GB allow more
+    assert RULES.targets["jetson-orin-nano"]["max_params_m"] == RULES.targets["jetson"]["max_params_m"]
+    assert RULES.targets["jetson-orin"]["max_params_m"] > RULES.targets["jetson"]["max_params_m"]
 
 
 # --- latency for models outside the zoo, and in the plan's precision ------------------------------------
