@@ -12,6 +12,7 @@ from archadvisor.catalog import Catalog
 from archadvisor.engine import flips, recommend
 from archadvisor.ruleset import load_rules
 from archadvisor.spec import build_spec
+from archadvisor.vocab import TARGETS
 
 RULES = load_rules()
 CATALOG = Catalog(RULES)
@@ -630,3 +631,33 @@ def test_the_estimate_is_in_the_plans_precision():
     r = rec(images=50_000, target="cloud-gpu", arch="convnext_tiny")
     assert r["deployment"]["precision"] == "fp16"
     assert r["deployment"]["expected_latency_ms"] == pytest.approx(fp16.ms, rel=1e-2)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_plan_precision_and_profile_precision_agree(target):
+    """Every deployment row's precision is its device profile's, or the profile converts to it (precision_factors):
+    the estimate never silently stays in another precision than the one the plan serves."""
+    from archadvisor.latency import load_devices
+
+    plan = RULES.targets[target]["precision"]
+    profile = load_devices()["targets"][target]
+    assert plan == profile["precision"] or plan in profile.get("precision_factors", {}), (target, plan)
+    d = rec(images=5000, target=target)["deployment"]
+    assert d["precision"] == plan and "not converted" not in d["latency_basis"]
+    if plan != profile["precision"]:
+        assert f"for the plan's {plan} (the profile is {profile['precision']})" in d["latency_basis"]
+
+
+def test_cloud_cpu_int8_dynamic_is_estimated_at_fp32_and_says_why():
+    """onnxruntime's quantize_dynamic runs convolutions as ConvInteger, which has no optimized CPU kernel
+    (microsoft/onnxruntime#12854; its docs recommend static quantization for CNNs): the int8-dynamic plan gets the
+    fp32 figure (factor 1), with that reason in the basis, not a speed-up the runtime does not deliver."""
+    from archadvisor.latency import estimate_latency_ms
+
+    r = rec(images=5000, target="cloud-cpu")
+    d = r["deployment"]
+    assert (d["precision"], d["quantize"]) == ("int8", "int8-dynamic")
+    v = CATALOG.get(r["architecture"]["name"])
+    fp32 = estimate_latency_ms(v, "cloud-cpu", 224)
+    assert d["expected_latency_ms"] == pytest.approx(fp32.ms, rel=1e-2)
+    assert "x1 for the plan's int8 (the profile is fp32)" in d["latency_basis"] and "ConvInteger" in d["latency_basis"]
