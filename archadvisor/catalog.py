@@ -94,6 +94,7 @@ class External:
     gmacs: float | None = None  # at input_size, for latency estimates
     input_size: int | None = None
     arch_kind: str | None = None  # cnn | transformer | hybrid: the device profile's kind factor
+    imagenet_top1: float | None = None  # classification models: the published top-1 (the selector's tie-break)
 
     @property
     def params(self) -> int:
