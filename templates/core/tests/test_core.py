@@ -212,17 +212,26 @@ def test_the_planned_warmup_is_config_yaml_s_unless_a_set_chooses_it(tmp_path: P
 def test_train_says_when_it_shortens_the_warmup(
     tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A 1-epoch run of this project's plan: its warmup (if more than one unit) shrinks to one, and train.py says so."""
+    """A 1-epoch run of this project's plan: its warmup (if more than one unit) shrinks to one, train.py says so,
+    and the schedule it builds warms up for that long (setup only: nothing trains)."""
     args = ["--data", str(tiny_data), "--out", str(tmp_path), "--workers", "1", "--epochs", "1", "--no-pretrained",
             "--set", "data.batch_size=8"]  # fmt: skip
-    train.main(args)
-    out = capsys.readouterr().out
-    t = CONFIG["training"]
-    key = "warmup_steps" if t.get("warmup_steps") is not None else "warmup_epochs"
-    if t["epochs"] > 1 and t[key] > 1:
-        assert f"training.epochs {t['epochs']} -> 1: warmup {t[key]} -> 1" in out, out
-    else:
-        assert "note: training.epochs" not in out, out
+    run = train.setup(train.parse_args(args))
+    try:
+        out = capsys.readouterr().out
+        t, steps = CONFIG["training"], run.steps_per_epoch
+        key = "warmup_steps" if t.get("warmup_steps") is not None else "warmup_epochs"
+        shortened = t["epochs"] > 1 and t[key] > 1
+        if shortened:
+            assert f"training.epochs {t['epochs']} -> 1: warmup {t[key]} -> 1" in out, out
+        else:
+            assert "note: training.epochs" not in out, out
+        warmup = (1 if shortened else t[key]) * (1 if key == "warmup_steps" else steps)
+        warmup = max(0, min(warmup, steps - 1))
+        first = run.optimizer.param_groups[0]["lr"] / run.scheduler.base_lrs[0]
+        assert first == pytest.approx(1 / warmup if warmup else 1.0)
+    finally:
+        run.lock.close()
 
 
 # --- checkpoints: exact resume, extension, refusals --------------------------------------------------------
