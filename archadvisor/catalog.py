@@ -90,6 +90,7 @@ class External(NamedTuple):
     input_size: int | None = None
     arch_kind: str | None = None  # cnn | transformer | hybrid: the device profile's kind factor
     ultralytics: str | None = None  # the ultralytics model YAML (yolo11n.yaml) an ultralytics project trains from
+    imagenet_top1: float | None = None  # classification models: the published top-1 (the selector's tie-break)
 
     @property
     def params(self) -> int:

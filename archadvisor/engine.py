@@ -71,7 +71,7 @@ class Selection(NamedTuple):  # a NamedTuple, not a dataclass: cheaper to define
         return self.ranked[0]
 
 
-def uses_small_input(variant: Variant, image_size: int | None, rules: RuleSet) -> bool:
+def uses_small_input(variant: Variant | External, image_size: int | None, rules: RuleSet) -> bool:
     """The variant is built with its small-input stem: it has one and the images are at most the rules'
     small-input size (the bound of the constraint that requires one)."""
     return variant.small_input and image_size is not None and image_size <= rules.small_input_max_px
@@ -99,19 +99,34 @@ PERMISSIVE_RULE = {"id": "license.permissive", "when": {"var": "permissive", "op
                               "(MIT, BSD, Apache-2.0; no AGPL, non-commercial, gated or hosted terms)"}  # fmt: skip
 
 
-def _estimate(variant: Variant, target: str, image_size: int, rules: RuleSet) -> Any:
-    """Latency on the target: the device-profile estimate (archadvisor/latency.py, rules/devices.yaml)."""
+def _estimate(variant: Variant | External, target: str, image_size: int, rules: RuleSet) -> Any:
+    """Latency on the target: the device-profile estimate (archadvisor/latency.py, rules/devices.yaml); a library
+    classifier (an external entry) is estimated from its published compute and kind."""
     from archadvisor.latency import estimate_latency_ms
 
     devices = {k: v for k, v in rules.devices.items() if k != "_file"} or None
-    return estimate_latency_ms(
+    est = estimate_latency_ms(
         variant,
         target,
         image_size,
         devices=devices,
         small_input=uses_small_input(variant, image_size, rules),
         precision=rules.targets[target]["precision"],
+        # the cloud-cpu power law was fitted on zoo models with the catalog's own measurements: a library model
+        # takes the device profile's roofline (fitted on the catalog's 224 px CPU figures, kind factors included)
+        zoo=not isinstance(variant, External),
     )
+    if isinstance(variant, External):
+        return est._replace(
+            basis=est.basis + f"; {variant.gmacs:g} GMACs at {variant.input_size} px ({variant.source})"
+        )
+    return est
+
+
+def _library_classifiers(spec: ProblemSpec, catalog: Catalog) -> list[External]:
+    """The task's library models that can compete with the zoo: external entries of the task with published compute
+    (rules/catalog.yaml external: MobileNetV4, ConvNeXt V2, DINOv2 ...)."""
+    return [e for e in catalog.external if e.task == spec.task and e.gmacs is not None and e.input_size]
 
 
 def _vote(rule: dict, weight: float, credit: float, pool: list[Any], votes: dict[str, dict[str, float]],
@@ -138,20 +153,26 @@ def _vote(rule: dict, weight: float, credit: float, pool: list[Any], votes: dict
 def select_catalog(
     spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: dict[str, float] | None = None
 ) -> Selection:
-    """Choose among zoo variants (classification)."""
+    """Choose among zoo variants and the task's library models (classification): the same constraints and votes
+    for both; the trace says which candidates are the zoo's (generated) and which come from a library."""
     family_of = {v.name: v.family for v in catalog.variants}
     sel_rules = rules.selections[spec.task]
     env = spec.env()
     trace: list[TraceEntry] = []
     warnings: list[str] = []
-    pool: list[Variant] = list(catalog.variants)
+    library = _library_classifiers(spec, catalog)
+    pool: list[Any] = [*catalog.variants, *library]
+    if library:
+        trace.append(TraceEntry(
+            "catalog.pool", rules.files.get(library[0].name, "rules/catalog.yaml"), True,
+            f"candidates: {len(catalog.variants)} zoo models (rules/catalog.yaml variants; archadvisor generates them) "
+            f"and {len(library)} library models ({', '.join(e.name for e in library)}: rules/catalog.yaml external, "
+            "advice only; scaffold generates the best-ranked zoo model in their place)", "table"))  # fmt: skip
 
-    excluded: list[tuple[Variant, str]] = []
+    excluded: list[tuple[Any, str]] = []
     unmet: list[tuple[str, Any]] = []  # constraints nothing met: (rule id, closeness key)
 
-    def keep(
-        survivors: list[Variant], before: list[Variant], rule_id: str, because: str, fallback_key
-    ) -> list[Variant]:
+    def keep(survivors: list[Any], before: list[Any], rule_id: str, because: str, fallback_key) -> list[Any]:
         removed = len(before) - len(survivors)
         excluded.extend(
             (v, f"excluded by {rule_id}: {because}")
@@ -187,7 +208,7 @@ def select_catalog(
         if c.get("exclude_kinds"):
             pool = [v for v in pool if v.kind not in c["exclude_kinds"]]
         if c.get("exclude_families"):
-            pool = [v for v in pool if v.family not in c["exclude_families"]]
+            pool = [v for v in pool if _family(v) not in c["exclude_families"]]
         pool = keep(pool, before, c["id"], c["because"], lambda v: v.params)
     if spec.permissive:
         before = pool
@@ -420,6 +441,9 @@ def _model_env(spec: ProblemSpec, chosen: Any, small_input: bool) -> dict[str, A
         has_weights = chosen.license is None or chosen.license.weights != "none"
         env.update(arch=chosen.name, family=chosen.name, kind="external", params_m=chosen.params_m,
                    gmacs=None, depth="deep", small_input=False, fine_tune=spec.pretrained and has_weights)  # fmt: skip
+        if chosen.task == "classification" and chosen.arch_kind:
+            # a library classifier (timm) trains like a zoo model of its kind: the classification tables apply
+            env.update(kind=chosen.arch_kind, gmacs=chosen.gmacs, depth="medium")
     return env
 
 
@@ -557,9 +581,11 @@ def _generated(spec: ProblemSpec, chosen: Any, sel: Selection) -> Generated | No
     reason = (f"{chosen.name} is not generated by archadvisor (get it from {chosen.provider})" if library is None
               else library_refusal(chosen.name, library, spec.target))  # fmt: skip
     for rank, c in enumerate(sel.ranked, 1):
-        if isinstance(c, External) and c.generatable:
+        if c.scaffold if isinstance(c, Variant) else c.generatable:
             why = (f"{reason}; {c.name} is the best-ranked candidate it generates (rank {rank}, score "
                    f"{sel.scores.get(c.name, 0):.2f} vs {sel.scores.get(chosen.name, 0):.2f}){permissive}")  # fmt: skip
+            if isinstance(c, Variant):  # a zoo model: its model file and variant name
+                return Generated(c.name, c.module, c.name, True, why)
             return Generated(c.name, c.module, c.build, True, why)
     return None
 
@@ -601,6 +627,8 @@ def _architecture(spec: ProblemSpec, chosen: Any, sel: Selection, reasons: dict[
     if not isinstance(chosen, Variant):
         return Architecture(name=chosen.name, family=chosen.name, kind="external", why=f"{why}; get it from {chosen.provider}",
                             params_m=chosen.params_m, metric=chosen.metric, top1_source=chosen.source,
+                            imagenet_top1=chosen.imagenet_top1, gmacs=chosen.gmacs,
+                            top1_image_size=chosen.input_size if chosen.imagenet_top1 else None,
                             reference=chosen.provider, paper=chosen.source, license=license_info(spec, chosen),
                             scaffold=_generatable(chosen, spec) and bool(task_row["scaffold"]))  # fmt: skip
     if small_input:
@@ -633,6 +661,15 @@ def _reasons(rules: RuleSet) -> dict[str, str]:
 def _forced(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, sel: Selection, warnings: list[str]) -> Any:
     assert spec.arch is not None
     if rules.tasks[spec.task]["selector"] == "catalog":
+        library = catalog.external_model(spec.arch)
+        if catalog.get(spec.arch) is None and library is not None and library.task == spec.task:
+            if library not in sel.ranked:
+                warnings.append(f"--arch {library.name} breaks a hard constraint: "
+                                + "; ".join(why for c, why in sel.excluded if c is library)[:300])  # fmt: skip
+            return library
+        if catalog.get(spec.arch) is None:
+            names = catalog.names() + sorted(catalog.aliases) + [e.name for e in _library_classifiers(spec, catalog)]
+            raise InputError("--arch", spec.arch, names)
         chosen = catalog.resolve(spec.arch)
         if chosen not in sel.ranked:
             excluded = [t.because for t in sel.trace if t.kind == "constraint" and t.fired]

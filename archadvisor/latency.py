@@ -259,9 +259,13 @@ def _validate_target(prof: Mapping, where: str, targets: Mapping, err: Any) -> N
         elif typ == "benchmarks":
             _validate_benchmarks(value, here, source_keys, err)
         elif typ == "precision_factors" and not (
-            isinstance(value, Mapping) and all(k in PRECISIONS and _is_number(v) and v > 0 for k, v in value.items())
+            isinstance(value, Mapping) and all(k in PRECISIONS and _is_factor(v) for k, v in value.items())
         ):
-            err(prof, here, f"expected a mapping of precision ({', '.join(PRECISIONS)}) -> latency factor > 0")
+            err(
+                prof,
+                here,
+                f"expected a mapping of precision ({', '.join(PRECISIONS)}) -> latency factor > 0 or {{factor, why}}",
+            )
         elif typ == "cpu_scaling" and not (
             isinstance(value, Mapping)
             and set(value) == _CPU_SCALING_KEYS
@@ -269,6 +273,18 @@ def _validate_target(prof: Mapping, where: str, targets: Mapping, err: Any) -> N
             and isinstance(value["fitted_on"], str)
         ):
             err(prof, here, f"expected {{{', '.join(sorted(_CPU_SCALING_KEYS))}}} with numbers >= 0")
+
+
+def _is_factor(value: Any) -> bool:
+    """A precision factor: a number > 0, or {factor: number > 0, why: non-empty text}."""
+    if isinstance(value, Mapping):
+        return (
+            set(value) == {"factor", "why"}
+            and _is_factor(value["factor"])
+            and isinstance(value["why"], str)
+            and bool(value["why"].strip())
+        )
+    return _is_number(value) and value > 0
 
 
 def _validate_assumed(value: Any, here: str, err: Any) -> None:
@@ -460,16 +476,18 @@ def estimate_latency_ms(
     prof = _profile(target, devices)
     if precision is None or precision == prof.get("precision"):
         return est
-    factor = prof.get("precision_factors", {}).get(precision)
-    if factor is None:
+    entry = prof.get("precision_factors", {}).get(precision)
+    if entry is None:
         return est._replace(
             basis=est.basis + f"; the profile is {prof.get('precision')}, the plan {precision}: not converted"
         )
+    # a bare factor, or {factor, why} where the factor needs its reason said (e.g. x1: no faster than the profile)
+    factor, why = (entry["factor"], f": {entry['why']}") if isinstance(entry, Mapping) else (entry, "")
     return est._replace(
         ms=est.ms * factor,
         low_ms=est.low_ms * factor,
         high_ms=est.high_ms * factor,
-        basis=est.basis + f"; x{factor:g} for the plan's {precision} (the profile is {prof.get('precision')})",
+        basis=est.basis + f"; x{factor:g} for the plan's {precision} (the profile is {prof.get('precision')}){why}",
     )
 
 

@@ -62,8 +62,10 @@ def recommend_measured(
     device, note = where_to_measure(spec)
     if device is None:
         return engine.recommend(spec, rules, catalog, measure_note=note)
-    # the top candidates before the latency budget is applied: the budget is then checked on measurements
-    top = engine.select(spec._replace(latency_ms=None), rules, catalog).ranked[:TOP_CANDIDATES]
+    # the top zoo candidates before the latency budget is applied: the budget is then checked on measurements (a
+    # library model, e.g. timm's MobileNetV4, has no model here to measure, so it leaves the measured ranking)
+    ranked = engine.select(spec._replace(latency_ms=None), rules, catalog).ranked
+    top = [v for v in ranked if isinstance(v, Variant)][:TOP_CANDIDATES]
     small = [engine.uses_small_input(v, spec.image_size, rules) for v in top]
     if status is not None:
         status(f"measuring {len(top)} candidates on this machine ({device}) ...")

@@ -296,11 +296,11 @@ def catalog_rows(catalog: Catalog, *, family: str | None, task: str | None) -> l
                 rows.append({"name": v.name, "family": v.family, "task": "classification", "params_m": round(v.params_m, 2),
                              "gmacs": v.gmacs, "input_size": v.input_size, "imagenet_top1": v.imagenet_top1,
                              "reference": v.reference, "small_input": v.small_input, "source": v.top1_source})  # fmt: skip
-    if task not in (None, "classification") or (task is None and family is None):
+    if task not in (None, "classification") or family is None:  # classification: its library models too
         for e in catalog.external:
             if task is None or e.task == task:
                 rows.append({"name": e.name, "family": "external", "task": e.task, "params_m": e.params_m, "gmacs": e.gmacs,
-                             "input_size": e.input_size, "imagenet_top1": None, "reference": e.provider, "small_input": False,
+                             "input_size": e.input_size, "imagenet_top1": e.imagenet_top1, "reference": e.provider, "small_input": False,
                              "source": f"{e.metric} ({e.source})"})  # fmt: skip
     return rows
 

@@ -213,6 +213,7 @@ EXTERNAL_SCHEMA: dict[str, _T] = {
     "input_size": ("int", False),
     "arch_kind": ("enum:cnn,transformer,hybrid", False),
     "ultralytics": ("str", False),  # the model YAML an ultralytics project builds (archadvisor/ultralytics_project.py)
+    "imagenet_top1": ("number", False),  # a classification model's published top-1: the selector's tie-break
 }
 
 # Fields a recipe table may set, with their types (archadvisor/recipe.py reads them).
@@ -864,8 +865,11 @@ def _cross_check(rs: RuleSet) -> None:
         if target not in variants:
             raise RuleError(rs.files.get(target, "catalog"), None, alias, f"alias points at unknown variant {target!r}")
 
-    def known(name: str, file: str, node: Any, rid: str, *, zoo_only: bool) -> None:
-        pool = variants if zoo_only else variants | set(externals)
+    def known(name: str, file: str, node: Any, rid: str, *, zoo_only: bool, task: str | None = None) -> None:
+        # a zoo selector (classification) ranks the zoo and the task's own library models (external, same task)
+        pool = (
+            variants | {n for n, e in externals.items() if e["task"] == task} if zoo_only else variants | set(externals)
+        )
         if name not in pool:
             hint = closest(name, pool)
             extra = f" (did you mean {hint!r}?)" if hint else ""
@@ -879,7 +883,7 @@ def _cross_check(rs: RuleSet) -> None:
         zoo_only = rs.tasks.get(task, {}).get("selector") == "catalog"
         for r in sel["rules"]:
             for name in r["prefer"]:
-                known(name, rs.files[r["id"]], r, r["id"], zoo_only=zoo_only)
+                known(name, rs.files[r["id"]], r, r["id"], zoo_only=zoo_only, task=task)
     for t in rs.targets.values():
         for name in t["prefer"]:
             known(name, rs.files[t["id"]], t, t["id"], zoo_only=True)

@@ -64,8 +64,11 @@ DEFAULT_GPUS: dict[str, int] = {"cpu": 0, "edge": 0, "single-gpu": 1, "multi-gpu
 DEFAULT_COMPUTE = "single-gpu"
 
 # where the model runs; the edge targets are devices other than the training machine
-TARGETS: tuple[str, ...] = ("cloud-gpu", "cloud-cpu", "jetson", "ios", "android", "browser")
-EDGE_TARGETS: tuple[str, ...] = ("jetson", "ios", "android", "browser")
+# (jetson is the AGX Xavier; jetson-orin the AGX Orin 64GB; jetson-orin-nano the Orin Nano 8GB: rules/devices.yaml)
+TARGETS: tuple[str, ...] = (
+    "cloud-gpu", "cloud-cpu", "jetson", "jetson-orin", "jetson-orin-nano", "ios", "android", "browser",
+)  # fmt: skip
+EDGE_TARGETS: tuple[str, ...] = ("jetson", "jetson-orin", "jetson-orin-nano", "ios", "android", "browser")
 DEFAULT_TARGET = "cloud-gpu"
 
 OBJECT_SIZES: tuple[str, ...] = ("small", "large", "variable")

@@ -12,6 +12,7 @@ from archadvisor.catalog import Catalog
 from archadvisor.engine import flips, recommend
 from archadvisor.ruleset import load_rules
 from archadvisor.spec import build_spec
+from archadvisor.vocab import TARGETS
 
 RULES = load_rules()
 CATALOG = Catalog(RULES)
@@ -30,6 +31,18 @@ SELECTION = [
         dict(images=8000, target="jetson"),
         {"efficientnet_v2_s"},
         "deploy.jetson",
+    ),
+    (
+        "Deployment matrix: Edge (Jetson) on an AGX Orin (the guide's row names no device) -> EfficientNet V2-S",
+        dict(images=8000, target="jetson-orin"),
+        {"efficientnet_v2_s"},
+        "deploy.jetson_orin",
+    ),
+    (
+        "Deployment matrix: Edge (Jetson) on an Orin Nano 8GB -> EfficientNet V2-S",
+        dict(images=8000, target="jetson-orin-nano"),
+        {"efficientnet_v2_s"},
+        "deploy.jetson_orin_nano",
     ),
     (
         "Deployment matrix: Mobile (iOS) -> MobileViT-XS",
@@ -562,14 +575,33 @@ def test_scratch_training_does_not_bind_the_weights_licence():
     assert r["architecture"]["license"] == {"code": "MIT", "weights": "not used", "kind": "permissive"}
 
 
-def test_a_budget_inside_the_estimate_band_is_warned():
-    base = rec(images=8000, target="jetson", arch="efficientnet_v2_s")["deployment"]
+@pytest.mark.parametrize("target", ["jetson", "jetson-orin", "jetson-orin-nano"])
+def test_a_budget_inside_the_estimate_band_is_warned(target):
+    base = rec(images=8000, target=target, arch="efficientnet_v2_s")["deployment"]
     low, high = base["latency_range_ms"]
     budget = (base["expected_latency_ms"] + high) / 2  # above the estimate, below the band's top
-    r = rec(images=8000, target="jetson", arch="efficientnet_v2_s", latency_ms=budget)
-    assert any("inside the estimate's band" in w for w in r["warnings"]), r["warnings"]
-    clear = rec(images=8000, target="jetson", arch="efficientnet_v2_s", latency_ms=high * 1.5)
+    r = rec(images=8000, target=target, arch="efficientnet_v2_s", latency_ms=budget)
+    assert any("inside the estimate's band" in w and target in w for w in r["warnings"]), r["warnings"]
+    clear = rec(images=8000, target=target, arch="efficientnet_v2_s", latency_ms=high * 1.5)
     assert not any("inside the estimate's band" in w for w in clear["warnings"])
+
+
+def test_the_orin_targets_are_their_own_devices():
+    """AGX Orin 64GB and Orin Nano 8GB (Super) get their own rows and profiles (Ultralytics' Jetson benchmark
+    tables, rules/devices.yaml): a large model runs fastest on the AGX Orin, then the Orin Nano, then the AGX
+    Xavier (NVIDIA: 275 / 67 / 32 INT8 TOPS), and the plan's precision is the profile's (TensorRT FP16)."""
+    ms = {}
+    for target, row in (("jetson-orin", "deploy.jetson_orin"), ("jetson-orin-nano", "deploy.jetson_orin_nano"),
+                        ("jetson", "deploy.jetson")):  # fmt: skip
+        d = rec(images=50_000, target=target, arch="convnext_base")["deployment"]
+        assert d["rule"] == row and d["precision"] == "fp16" and "TensorRT" in d["runtime"]
+        assert "not converted" not in d["latency_basis"] and "x2 for" not in d["latency_basis"]
+        ms[target] = d["expected_latency_ms"]
+    assert ms["jetson-orin"] < ms["jetson-orin-nano"] < ms["jetson"], ms
+    assert "AGX Orin" in rec(images=8000, target="jetson-orin")["deployment"]["latency_basis"]
+    # the Orin Nano's 8 GB keep the Xavier's 60M-parameter limit; the AGX Orin's 64 GB allow more
+    assert RULES.targets["jetson-orin-nano"]["max_params_m"] == RULES.targets["jetson"]["max_params_m"]
+    assert RULES.targets["jetson-orin"]["max_params_m"] > RULES.targets["jetson"]["max_params_m"]
 
 
 # --- latency for models outside the zoo, and in the plan's precision ------------------------------------
@@ -597,3 +629,126 @@ def test_the_estimate_is_in_the_plans_precision():
     r = rec(images=50_000, target="cloud-gpu", arch="convnext_tiny")
     assert r["deployment"]["precision"] == "fp16"
     assert r["deployment"]["expected_latency_ms"] == pytest.approx(fp16.ms, rel=1e-2)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_plan_precision_and_profile_precision_agree(target):
+    """Every deployment row's precision is its device profile's, or the profile converts to it (precision_factors):
+    the estimate never silently stays in another precision than the one the plan serves."""
+    from archadvisor.latency import load_devices
+
+    plan = RULES.targets[target]["precision"]
+    profile = load_devices()["targets"][target]
+    assert plan == profile["precision"] or plan in profile.get("precision_factors", {}), (target, plan)
+    d = rec(images=5000, target=target)["deployment"]
+    assert d["precision"] == plan and "not converted" not in d["latency_basis"]
+    if plan != profile["precision"]:
+        assert f"for the plan's {plan} (the profile is {profile['precision']})" in d["latency_basis"]
+
+
+def test_cloud_cpu_int8_dynamic_is_estimated_at_fp32_and_says_why():
+    """onnxruntime's quantize_dynamic runs convolutions as ConvInteger, which has no optimized CPU kernel
+    (microsoft/onnxruntime#12854; its docs recommend static quantization for CNNs): the int8-dynamic plan gets the
+    fp32 figure (factor 1), with that reason in the basis, not a speed-up the runtime does not deliver."""
+    from archadvisor.latency import estimate_latency_ms
+
+    r = rec(images=5000, target="cloud-cpu")
+    d = r["deployment"]
+    assert (d["precision"], d["quantize"]) == ("int8", "int8-dynamic")
+    v = CATALOG.get(r["architecture"]["name"])
+    fp32 = estimate_latency_ms(v, "cloud-cpu", 224)
+    assert d["expected_latency_ms"] == pytest.approx(fp32.ms, rel=1e-2)
+    assert "x1 for the plan's int8 (the profile is fp32)" in d["latency_basis"] and "ConvInteger" in d["latency_basis"]
+
+
+# --- current classification models (2023-2024) from libraries, competing with the zoo -------------------------
+
+# (source, name, params M, GMACs at 224 px, ImageNet top-1, kind, weights licence): the figures rules/catalog.yaml
+# must carry; params / GMACs as timm 1.0.31 builds them (results/benchmark-infer-amp-nchw-pt291-cu130-pro6000maxq.csv
+# infer_gmacs to 0.02), top-1 from timm's results-imagenet.csv @ aa4b5850, DINOv2's from its paper's linear probe
+LIBRARY_CLASSIFIERS = [
+    ("Qin et al. 2024, MobileNetV4-Conv-S (timm e2400_r224_in1k)", "mobilenetv4_conv_small", 3.77, 0.19, 73.756, "cnn", "Apache-2.0"),
+    ("Qin et al. 2024, MobileNetV4-Conv-M (timm e500_r224_in1k)", "mobilenetv4_conv_medium", 9.72, 0.83, 79.092, "cnn", "Apache-2.0"),
+    ("Qin et al. 2024, MobileNetV4-Hybrid-M (timm e500_r224_in1k)", "mobilenetv4_hybrid_medium", 11.07, 0.94, 80.432, "hybrid", "Apache-2.0"),
+    ("Woo et al. 2023, ConvNeXt V2-Atto (timm fcmae_ft_in1k, cc-by-nc-4.0)", "convnextv2_atto", 3.71, 0.55, 76.644, "cnn", "CC-BY-NC-4.0"),
+    ("Woo et al. 2023, ConvNeXt V2-Nano (timm fcmae_ft_in1k)", "convnextv2_nano", 15.62, 2.45, 81.856, "cnn", "CC-BY-NC-4.0"),
+    ("Woo et al. 2023, ConvNeXt V2-Tiny (timm fcmae_ft_in1k)", "convnextv2_tiny", 28.64, 4.47, 82.948, "cnn", "CC-BY-NC-4.0"),
+    ("Oquab et al. 2023, DINOv2 ViT-S/14 (Table 4 linear probe; weights Apache-2.0)", "dinov2_vits14", 21.63, 5.51, 81.1, "transformer", "Apache-2.0"),
+    ("Oquab et al. 2023, DINOv2 ViT-B/14 (Table 4 linear probe)", "dinov2_vitb14", 85.72, 21.94, 84.5, "transformer", "Apache-2.0"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("source,name,params_m,gmacs,top1,kind,weights", LIBRARY_CLASSIFIERS,
+                         ids=[c[1] for c in LIBRARY_CLASSIFIERS])  # fmt: skip
+def test_library_classifiers_carry_their_published_facts(source, name, params_m, gmacs, top1, kind, weights):
+    e = CATALOG.external_model(name)
+    assert e is not None and e.task == "classification", source
+    assert e.params_m == pytest.approx(params_m, abs=0.01) and e.gmacs == pytest.approx(gmacs, abs=0.02)
+    assert e.imagenet_top1 == pytest.approx(top1) and e.input_size == 224 and e.arch_kind == kind
+    assert e.license.weights == weights and not e.generatable  # advice only: archadvisor has no model file for it
+    assert source.split(",")[0].split(" et al.")[0] in e.source
+
+
+def test_library_classifiers_compete_and_the_trace_says_where_they_come_from():
+    """MobileNetV4 is the successor of MobileNetV3 under the real-time rule (Qin et al. 2024): on an Android budget
+    that MobileNetV3-Large (4.8 ms estimated) misses, MobileNetV4-Conv-S (73.8% top-1) beats MobileNetV3-Small
+    (67.7%) by the same votes; the trace names the pool, the choice says where to get it."""
+    r = rec(images=50_000, target="android", latency_ms=4.5)
+    arch = r["architecture"]
+    assert arch["name"] == "mobilenetv4_conv_small" and r["decided_by"] == "cls.latency.realtime"
+    assert arch["kind"] == "external" and "timm" in arch["why"] and arch["imagenet_top1"] == pytest.approx(73.756)
+    assert r["deployment"]["expected_latency_ms"] <= 4.5 and "estimate" in r["deployment"]["latency_basis"]
+    pool = next(t for t in r["trace"] if t["rule"] == "catalog.pool")
+    assert (
+        "library models" in pool["because"]
+        and "dinov2_vits14" in pool["because"]
+        and "rules/catalog.yaml" in pool["because"]
+    )
+    # the recipe is the classification recipe of its kind, not another task's
+    assert r["training"]["optimizer"]["name"] in ("adamw", "sgd") and r["augmentation"] is not None
+
+
+def test_a_library_top_choice_is_scaffolded_as_the_best_zoo_candidate_and_says_so():
+    from archadvisor.engine import for_generated
+
+    r = recommend(build_spec(images=50_000, target="android", latency_ms=4.5), RULES, CATALOG)
+    g = r.generated
+    assert g is not None and g.substitute and CATALOG.get(g.name) is not None and CATALOG.get(g.name).scaffold
+    assert g.name == next(c["name"] for c in r.to_json()["scores"] if CATALOG.get(c["name"]) is not None)
+    assert "mobilenetv4_conv_small is not generated by archadvisor" in g.why and "best-ranked" in g.why
+    sub = for_generated(r, RULES, CATALOG).to_json()
+    assert sub["architecture"]["name"] == g.name and sub["generated"]["substitute"] is True
+    assert any(w.startswith(f"scaffold generates {g.name} in place of mobilenetv4_conv_small") for w in sub["warnings"])
+
+
+@pytest.mark.parametrize(
+    "inputs,check",
+    [
+        # DINOv2 (Oquab et al. 2023): frozen features for few labels; it ranks among the alternatives at 300 images
+        (dict(images=300), lambda r: "dinov2_vits14" in [a["name"] for a in r["alternatives"]]),
+        # ... but not from scratch: the rule needs pretrained weights (its value is the pre-training)
+        (dict(images=300, pretrained=False), lambda r: all(s["name"] != "dinov2_vits14" or "cls.dataset.tiny_transfer"
+                                                            not in s["votes"] for s in r["scores"])),
+        # ConvNeXt V2's weights are CC-BY-NC-4.0 (timm convnext.py _cfgv2): --permissive drops them
+        (dict(images=50_000, permissive=True), lambda r: not any(s["name"].startswith("convnextv2") for s in r["scores"])),
+        # images <= 64 px need a small-input stem (cls.small_images.stem): no library model has one
+        (dict(images=50_000, image_size=32), lambda r: CATALOG.get(r["architecture"]["name"]) is not None
+                                                       and all(CATALOG.get(s["name"]) for s in r["scores"])),
+        # the deployment size limit holds for them as for the zoo: 15M on Android excludes ConvNeXt V2-Nano (15.6M)
+        (dict(images=50_000, target="android"), lambda r: "convnextv2_nano" not in [s["name"] for s in r["scores"]]),
+    ],
+    ids=["dinov2-few-labels", "dinov2-not-from-scratch", "permissive-drops-cc-by-nc", "small-images-zoo-only",
+         "android-size-limit"],
+)  # fmt: skip
+def test_library_classifiers_obey_the_same_constraints(inputs, check):
+    assert check(rec(**inputs))
+
+
+def test_a_library_classifier_can_be_forced_and_an_unknown_name_lists_them():
+    from archadvisor.errors import InputError
+
+    r = rec(images=5000, arch="dinov2_vits14")
+    assert r["architecture"]["name"] == "dinov2_vits14" and r["generated"] is None
+    assert r["architecture"]["license"]["kind"] == "permissive"  # DINOv2 weights: Apache-2.0 since Aug 2023
+    with pytest.raises(InputError, match="dinov2_vits14"):
+        rec(images=5000, arch="dinov2_vits15")

@@ -173,6 +173,31 @@ def test_android_fit_is_tight_on_the_efficientnet_lite_series():
     assert fit.ratio_low >= 0.9 and fit.ratio_high <= 1.1
 
 
+@pytest.mark.parametrize(
+    ("target", "published"),
+    [
+        # Ultralytics' Jetson guide, TensorRT (FP16) rows at 640 px: (GMACs = FLOPs / 2, ms)
+        ("jetson-orin", [(2.7, 2.62), (10.35, 3.76), (34.1, 6.24), (43.2, 7.93)]),  # YOLO26 n/s/m/l, AGX Orin 64GB
+        ("jetson-orin-nano", [(3.25, 4.91), (10.75, 7.30), (34.0, 13.99), (43.45, 17.57), (97.45, 32.94)]),  # YOLO11
+    ],
+)
+def test_orin_fits_hold_the_published_ultralytics_figures(target, published):
+    """Every published Orin figure within 5% of the fitted line (published / fitted in 0.95..1.05); an efficiency
+    below the peak derived from NVIDIA's TOPS."""
+    fit = device_fit(target)
+    assert fit.n_base == len(published)
+    for gmacs, ms in published:
+        est = estimate_latency_ms(FakeVariant(gmacs=gmacs, params=1_000_000, input_size=640), target, 640)
+        assert 0.945 <= ms / est.ms <= 1.05
+        assert est.low_ms < ms < est.high_ms
+    assert 0.2 < fit.efficiency < 0.6
+    # the same tables give FP32 at ~2x FP16 (YOLO26l 15.90 / 7.93 ms; YOLO11x 67.32 / 32.94 ms)
+    v = CATALOG.resolve("resnet50")
+    assert estimate_latency_ms(v, target, 224, precision="fp32").ms == pytest.approx(
+        2.0 * estimate_latency_ms(v, target, 224).ms
+    )
+
+
 def test_doubling_every_published_latency_doubles_the_estimate():
     """The estimate really comes from the published figures (least squares is linear in the latencies)."""
     devices = copy.deepcopy(load_devices())

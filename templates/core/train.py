@@ -5,6 +5,7 @@
     python train.py --resume                     # continue runs/train where an interrupted run stopped
     python train.py --overwrite                  # start over in runs/train (a new run never replaces one unasked)
     python train.py --resume --epochs 60         # extend a finished run: the schedule is rebuilt for 60 epochs
+    python train.py --epochs 15                  # a shorter run than planned: warmup shrinks in proportion
     torchrun --nproc_per_node 4 train.py         # DDP, one process per GPU (gloo on CPU)
 
 Reads top to bottom: options and config, device / distributed / seeds, optimizer and schedule, one training
@@ -97,6 +98,20 @@ def load_config(args: argparse.Namespace) -> dict[str, Any]:
     }
     overrides.update({key: value for key, value in flags.items() if value is not None})
     return load_checked_config(args.config, overrides)
+
+
+def planned_training(args: argparse.Namespace) -> dict[str, Any] | None:
+    """config.yaml's own training section, before --epochs and --set: the length the warmup was planned for.
+
+    None when a --set chooses the warmup itself (training.warmup_epochs or warmup_steps): the user's value stands.
+    """
+    overrides = dict(parse_override(item) for item in args.set)
+    if "training.warmup_epochs" in overrides or "training.warmup_steps" in overrides:
+        return None
+    try:
+        return load_checked_config(args.config)["training"]
+    except ProjectError:  # config.yaml is valid only with the overrides applied: no plan to scale from
+        return None
 
 
 def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -244,6 +259,32 @@ def build_scheduler(optimizer: torch.optim.Optimizer, t: dict[str, Any], steps_p
     # a plain function, not a callable object: LambdaLR's state_dict then keeps only the step, and loading an
     # old state into a rebuilt schedule keeps the new length
     return LambdaLR(optimizer, factor)
+
+
+def shorten_warmup(t: dict[str, Any], planned: dict[str, Any] | None) -> tuple[dict[str, Any], str | None]:
+    """The training section with its warmup scaled to a run shorter than planned, and a note saying so.
+
+    Warmup is planned as a fraction of the run (5 of 50 epochs); a run shortened to 15 epochs with --epochs
+    would otherwise spend a third of itself warming up. The warmup keeps its fraction, rounded, and at least one
+    epoch (or optimizer step) when the plan had any. A run as long as planned, or longer (--resume --epochs 60
+    extends one), keeps the planned warmup.
+    """
+    if planned is None or t["epochs"] >= planned["epochs"]:
+        return t, None
+    key, unit = (
+        ("warmup_steps", "optimizer steps") if t.get("warmup_steps") is not None else ("warmup_epochs", "epochs")
+    )
+    old = int(t[key])
+    if old == 0:
+        return t, None
+    new = max(1, int(old * t["epochs"] / planned["epochs"] + 0.5))
+    if new >= old:
+        return t, None
+    note = (
+        f"note: training.epochs {planned['epochs']} -> {t['epochs']}: warmup {old} -> {new} {unit}, the same share "
+        f"of the run as planned (--set training.{key}=N chooses it)"
+    )
+    return {**t, key: new}, note
 
 
 def apply_schedule(scheduler: LambdaLR) -> None:
@@ -521,6 +562,9 @@ def setup(args: argparse.Namespace) -> Run:
     # --- optimizer, schedule, AMP, EMA
     steps_per_epoch = math.ceil(len(data.train_loader) / t["grad_accum_steps"])
     optimizer = build_optimizer(model, t)
+    schedule, note = shorten_warmup(t, planned_training(args))
+    if note:
+        log(note)
     amp_dtype = autocast_dtype(device, t["amp"])
     ema = None
     if t.get("ema_decay"):  # left out of config.yaml where the recipe has no EMA
@@ -540,7 +584,7 @@ def setup(args: argparse.Namespace) -> Run:
         model=model,
         ema=ema,
         optimizer=optimizer,
-        scheduler=build_scheduler(optimizer, t, steps_per_epoch),
+        scheduler=build_scheduler(optimizer, schedule, steps_per_epoch),
         scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16),
         amp_dtype=amp_dtype,
         steps_per_epoch=steps_per_epoch,

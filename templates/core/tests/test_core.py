@@ -190,6 +190,67 @@ def test_warmup_counts_optimizer_steps_when_warmup_steps_is_set() -> None:
         lr_curve(schedule="step")
 
 
+@pytest.mark.parametrize(
+    ("planned", "run", "expected"),
+    [
+        ({"epochs": 50, "warmup_epochs": 5}, 15, {"warmup_epochs": 2}),  # 5/50 of 15 = 1.5 -> 2
+        ({"epochs": 50, "warmup_epochs": 5}, 4, {"warmup_epochs": 1}),  # at least one epoch
+        ({"epochs": 50, "warmup_epochs": 5}, 50, {"warmup_epochs": 5}),  # as planned
+        ({"epochs": 50, "warmup_epochs": 5}, 60, {"warmup_epochs": 5}),  # --resume --epochs 60 extends
+        ({"epochs": 50, "warmup_epochs": 0}, 10, {"warmup_epochs": 0}),  # no warmup stays none
+        # torchvision detection's 1000 warmup iterations over a 26-epoch plan, run for 13
+        ({"epochs": 26, "warmup_epochs": 0, "warmup_steps": 1000}, 13, {"warmup_steps": 500, "warmup_epochs": 0}),
+    ],
+)
+def test_a_shortened_run_keeps_its_warmup_share(planned: dict[str, int], run: int, expected: dict[str, int]) -> None:
+    """--epochs 15 on a 50-epoch plan with 5 warmup epochs warms up for 2, not for a third of the run."""
+    t = {**CONFIG["training"], "warmup_steps": None, **planned, "epochs": run}
+    scaled, note = train.shorten_warmup(t, {**t, **planned})
+    assert {key: scaled[key] for key in expected} == expected
+    changed = any(planned.get(key) != value for key, value in expected.items())
+    assert (note is not None) == changed, note
+    if changed:
+        assert f"training.epochs {planned['epochs']} -> {run}" in note and "warmup" in note
+    assert t["epochs"] == run and all(t[key] == planned[key] for key in expected)  # the config is not changed
+
+
+def test_the_planned_warmup_is_config_yaml_s_unless_a_set_chooses_it(tmp_path: Path) -> None:
+    planned = train.planned_training(train.parse_args(["--epochs", "1", "--set", "training.lr=0.5"]))
+    assert planned is not None and planned["epochs"] == CONFIG["training"]["epochs"]
+    assert planned["lr"] == CONFIG["training"]["lr"]  # before the overrides
+    assert train.planned_training(train.parse_args(["--epochs", "1", "--set", "training.warmup_epochs=3"])) is None
+    # the schedule the run builds from it: the shortened warmup ends where the note says
+    t = {**CONFIG["training"], "epochs": 10, "warmup_epochs": 0, "warmup_steps": None}
+    scaled, _ = train.shorten_warmup({**t, "warmup_epochs": 4}, {**t, "epochs": 20, "warmup_epochs": 4})
+    lrs = lr_curve(schedule="constant", epochs=10, warmup_epochs=scaled["warmup_epochs"])
+    assert scaled["warmup_epochs"] == 2 and lrs[19] == pytest.approx(1.0) and lrs[9] == pytest.approx(0.5)
+
+
+def test_train_says_when_it_shortens_the_warmup(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 1-epoch run of this project's plan: its warmup (if more than one unit) shrinks to one, train.py says so,
+    and the schedule it builds warms up for that long (setup only: nothing trains)."""
+    args = ["--data", str(tiny_data), "--out", str(tmp_path), "--workers", "1", "--epochs", "1", "--no-pretrained",
+            "--set", "data.batch_size=8"]  # fmt: skip
+    run = train.setup(train.parse_args(args))
+    try:
+        out = capsys.readouterr().out
+        t, steps = CONFIG["training"], run.steps_per_epoch
+        key = "warmup_steps" if t.get("warmup_steps") is not None else "warmup_epochs"
+        shortened = t["epochs"] > 1 and t[key] > 1
+        if shortened:
+            assert f"training.epochs {t['epochs']} -> 1: warmup {t[key]} -> 1" in out, out
+        else:
+            assert "note: training.epochs" not in out, out
+        warmup = (1 if shortened else t[key]) * (1 if key == "warmup_steps" else steps)
+        warmup = max(0, min(warmup, steps - 1))
+        first = run.optimizer.param_groups[0]["lr"] / run.scheduler.base_lrs[0]
+        assert first == pytest.approx(1 / warmup if warmup else 1.0)
+    finally:
+        run.lock.close()
+
+
 # --- checkpoints: exact resume, extension, refusals --------------------------------------------------------
 
 
