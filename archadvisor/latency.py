@@ -457,7 +457,19 @@ def device_fit(target: str, devices: Mapping[str, Any] | None = None) -> DeviceF
     if devices is None:
         return _fit_default(target)
     targets = devices.get("targets", devices)
-    return _fit(target, targets)
+    # one fit per profile set and target: the engine estimates every candidate against the same loaded rules
+    # (refitting per candidate was most of `recommend`'s engine time); the entry keeps ``targets`` alive, so
+    # its id cannot be reused by another mapping while cached
+    key = (id(targets), target)
+    hit = _FITS.get(key)
+    if hit is None or hit[0] is not targets:
+        if len(_FITS) >= 64:  # callers that build a new mapping per call: stay small
+            _FITS.clear()
+        hit = _FITS[key] = (targets, _fit(target, targets))
+    return hit[1]
+
+
+_FITS: dict[tuple[int, str], tuple[Mapping[str, Any], DeviceFit]] = {}
 
 
 def estimate_latency_ms(
