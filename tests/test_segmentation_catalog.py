@@ -47,3 +47,36 @@ def test_catalog_params_and_gmacs_are_the_codes(entry) -> None:
     assert entry.gmacs_at(MEASURE_PX) == pytest.approx(gmacs, rel=0.03), (
         f"{entry.name}: {scaled:.2f} GMACs at {entry.input_size} px from code, catalog {entry.gmacs}"
     )
+
+
+# --- `archadvisor profile` measures the segmentation models -----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["unet_small", "lraspp_mobilenet_v3_large"])
+def test_profile_measures_a_segmentation_model(name: str) -> None:
+    """The per-pixel model at a small input: its code's params and GMACs, a per-pixel training step's memory."""
+    from archadvisor.measure.flops import count_gmacs
+    from archadvisor.measure.profile import profile_model
+    from archadvisor.resources import load_model_module
+
+    catalog = Catalog(load_rules())
+    entry = catalog.external_model(name)
+    r = profile_model(entry, small_input_max_px=64, image_size=32, batch=2, threads=1, max_seconds=0.2)
+    model = load_model_module(entry.module).build_model(entry.build, NUM_CLASSES).eval()
+    assert r["arch"] == name and r["family"] == f"semantic-segmentation ({entry.module})"
+    assert r["params"] == sum(p.numel() for p in model.parameters()) and r["params_match_catalog"]
+    assert r["gmacs"] == pytest.approx(
+        count_gmacs(model, torch.randn(1, 3, 32, 32))[0], abs=1e-4
+    )  # rounded to 4 decimals
+    assert r["memory"]["train_step"]["peak_mb"] > r["memory"]["inference"]["peak_mb"] > 0
+    assert r["latency"]["batch1"]["median_ms"] > 0
+
+
+def test_profile_cli_names_the_segmentation_models_on_a_typo() -> None:
+    from typer.testing import CliRunner
+
+    from archadvisor.cli import app
+
+    result = CliRunner().invoke(app, ["profile", "unet_smal"])
+    assert result.exit_code == 2
+    assert "unet_small" in result.output and "lraspp_mobilenet_v3_large" in result.output

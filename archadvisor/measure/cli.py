@@ -22,7 +22,7 @@ from archadvisor.errors import InputError
 from archadvisor.measure import limits
 
 if TYPE_CHECKING:  # pragma: no cover
-    from archadvisor.catalog import Variant
+    from archadvisor.catalog import Catalog, External, Variant
 
 FORMATS = ("table", "json")
 _SIZE, _BATCH, _THREADS, _SECONDS = limits.IMAGE_SIZE, limits.BATCH, limits.THREADS, limits.MAX_SECONDS
@@ -98,7 +98,7 @@ RulesOpt = Annotated[
 
 def _resolve(
     archs: Sequence[str], flag: str, image_size: int | None, batch: int, rules_dirs: Sequence[Path] | None = None
-) -> tuple[list[Variant], int]:
+) -> tuple[list[Variant | External], int]:
     """The catalog variants named, and the rules' small-input threshold; the batch checked at each input size.
     ``rules_dirs`` (--rules) may move the threshold; their model files are whitelisted by the loader."""
     from archadvisor.catalog import Catalog
@@ -109,10 +109,22 @@ def _resolve(
             raise InputError("--rules", str(d), "an existing directory of .yaml rule files")
     rules = load_rules(rules_dirs or [])
     catalog = Catalog(rules)
-    variants = [catalog.resolve(a, flag=flag) for a in archs]
+    variants = [_resolve_one(catalog, a, flag) for a in archs]
     for v in variants:
         limits.check_input_size(image_size or v.input_size, max(batch, 2))
     return variants, rules.small_input_max_px
+
+
+def _resolve_one(catalog: Catalog, arch: str, flag: str) -> Variant | External:
+    """A zoo variant, or a semantic-segmentation model archadvisor generates (built from its shipped file)."""
+    found = catalog.get(arch)
+    if found is not None:
+        return found
+    external = catalog.external_model(arch)
+    if external is not None and external.task == "semantic-segmentation" and external.generatable:
+        return external
+    segmentation = [e.name for e in catalog.external if e.task == "semantic-segmentation" and e.generatable]
+    raise InputError(flag, arch, catalog.names() + segmentation + sorted(catalog.aliases))
 
 
 @contextmanager
@@ -153,7 +165,7 @@ def _progress(enabled: bool, models: int) -> Iterator[Callable[[str, str, int, i
 
 
 def _profile_one(
-    variant: Variant,
+    variant: Variant | External,
     threshold: int,
     image_size: int | None,
     batch: int,
