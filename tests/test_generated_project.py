@@ -453,6 +453,29 @@ def test_segmentation_model_builds_runs_forward_and_exports(arch: str, tmp_path:
         assert scaled <= export.FP32_TOLERANCE
 
 
+# the project's own tests that depend on the model (build and backward, a step lowers the loss, exact resume, ONNX
+# parity, evaluate and predict): the model-independent ones (error paths, config checks) run once, in unet_small's
+# full pytest above
+MODEL_TESTS = ("builds_and_backpropagates or lowers_the_loss or resume_reproduces or export_matches_pytorch or "
+               "onnx_file_agree or summary_and_the_evaluation or predict_writes_a_mask")  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", SEGMENTATION_MODELS)
+def test_segmentation_family_project_passes_its_model_tests(arch: str, tmp_path: Path) -> None:
+    """One project per other segmentation family (U-Net with a zoo encoder, DeepLabV3, LR-ASPP), scaffolded as
+    `scaffold --arch` would, runs its own model-dependent tests offline."""
+    kind = next(k for k in TASK_KINDS if k.name == "semantic-segmentation")
+    rec = demo_rec(TaskKind(**{**kind.__dict__, "demo_inputs": {**kind.demo_inputs, "arch": arch}}))
+    project = scaffold(rec, tmp_path / "project")
+    assert yaml.safe_load((project / "config.yaml").read_text())["model"]["arch"] == arch
+    env = {**ENV, **OFFLINE, "TORCH_HOME": str(tmp_path / "torch"), "HF_HOME": str(tmp_path / "hf")}
+    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "-k", MODEL_TESTS],
+                 cwd=project, timeout=600, env=env)  # fmt: skip
+    passed = re.search(r"(\d+) passed", result.stdout)
+    assert passed and int(passed.group(1)) == 7, result.stdout[-2000:]  # every test MODEL_TESTS names
+
+
 def test_every_scaffoldable_family_is_covered() -> None:
     scaffoldable = {f["name"] for f in catalog()["families"] if f["scaffold"]}
     assert {v["family"] for v in SCAFFOLDABLE} == scaffoldable
@@ -513,8 +536,11 @@ def test_demo_reaches_its_target_then_the_readme_commands_work(kind: TaskKind, t
 
 @pytest.mark.slow
 @pytest.mark.skip(
-    reason="issue 10 open: the demo recipe's unet_small stays in the all-background phase (val mIoU 7.9) for its "
-    "first 6 epochs (~80 optimizer steps) on CPU, with SGD 0.1, AdamW 1e-2, ce+dice, with and without augmentation"
+    reason="issue 10 open: unet_small on the digit scenes learns foreground/background in ~200 steps (val IoU of "
+    "p(background) < 0.5: 47-72 %) but not yet which digit, so the argmax is background everywhere (mIoU 7.9); "
+    "measured with SGD 0.1 / nnU-Net's 0.01 momentum 0.99, AdamW 1e-3 / 3e-3, ce, ce+dice, median-frequency weights "
+    "(then all foreground, loss stuck at ln 11), prior-initialised head bias, no augmentation, 32 px scenes, "
+    "unet_resnet18: none above 10 % mIoU in 200 steps"
 )
 @pytest.mark.parametrize("kind", SHORT_RUN, ids=[k.name for k in SHORT_RUN])
 def test_a_short_demo_run_clearly_beats_an_untrained_model(kind: TaskKind, tmp_path: Path) -> None:

@@ -22,9 +22,11 @@ from archadvisor.errors import InputError
 from archadvisor.measure import limits
 
 if TYPE_CHECKING:  # pragma: no cover
-    from archadvisor.catalog import External, Variant
+    from archadvisor.catalog import Catalog, External, Variant
 
 FORMATS = ("table", "json")
+# the tasks whose generated models `profile` measures besides the zoo (compare: the zoo and segmentation)
+PROFILE_TASKS = ("semantic-segmentation", "detection", "instance-segmentation")
 _SIZE, _BATCH, _THREADS, _SECONDS = limits.IMAGE_SIZE, limits.BATCH, limits.THREADS, limits.MAX_SECONDS
 
 ImageSizeOpt = Annotated[
@@ -97,8 +99,13 @@ RulesOpt = Annotated[
 
 
 def _resolve(
-    archs: Sequence[str], flag: str, image_size: int | None, batch: int, rules_dirs: Sequence[Path] | None = None
-) -> tuple[list[Variant], int]:
+    archs: Sequence[str],
+    flag: str,
+    image_size: int | None,
+    batch: int,
+    rules_dirs: Sequence[Path] | None = None,
+    tasks: tuple[str, ...] = ("semantic-segmentation",),
+) -> tuple[list[Variant | External], int]:
     """The catalog variants named, and the rules' small-input threshold; the batch checked at each input size.
     ``rules_dirs`` (--rules) may move the threshold; their model files are whitelisted by the loader."""
     from archadvisor.catalog import Catalog
@@ -109,7 +116,7 @@ def _resolve(
             raise InputError("--rules", str(d), "an existing directory of .yaml rule files")
     rules = load_rules(rules_dirs or [])
     catalog = Catalog(rules)
-    variants = [catalog.resolve(a, flag=flag) for a in archs]
+    variants = [_resolve_one(catalog, a, flag, tasks) for a in archs]
     for v in variants:
         limits.check_input_size(image_size or v.input_size, max(batch, 2))
     return variants, rules.small_input_max_px
@@ -126,6 +133,19 @@ def _detector(arch: str, rules_dirs: Sequence[Path] | None) -> External | None:
             raise InputError("--rules", str(d), "an existing directory of .yaml rule files")
     found = Catalog(load_rules(rules_dirs or [])).external_model(arch)
     return found if is_detector(found) else None
+
+
+def _resolve_one(catalog: Catalog, arch: str, flag: str, tasks: tuple[str, ...]) -> Variant | External:
+    """A zoo variant, or a semantic-segmentation model archadvisor generates (built from its shipped file)."""
+    found = catalog.get(arch)
+    if found is not None:
+        return found
+    external = catalog.external_model(arch)
+    if external is not None and external.task == "semantic-segmentation" and external.generatable:
+        return external
+    # the valid choices name what else the command measures (``tasks``; profile: detectors too, found before this)
+    generated = [e.name for e in catalog.external if e.generatable and e.task in tasks]
+    raise InputError(flag, arch, catalog.names() + generated + sorted(catalog.aliases))
 
 
 @contextmanager
@@ -166,7 +186,7 @@ def _progress(enabled: bool, models: int) -> Iterator[Callable[[str, str, int, i
 
 
 def _profile_one(
-    variant: Variant,
+    variant: Variant | External,
     threshold: int,
     image_size: int | None,
     batch: int,
@@ -222,7 +242,7 @@ def profile(
                                       max_seconds=max_seconds,
                                       progress=lambda s, d, t: update(detector.name, s, d, t))  # fmt: skip
     else:
-        (variant,), threshold = _resolve([arch], "ARCH", image_size, batch, rules)
+        (variant,), threshold = _resolve([arch], "ARCH", image_size, batch, rules, tasks=PROFILE_TASKS)
         with _progress(format == "table", 1) as update:
             result = _profile_one(variant, threshold, image_size, batch, device, threads, onnx, max_seconds, update)
     _warn(result["warnings"])

@@ -56,7 +56,9 @@ def _peak_transient_cpu(fn: Callable[[], Any]) -> int:
     return peak
 
 
-def _step(model: nn.Module, x: Any, *, train: bool, num_classes: int) -> tuple[Callable[[], Any], list[Any]]:
+def _step(
+    model: nn.Module, x: Any, *, train: bool, num_classes: int, dense: bool = False
+) -> tuple[Callable[[], Any], list[Any]]:
     """The step to measure (already run once) and the tensors alive before it.
 
     Training: forward, backward and an AdamW step; the first, unmeasured step creates AdamW's state (exp_avg,
@@ -73,7 +75,9 @@ def _step(model: nn.Module, x: Any, *, train: bool, num_classes: int) -> tuple[C
         infer()
         return infer, [*model.parameters(), *model.buffers(), x]
     model.train()
-    y = torch.randint(0, num_classes, (x.shape[0],), device=x.device)
+    # a class per image, or per pixel for a segmentation model (``dense``: B x classes x H x W logits)
+    shape = (x.shape[0], *x.shape[2:]) if dense else (x.shape[0],)
+    y = torch.randint(0, num_classes, shape, device=x.device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     # a model that is not a classifier (a detector: measure/detection.py) brings its own training loss
     own_loss = getattr(model, "training_loss", None)
@@ -89,7 +93,14 @@ def _step(model: nn.Module, x: Any, *, train: bool, num_classes: int) -> tuple[C
 
 
 def peak_memory(
-    model: nn.Module, batch: int, image_size: int, device: str, *, train: bool, num_classes: int = 1000
+    model: nn.Module,
+    batch: int,
+    image_size: int,
+    device: str,
+    *,
+    train: bool,
+    num_classes: int = 1000,
+    dense: bool = False,
 ) -> dict[str, Any]:
     """Peak memory of one inference (eval, inference_mode) or one training step (forward, backward, AdamW step).
 
@@ -100,7 +111,7 @@ def peak_memory(
     torch = torch_module()
     x = torch.randn(batch, 3, image_size, image_size, device=torch.device(device))
     mib = 2**20
-    fn, persistent = _step(model, x, train=train, num_classes=num_classes)
+    fn, persistent = _step(model, x, train=train, num_classes=num_classes, dense=dense)
     persistent_bytes = _tensor_bytes(persistent)
     if device == "cuda":
         torch.cuda.synchronize()

@@ -29,14 +29,14 @@ from archadvisor.measure.timing import (
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
-    from archadvisor.catalog import Variant
+    from archadvisor.catalog import External, Variant
 
 ProgressFn = Callable[[str, int, int], None]
 """``progress(stage_description, stages_done, stages_total)``: called when each stage starts and once at the end."""
 
 
 def build_for(
-    variant: Variant, image_size: int, *, small_input: bool, num_classes: int = 1000
+    variant: Variant | External, image_size: int, *, small_input: bool, num_classes: int = 1000
 ) -> tuple[nn.Module, bool]:
     """The zoo model of ``variant`` (random init, eval mode) and whether it got the small-input stem.
 
@@ -45,10 +45,55 @@ def build_for(
     """
     from archadvisor.resources import load_model_module
 
+    if is_segmentation(variant):
+        # the shipped segmentation file (U-Net, torchvision DeepLabV3 / LR-ASPP) at VOC's 21 classes, the class
+        # count the catalog's figures are for; no small-input stem
+        module = load_model_module(variant.module)
+        return DenseLogits(module.build_model(variant.build, SEGMENTATION_CLASSES)).eval(), False
     small = small_input and bool(variant.small_input)
     module = load_model_module(variant.module)
     model = module.build_model(variant.name, num_classes=num_classes, small_input=small)
     return model.eval(), small
+
+
+# the catalog's segmentation figures count 21 output classes (PASCAL VOC, torchvision's segmentation weights)
+SEGMENTATION_CLASSES = 21
+
+
+def is_segmentation(variant: Variant | External) -> bool:
+    """A catalog entry ``profile`` builds as a segmentation model: a generatable semantic-segmentation row."""
+    return getattr(variant, "task", None) == "semantic-segmentation" and getattr(variant, "module", None) is not None
+
+
+def _dense_logits_class() -> type:
+    torch = torch_module()
+
+    class _DenseLogits(torch.nn.Module):
+        """A segmentation model whose forward returns the B x classes x H x W logits alone.
+
+        torchvision's DeepLabV3 / LR-ASPP return ``{"out": ..., "aux": ...}``; the U-Nets a tensor. Timing,
+        GMACs and ONNX see the same computation either way; the training step's loss is on ``out`` (the
+        auxiliary head still runs in training mode, its activations count in the memory figure).
+        """
+
+        dense_output = True
+
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = self.inner(x)
+            if isinstance(out, dict):
+                return out["out"]
+            return out[0] if isinstance(out, tuple | list) else out
+
+    return _DenseLogits
+
+
+def DenseLogits(inner: nn.Module) -> nn.Module:  # noqa: N802 (a class built on first use: torch imported lazily)
+    """``inner`` wrapped so that its forward returns the main logits tensor (see ``_dense_logits_class``)."""
+    return _dense_logits_class()(inner)
 
 
 def stages(onnx: bool, batch: int) -> list[str]:
@@ -67,7 +112,7 @@ def stages(onnx: bool, batch: int) -> list[str]:
 
 
 def profile_model(
-    variant: Variant,
+    variant: Variant | External,
     *,
     small_input_max_px: int,
     image_size: int | None = None,
@@ -82,7 +127,9 @@ def profile_model(
     """Measure ``variant`` here: params, GMACs, peak memory (inference, training step), latency and throughput.
 
     Args:
-        variant: the catalog variant (built from the zoo's model file, random weights).
+        variant: the catalog variant (built from the zoo's model file, random weights), or a generatable
+            semantic-segmentation row (built from its shipped model file at 21 classes; the figures are the
+            main logits', B x 21 x H x W).
         small_input_max_px: the rules' small-input threshold (``RuleSet.small_input_max_px``): at or below it
             the small-input stem is built.
         image_size: input side in px (default: the catalog's input size, so figures compare with the catalog).
@@ -142,11 +189,13 @@ def _figures(
     params = sum(p.numel() for p in model.parameters())
     gmacs, attn = count_gmacs(model, torch.randn(1, 3, size, size, device=dev))
     stage()
-    mem_infer = peak_memory(model, batch, size, device, train=False)
+    dense = bool(getattr(model, "dense_output", False))
+    classes = SEGMENTATION_CLASSES if dense else 1000
+    mem_infer = peak_memory(model, batch, size, device, train=False, num_classes=classes, dense=dense)
     stage()
     # BatchNorm cannot train on one value per channel (batch 1 at a 1x1 map), so the training step uses >= 2.
     # The step updates the random weights; that changes no speed figure measured after it.
-    mem_train = peak_memory(model, max(batch, 2), size, device, train=True)
+    mem_train = peak_memory(model, max(batch, 2), size, device, train=True, num_classes=classes, dense=dense)
 
     x1 = torch.randn(1, 3, size, size, device=dev)
     xb = torch.randn(batch, 3, size, size, device=dev)
@@ -181,13 +230,16 @@ def _figures(
     }
 
 
-def _result(variant: Variant, size: int, batch: int, small: bool, figures: dict[str, Any]) -> dict[str, Any]:
+def _result(variant: Variant | External, size: int, batch: int, small: bool, figures: dict[str, Any]) -> dict[str, Any]:
     """The JSON-ready result: the measured figures beside the catalog's."""
     params, gmacs = figures["params"], figures["gmacs"]
     expected = variant.gmacs_at(size, small_input=small)
+    segmentation = is_segmentation(variant)
+    # zoo variants list exact parameter counts; segmentation rows list millions to two decimals
+    params_match = abs(params - variant.params) <= 5e3 if segmentation else params == variant.params
     return {
         "arch": variant.name,
-        "family": variant.family,
+        "family": variant.family if not segmentation else f"semantic-segmentation ({variant.module})",
         "kind": variant.kind,
         "image_size": size,
         "batch": batch,
@@ -202,12 +254,14 @@ def _result(variant: Variant, size: int, batch: int, small: bool, figures: dict[
             "gmacs": variant.gmacs,
             "input_size": variant.input_size,
             "gmacs_at_image_size": round(expected, 4),
-            "imagenet_top1": variant.imagenet_top1,
+            "imagenet_top1": getattr(variant, "imagenet_top1", None),
             "cpu_latency_ms": variant.cpu_latency_ms,
         },
-        "params_match_catalog": params == variant.params,
+        "params_match_catalog": params_match,
         # exact only at the catalog's input size (the same build it counted); elsewhere its figure is only scaled
-        "gmacs_delta_pct": round(100 * (gmacs / variant.gmacs - 1), 3) if size == variant.input_size else None,
+        "gmacs_delta_pct": round(100 * (gmacs / variant.gmacs - 1), 3)
+        if size == variant.input_size and variant.gmacs
+        else None,
         "memory": figures["memory"],
         "latency": figures["latency"],
         "throughput": figures["throughput"],
@@ -234,5 +288,6 @@ def _method(device: str, threads: int, target_rel_ci: float, max_seconds: float)
         ),
         "gmacs": "torch.utils.flop_counter.FlopCounterMode on one image, FLOPs/2, CPU attention kernel counted "
         "with torch's SDPA formula",
-        "train_step": "AdamW, cross-entropy on random labels, forward + backward + optimizer step",
+        "train_step": "AdamW, cross-entropy on random labels (per pixel for segmentation models), forward + "
+        "backward + optimizer step",
     }
