@@ -79,6 +79,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="any config value, e.g. data.batch_size=32"
     )
+    # the task's own flags (forecasting: --target-col, --time-col, --id-col), mapped to config keys by
+    # task.train_overrides
+    add_task_arguments = getattr(task, "add_train_arguments", None)
+    if add_task_arguments is not None:
+        add_task_arguments(p)
     return p.parse_args(argv)
 
 
@@ -95,6 +100,9 @@ def load_config(args: argparse.Namespace) -> dict[str, Any]:
         "data.num_workers": parse(args.workers, "--workers") if args.workers is not None else None,
         "run.deterministic": True if args.deterministic else None,
     }
+    task_overrides = getattr(task, "train_overrides", None)
+    if task_overrides is not None:
+        flags.update(task_overrides(args))
     overrides.update({key: value for key, value in flags.items() if value is not None})
     return load_checked_config(args.config, overrides)
 

@@ -19,6 +19,7 @@
 Every problem with the file is a ``DataError`` with one line that says what to fix.
 """
 
+import difflib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,11 +82,21 @@ def infer_freq(times: pd.DatetimeIndex) -> str | None:
     return found if found is None or isinstance(found, str) else found.freqstr
 
 
-def _time_column(df: pd.DataFrame, time_col: str | None) -> tuple[str, pd.Series]:
+def check_column(df: pd.DataFrame, name: str, role: str, path: Path | str) -> None:
+    """A named column that is not in the file: one line with the name, the closest column and all of them."""
+    if name in df.columns:
+        return
+    columns = [str(c) for c in df.columns]
+    close = difflib.get_close_matches(name, columns, n=1, cutoff=0.5)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise DataError(f"{path}: no {role} column {name!r}{hint}; the columns are {', '.join(columns)}")
+
+
+def _time_column(df: pd.DataFrame, time_col: str | None, path: Path | str = "") -> tuple[str, pd.Series]:
     """The time column's name and its values as datetimes or integers."""
     names = [time_col] if time_col else list(df.columns)
-    if time_col and time_col not in df.columns:
-        raise DataError(f"no time column {time_col!r}; the columns are {', '.join(map(str, df.columns))}")
+    if time_col:
+        check_column(df, time_col, "time (--time-col, data.time_col)", path)
     for name in names:
         col = df[name]
         if pd.api.types.is_integer_dtype(col):
@@ -150,13 +161,16 @@ def read_csv(
         df = pd.read_csv(path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise DataError(f"cannot read {path}: {str(e).splitlines()[0]}") from e
-    if id_col and id_col not in df.columns:
-        raise DataError(f"{path}: no id column {id_col!r}; the columns are {', '.join(map(str, df.columns))}")
-    name, times = _time_column(df, time_col)
+    if id_col:
+        check_column(df, id_col, "id (--id-col, data.id_col)", path)
+    name, times = _time_column(df, time_col, path)
     if target_cols:
-        missing = [c for c in target_cols if c not in df.columns]
-        if missing:
-            raise DataError(f"{path}: no target column {missing[0]!r}; the columns are {', '.join(df.columns)}")
+        for c in target_cols:
+            check_column(df, c, "target (--target-col, data.target_cols)", path)
+        used = {name: "time", id_col: "id"}
+        clash = [c for c in target_cols if c in used]
+        if clash:
+            raise DataError(f"{path}: {clash[0]!r} is the {used[clash[0]]} column; it cannot also be a target")
         targets = list(target_cols)
     else:
         numeric = [c for c in df.columns if c not in (name, id_col) and pd.api.types.is_numeric_dtype(df[c])]

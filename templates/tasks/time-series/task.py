@@ -4,6 +4,7 @@ train.py, evaluate.py, predict.py and export.py are the same in every generated 
 forecasting lives here (and in data.py, which reads and checks the CSV, cuts the windows, and has the metrics and
 the seasonal-naive baseline):
 
+    add_train_arguments, train_overrides  train.py's --target-col, --time-col, --id-col
     data_stage, build_data, data_meta     windows lookback -> horizon, time-ordered split, per-series statistics
     model_from_meta, build_model          model.py's forecaster for the lookback, horizon and target columns
     build_loss, train_batch_transform     L1 on the normalized values; jitter / scaling of training windows
@@ -37,15 +38,41 @@ import data
 from errors import ProjectError
 from model import build_model as build_architecture
 
+try:  # model.py says whether its model takes any lookback (the RNNs) or the trained one only (PatchTST, DLinear)
+    from model import DYNAMIC_LENGTH
+except ImportError:
+    DYNAMIC_LENGTH = False
+
 HERE = Path(__file__).resolve().parent
 DEMO = HERE / "demo" / "co2_monthly.csv"
 # best.pt and early stopping follow the validation MASE (lower is better) unless training.monitor says otherwise
 MONITOR = {"metric": "val_mase", "mode": "min"}
 # export.py: ONNX graph names, and the exporter (model.py's ONNX_DYNAMO wins)
-EXPORT = {"input_names": ["window"], "output_names": ["forecast"], "dynamo": False}
+# and the input axes that vary: the batch, and the lookback (axis 1 of batch x lookback x channels) where the model
+# takes any (PatchTST's patches and DLinear's weights are sized for the trained lookback: fixed there)
+EXPORT = {"input_names": ["window"], "output_names": ["forecast"], "dynamo": False,
+          "dynamic_axes": ["batch", "lookback"] if DYNAMIC_LENGTH else ["batch"]}  # fmt: skip
 # the horizon when neither the recommendation nor config.yaml gives one: one season where the frequency has one
 # (monthly 12, quarterly 4, hourly 24), else the M4 competition's horizon (yearly 6, weekly 13, daily 14)
 M4_HORIZON = {"Y": 6, "A": 6, "W": 13, "D": 14, "B": 14}
+
+
+# --- train.py's flags --------------------------------------------------------------------------------------
+
+
+def add_train_arguments(p: Any) -> None:
+    """train.py's forecasting flags; each overrides its config key (checked against the CSV's columns when the
+    data is read: a column that is not there stops the run in one line naming it, a close match and the columns)."""
+    p.add_argument("--target-col", action="append", metavar="COL", help="a column to forecast (repeatable; "
+                   "overrides data.target_cols; default: the last numeric column)")  # fmt: skip
+    p.add_argument("--time-col", metavar="COL", help="the time column (overrides data.time_col)")
+    p.add_argument("--id-col", metavar="COL", help="the column naming each series (overrides data.id_col)")
+
+
+def train_overrides(args: Any) -> dict[str, Any]:
+    """The config keys the flags of add_train_arguments set (None: the flag was not given)."""
+    targets = list(dict.fromkeys(args.target_col)) if args.target_col else None  # a repeated name counts once
+    return {"data.target_cols": targets, "data.time_col": args.time_col, "data.id_col": args.id_col}
 
 
 # --- data --------------------------------------------------------------------------------------------------
@@ -347,8 +374,13 @@ def write_report(metrics: Metrics, out: Path) -> dict[str, Any]:
 
 
 def export_example(meta: dict[str, Any], batch: int, seed: int) -> torch.Tensor:
-    """A batch of random normalized windows, ``batch x lookback x channels`` (parity checks use fresh seeds)."""
-    return torch.randn(batch, meta["lookback"], meta["channels"], generator=torch.Generator().manual_seed(seed))
+    """A batch of random normalized windows, ``batch x lookback x channels``. Seed 0 (what export.py traces) is at
+    the trained lookback; where the model takes any (DYNAMIC_LENGTH), the parity checks' seeds (1-3) are 5, 10,
+    15 steps shorter, so the ONNX graph's length axis is checked, not only the traced shape."""
+    lookback = meta["lookback"]
+    if seed > 0 and DYNAMIC_LENGTH:
+        lookback = max(min(lookback, 8), lookback - 5 * seed)
+    return torch.randn(batch, lookback, meta["channels"], generator=torch.Generator().manual_seed(seed))
 
 
 # --- predict.py ---------------------------------------------------------------------------------------------
