@@ -82,21 +82,22 @@ def infer_freq(times: pd.DatetimeIndex) -> str | None:
     return found if found is None or isinstance(found, str) else found.freqstr
 
 
-def check_column(df: pd.DataFrame, name: str, role: str, path: Path | str) -> None:
-    """A named column that is not in the file: one line with the name, the closest column and all of them."""
+def check_column(df: pd.DataFrame, name: str, role: str, source: str, path: Path | str) -> None:
+    """A named column that is not in the file: one line with the name, where it was named (``source``), the
+    closest column and all of them."""
     if name in df.columns:
         return
     columns = [str(c) for c in df.columns]
     close = difflib.get_close_matches(name, columns, n=1, cutoff=0.5)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise DataError(f"{path}: no {role} column {name!r}{hint}; the columns are {', '.join(columns)}")
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise DataError(f"{path}: no {role} column {name!r} ({source}{hint}); the columns are {', '.join(columns)}")
 
 
 def _time_column(df: pd.DataFrame, time_col: str | None, path: Path | str = "") -> tuple[str, pd.Series]:
     """The time column's name and its values as datetimes or integers."""
     names = [time_col] if time_col else list(df.columns)
     if time_col:
-        check_column(df, time_col, "time (--time-col, data.time_col)", path)
+        check_column(df, time_col, "time", "--time-col, data.time_col", path)
     for name in names:
         col = df[name]
         if pd.api.types.is_integer_dtype(col):
@@ -162,11 +163,11 @@ def read_csv(
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise DataError(f"cannot read {path}: {str(e).splitlines()[0]}") from e
     if id_col:
-        check_column(df, id_col, "id (--id-col, data.id_col)", path)
+        check_column(df, id_col, "id", "--id-col, data.id_col", path)
     name, times = _time_column(df, time_col, path)
     if target_cols:
         for c in target_cols:
-            check_column(df, c, "target (--target-col, data.target_cols)", path)
+            check_column(df, c, "target", "--target-col, data.target_cols", path)
         used = {name: "time", id_col: "id"}
         clash = [c for c in target_cols if c in used]
         if clash:
