@@ -43,11 +43,16 @@ class DataError(ProjectError):
 
 @dataclass(frozen=True)
 class Series:
-    """One series: its id, its times (``DatetimeIndex`` or integer periods) and ``T x C`` values."""
+    """One series: its id, its times (``DatetimeIndex`` or integer periods), ``T x C`` target values and ``T x K``
+    covariate values (K = 0 without covariates)."""
 
     id: str
     times: pd.Index
     values: np.ndarray
+    covariates: np.ndarray | None = None
+
+    def covariate_values(self) -> np.ndarray:
+        return self.covariates if self.covariates is not None else np.zeros((len(self.values), 0), np.float32)
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class SeriesData:
     target_cols: tuple[str, ...]
     id_col: str | None
     frequency: str  # a pandas offset alias ("MS", "W-SUN", "h") or "int:<step>" for integer periods
+    covariate_cols: tuple[str, ...] = ()
 
     @property
     def seasonality(self) -> int:
@@ -154,8 +160,11 @@ def read_csv(
     id_col: str | None = None,
     frequency: str | None = None,
     fill: str = "error",
+    covariate_cols: list[str] | None = None,
 ) -> SeriesData:
-    """Read and check the CSV (see the module docstring)."""
+    """Read and check the CSV (see the module docstring). ``covariate_cols``: further numeric columns whose
+    values over each window's lookback are extra input channels (the targets alone are forecast); their gaps and
+    missing values follow ``fill`` like the targets'."""
     if fill not in FILL_POLICIES:
         raise DataError(f"data.fill must be one of {', '.join(FILL_POLICIES)}, got {fill!r}")
     try:
@@ -178,9 +187,16 @@ def read_csv(
         if not numeric:
             raise DataError(f"{path}: no numeric column to forecast besides the time column {name!r}")
         targets = [numeric[-1]]
-    for c in targets:
+    covariates = list(dict.fromkeys(covariate_cols or []))
+    for c in covariates:
+        check_column(df, c, "covariate", "data.covariate_cols", path)
+        used = {name: "time", id_col: "id", **{t: "target" for t in targets}}
+        if c in used:
+            raise DataError(f"{path}: {c!r} is the {used[c]} column; it cannot also be a covariate")
+    for c in targets + covariates:
         if not pd.api.types.is_numeric_dtype(df[c]):
-            raise DataError(f"{path}: target column {c!r} is not numeric (e.g. {df[c].iloc[0]!r})")
+            role = "target" if c in targets else "covariate"
+            raise DataError(f"{path}: {role} column {c!r} is not numeric (e.g. {df[c].iloc[0]!r})")
 
     groups = df.groupby(df[id_col].astype(str), sort=False) if id_col else [("series", df)]
     found: list[Series] = []
@@ -210,7 +226,7 @@ def read_csv(
         off_grid = t.difference(grid)
         if len(off_grid):
             raise DataError(f"{where}: time {off_grid[0]} is off the {freq!r} grid that starts at {t[0]}")
-        values = rows[targets].to_numpy(dtype=np.float64)
+        values = rows[targets + covariates].to_numpy(dtype=np.float64)
         if len(grid) != len(t) or np.isnan(values).any():
             if fill == "error":
                 gap = grid.difference(t)
@@ -219,10 +235,12 @@ def read_csv(
             frame = pd.DataFrame(values, index=t).reindex(grid).interpolate(limit_direction="both")
             t, values = grid, frame.to_numpy()
         frequencies.add(freq)
-        found.append(Series(str(sid), t, values.astype(np.float32)))
+        values = values.astype(np.float32)
+        cov = values[:, len(targets) :] if covariates else None
+        found.append(Series(str(sid), t, values[:, : len(targets)], cov))
     if len(frequencies) > 1:
         raise DataError(f"{path}: the series have different frequencies ({', '.join(sorted(frequencies))})")
-    return SeriesData(tuple(found), name, tuple(targets), id_col, frequencies.pop())
+    return SeriesData(tuple(found), name, tuple(targets), id_col, frequencies.pop(), tuple(covariates))
 
 
 # --- windows and normalization --------------------------------------------------------------------------
@@ -240,6 +258,8 @@ class Windows:
     std: np.ndarray  # S x C
     scale: np.ndarray  # S x C: in-sample seasonal-naive MAE of each training part (MASE's denominator)
     train_end: np.ndarray  # S: steps of each series in the training part
+    cov_mean: np.ndarray | None = None  # S x K: the covariates' statistics of each training part (K = 0: none)
+    cov_std: np.ndarray | None = None
 
 
 def make_windows(
@@ -254,7 +274,7 @@ def make_windows(
     val_steps = val_steps or max(horizon, round(0.2 * shortest))
     if val_steps < horizon:
         raise DataError(f"the validation part ({val_steps} steps) is shorter than the horizon {horizon}")
-    train_windows, val_windows, means, stds, scales, ends = [], [], [], [], [], []
+    train_windows, val_windows, means, stds, scales, ends, cov_means, cov_stds = [], [], [], [], [], [], [], []
     for s_index, s in enumerate(data.series):
         n = len(s.values)
         end = n - val_steps  # training part: [0, end)
@@ -267,6 +287,9 @@ def make_windows(
         train_part = s.values[:end]
         means.append(train_part.mean(0))
         stds.append(np.where(train_part.std(0) > 1e-8, train_part.std(0), 1.0))
+        cov_part = s.covariate_values()[:end]
+        cov_means.append(cov_part.mean(0))
+        cov_stds.append(np.where(cov_part.std(0) > 1e-8, cov_part.std(0), 1.0))
         lag = m if end > m else 1
         naive = np.abs(train_part[lag:] - train_part[:-lag]).mean(0)
         scales.append(np.where(naive > 1e-8, naive, 1.0))
@@ -283,19 +306,30 @@ def make_windows(
         np.stack(stds).astype(np.float32),
         np.stack(scales).astype(np.float32),
         np.array(ends, dtype=np.int64),
+        np.stack(cov_means).astype(np.float32),
+        np.stack(cov_stds).astype(np.float32),
     )
 
 
+def normalized_inputs(s: Series, s_index: int, w: Windows) -> np.ndarray:
+    """``T x (C + K)``: the targets, then the covariates, each normalized with the series' training statistics."""
+    v = (s.values - w.mean[s_index]) / w.std[s_index]
+    if s.covariates is None or w.cov_mean is None:
+        return v
+    return np.concatenate([v, (s.covariates - w.cov_mean[s_index]) / w.cov_std[s_index]], axis=1)
+
+
 def window_arrays(data: SeriesData, w: Windows, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(inputs K x lookback x C, targets K x horizon x C, series K), normalized with each series' statistics."""
+    """(inputs K x lookback x (C + covariates), targets K x horizon x C, series K), normalized with each series'
+    statistics: the covariates are inputs only."""
     xs, ys = [], []
-    for s_index, t in starts:
-        v = (data.series[s_index].values - w.mean[s_index]) / w.std[s_index]
-        xs.append(v[t : t + w.lookback])
-        ys.append(v[t + w.lookback : t + w.lookback + w.horizon])
     c = len(data.target_cols)
+    for s_index, t in starts:
+        v = normalized_inputs(data.series[s_index], s_index, w)
+        xs.append(v[t : t + w.lookback])
+        ys.append(v[t + w.lookback : t + w.lookback + w.horizon, :c])
     return (
-        np.asarray(xs, dtype=np.float32).reshape(-1, w.lookback, c),
+        np.asarray(xs, dtype=np.float32).reshape(-1, w.lookback, c + len(data.covariate_cols)),
         np.asarray(ys, dtype=np.float32).reshape(-1, w.horizon, c),
         starts[:, 0].copy(),
     )
@@ -361,7 +395,7 @@ def last_windows(data: SeriesData, w: Windows) -> np.ndarray:
     for s_index, s in enumerate(data.series):
         if len(s.values) < w.lookback:
             raise DataError(f"series {s.id!r} has {len(s.values)} points; the model needs the last {w.lookback}")
-        out.append((s.values[-w.lookback :] - w.mean[s_index]) / w.std[s_index])
+        out.append(normalized_inputs(s, s_index, w)[-w.lookback :])
     return np.asarray(out, dtype=np.float32)
 
 

@@ -130,3 +130,33 @@ def test_a_column_flag_naming_no_column_is_one_line(tiny_data: Path, tmp_path: P
         data.read_csv(csv, time_col="when", id_col="stations")
     with pytest.raises(data.DataError, match=r"'when' is the time column; it cannot also be a target"):
         data.read_csv(csv, time_col="when", id_col="station", target_cols=["when"])
+
+
+def test_covariates_are_extra_input_channels(tiny_data: Path, tmp_path: Path) -> None:
+    """data.covariate_cols: the RNN forecasters read the covariate over the lookback (another value changes the
+    forecast) and forecast the targets only; DLinear and PatchTST refuse them in one line."""
+    from checkpoint import load_model
+    from errors import ProjectError
+
+    csv = two_series_csv(tiny_data, tmp_path / "stations.csv")
+    args = tiny_args(csv, tmp_path / "run", "--time-col", "when", "--id-col", "station", "--target-col", "co2",
+                     "--set", "data.covariate_cols=[co2_detrended]")  # fmt: skip
+    if not task.takes_covariates():
+        with pytest.raises(ProjectError, match=r"takes no covariates"):
+            train.main(args)
+        return
+    train.main(args)
+    model, ckpt = load_model(tmp_path / "run" / "best.pt")
+    meta = ckpt["meta"]
+    assert meta["covariate_cols"] == ["co2_detrended"] and meta["covariates"] == 1 and meta["channels"] == 1
+    x = task.export_example(meta, 2, seed=0)
+    assert x.shape == (2, meta["lookback"], 2)
+    moved = x.clone()
+    moved[..., 1] *= -1.0  # another covariate path (a constant shift would vanish in the last-value subtraction)
+    with torch.no_grad():
+        assert model(x).shape == (2, meta["horizon"], 1)
+        assert not torch.allclose(model(x), model(moved)), "the covariate channel is read"
+    forecast = pd.read_csv(predict.main([str(csv), "--out", str(tmp_path / "p"),
+                                         "--checkpoint", str(tmp_path / "run" / "best.pt")]))  # fmt: skip
+    assert "co2" in forecast.columns and "co2_detrended" not in forecast.columns
+    assert len(forecast) == 2 * meta["horizon"]
