@@ -112,12 +112,13 @@ def derive_batch(recipe: Recipe, env: dict[str, Any], train_size: int | None, sm
         effective = cap
     # small-sample recipes cap the batch at a fraction of the training set instead: the UCR baselines'
     # min(N_train / 10, batch) (Wang et al. 2017, arXiv:1611.06455), at least 2 examples for BatchNorm
-    fraction = f.get("batch_max_fraction")
+    fraction, fraction_rule = f.get("batch_max_fraction"), None
     if fraction and effective > max(2, int(env["images"] * fraction)):
         small = max(2, int(env["images"] * fraction))
-        recipe.provenance["effective_batch"] = recipe.note(
+        recipe.provenance["effective_batch"] = fraction_rule = recipe.note(
             "batch.fraction_cap",
-            f"{env['images']} examples: effective batch {effective} -> {small} (at most {fraction:g} of the set)",
+            f"{env['images']} examples: effective batch {effective} -> {small} (at most {fraction:g} of the set: the "
+            "UCR baselines' min(N_train / 10, batch), Wang et al. 2017, arXiv:1611.06455)",
         )
         effective = small
     per_device = f.get("batch_per_device", 64)
@@ -142,6 +143,8 @@ def derive_batch(recipe: Recipe, env: dict[str, Any], train_size: int | None, sm
         per_device = scaled
     if env["compute"] in ("cpu", "edge"):
         per_device = min(per_device, 64)
+    if fraction_rule is not None and per_device > max(1, effective // devices):
+        rule = fraction_rule  # the per-device batch is the capped effective batch: say what capped it
     per_device = min(per_device, max(1, effective // devices))
     accum = max(1, math.ceil(effective / (per_device * devices)))
     max_accum = f.get("max_grad_accum", 8)
