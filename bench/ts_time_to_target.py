@@ -15,8 +15,9 @@
 The time-to-target runs use the task parts and model files directly (a plain loop, so each model's figure is its
 own); the loop figure scaffolds each task's project (``archadvisor scaffold``: GunPoint with FCN, CO2 with DLinear)
 and times its ``train.train_one_epoch`` (schedule, clipping, augmentation, running loss, progress bar), and the
-same without the recipe's augmentation (the loop's own overhead), against a bare forward/backward/step loop on the same model and a real batch from its loader, alternating the two (the
-project's target: >= 0.95). It prints figures only: speed never fails CI.
+same without the recipe's augmentation (the loop's own overhead), against a bare forward/backward/step loop on the
+same model and a real batch from its loader, alternating them (the project's target: >= 0.95). It prints figures
+only: speed never fails CI.
 """
 
 from __future__ import annotations
