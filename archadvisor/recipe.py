@@ -116,6 +116,17 @@ def derive_batch(recipe: Recipe, env: dict[str, Any], train_size: int | None, sm
             f"{env['images']} examples: effective batch {effective} -> {cap} (at least ~20 steps per epoch)",
         )
         effective = cap
+    # small-sample recipes cap the batch at a fraction of the training set instead: the UCR baselines'
+    # min(N_train / 10, batch) (Wang et al. 2017, arXiv:1611.06455), at least 2 examples for BatchNorm
+    fraction, fraction_rule = f.get("batch_max_fraction"), None
+    if fraction and effective > max(2, int(env["images"] * fraction)):
+        small = max(2, int(env["images"] * fraction))
+        recipe.provenance["effective_batch"] = fraction_rule = recipe.note(
+            "batch.fraction_cap",
+            f"{env['images']} examples: effective batch {effective} -> {small} (at most {fraction:g} of the set: the "
+            "UCR baselines' min(N_train / 10, batch), Wang et al. 2017, arXiv:1611.06455)",
+        )
+        effective = small
     per_device = f.get("batch_per_device", 64)
     rule = recipe.rule("batch_per_device")
     # activation memory grows with pixels; the table is for 224 px (a small-input stem ~ 4x the side)
@@ -138,6 +149,8 @@ def derive_batch(recipe: Recipe, env: dict[str, Any], train_size: int | None, sm
         per_device = scaled
     if env["compute"] in ("cpu", "edge"):
         per_device = min(per_device, 64)
+    if fraction_rule is not None and per_device > max(1, effective // devices):
+        rule = fraction_rule  # the per-device batch is the capped effective batch: say what capped it
     per_device = min(per_device, max(1, effective // devices))
     accum = max(1, math.ceil(effective / (per_device * devices)))
     max_accum = f.get("max_grad_accum", 8)

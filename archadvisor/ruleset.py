@@ -224,6 +224,7 @@ RECIPE_FIELDS: dict[str, str] = {
     "base_lr": "number",
     "lr_scaling": "enum:linear,sqrt,none",
     "effective_batch": "int",
+    "batch_max_fraction": "number",
     "weight_decay": "number",
     "batch_per_device": "int",
     "batch_memory_gb": "number",

@@ -84,6 +84,10 @@ class TaskKind:
     # run files a second run of the same data copies from the first, to be comparable (text: the tokenizer, whose
     # training is not reproducible)
     shared_run_files: tuple[str, ...] = ()
+    # the SIGKILL-resume test: epochs of each run, and how long after the first checkpoint the kill comes (the
+    # forecasting demo's epochs take ~0.2 s: more of them, and an earlier kill, so it lands mid-run)
+    kill_epochs: int = 3
+    kill_delay: float = 0.5
 
 
 TASK_KINDS = [
@@ -182,17 +186,9 @@ TASK_KINDS += [
         full_test_arch="fcn",
         demo_data="demo/GunPoint",
         metrics_header=["epoch", "lr", "train_loss", "val_loss", "val_acc1", "val_macro_f1", "seconds"],
-        # GunPoint's 40 fit series make 2 steps per epoch at the recommended batch 16: batch 8 (the UCR baselines'
-        # min(N / 10, 16) rounds to 4) and no early stopping on a 10-series validation split; FCN learns GunPoint
-        # slowly: 40 epochs (~1 min of CPU), 25 stay below 1-NN
-        short_run=[
-            "--epochs",
-            "40",
-            "--set",
-            "data.batch_size=8",
-            "--set",
-            "training.early_stopping_patience=null",
-        ],  # fmt: skip
+        # the recipe as generated (batch min(N / 10, 16) = 5: 8 steps per epoch on GunPoint's 40 fit series;
+        # patience 50), shortened to 40 epochs (~1 min of CPU): FCN learns GunPoint slowly, 25 stay below 1-NN
+        short_run=["--epochs", "40"],
         full_demo=False,
         baseline_key="baseline_test_acc1",
         baseline_margin=5.0,  # accuracy points over 1-NN Euclidean on the same split
@@ -213,6 +209,8 @@ TASK_KINDS += [
         full_demo=False,
         baseline_key="baseline_val_mase",
         baseline_margin=0.5,  # MASE at most 0.5 x seasonal naive's (a ratio)
+        kill_epochs=6,
+        kill_delay=0.1,
     ),
 ]
 KIND_IDS = [k.name for k in TASK_KINDS]
@@ -221,6 +219,9 @@ SHORT_RUN = [k for k in TASK_KINDS if not k.full_demo and k.baseline_key is None
 # time series: the short run against the task's baseline (tests at the end of this file)
 SERIES_KINDS = [k for k in TASK_KINDS if k.baseline_key is not None]
 SERIES_IDS = [k.name for k in SERIES_KINDS]
+# torchrun DDP and SIGKILL-resume: the full-demo kinds and the time-series kinds (their demos train in seconds)
+DDP_KINDS = FULL_DEMO + SERIES_KINDS
+DDP_IDS = [k.name for k in DDP_KINDS]
 
 
 # task kinds with end-to-end tests of their own file (tests/test_detection_project.py)
@@ -601,7 +602,7 @@ def test_bundled_digits_are_the_stratified_seeded_split() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", FULL_DEMO, ids=[k.name for k in FULL_DEMO])
+@pytest.mark.parametrize("kind", DDP_KINDS, ids=DDP_IDS)
 def test_torchrun_two_cpu_processes_complete_an_epoch(kind: TaskKind, tmp_path: Path) -> None:
     project = scaffold(demo_rec(kind), tmp_path / "demo", name="demo")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -616,10 +617,11 @@ def test_torchrun_two_cpu_processes_complete_an_epoch(kind: TaskKind, tmp_path: 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", FULL_DEMO, ids=[k.name for k in FULL_DEMO])
+@pytest.mark.parametrize("kind", DDP_KINDS, ids=DDP_IDS)
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(kind: TaskKind, tmp_path: Path) -> None:
     project = scaffold(demo_rec(kind), tmp_path / "demo", name="demo")
-    train = [sys.executable, "train.py", "--epochs", "3"]
+    epochs = kind.kill_epochs
+    train = [sys.executable, "train.py", "--epochs", str(epochs)]
     run([*train, "--out", "runs/whole"], cwd=project, timeout=300)
 
     # the same run, killed (with its loader workers) shortly after the first epoch's checkpoint
@@ -636,15 +638,19 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(kind: TaskKi
         assert proc.poll() is None, "the run ended before its first checkpoint"
         assert time.monotonic() < deadline, "no checkpoint within 240 s"
         time.sleep(0.05)
-    time.sleep(0.5)  # into the second epoch
+    time.sleep(kind.kill_delay)  # into the second epoch
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    assert len(read_metrics(killed)) == 1, "the kill should land mid-epoch 2"
+    done = len(read_metrics(killed))
+    if kind.full_demo:
+        assert done == 1, "the kill should land mid-epoch 2"
+    else:  # epochs of a fraction of a second: mid-run, in whichever epoch (or checkpoint write) it lands
+        assert 1 <= done < epochs and not (killed / "summary.json").exists(), "the kill should land mid-run"
 
     run([*train, "--out", "runs/killed", "--resume"], cwd=project, timeout=300)
     whole, resumed = read_metrics(project / "runs" / "whole"), read_metrics(killed)
-    assert len(whole) == len(resumed) == 3
+    assert len(whole) == len(resumed) == epochs
     for a, b in zip(whole, resumed, strict=True):
         for key in a.keys() - {"seconds"}:
             assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-7), (key, a, b)
@@ -705,7 +711,8 @@ SERIES_MODELS = series_models()
 @pytest.mark.parametrize(("task", "arch"), SERIES_MODELS, ids=[f"{t}:{a}" for t, a in SERIES_MODELS])
 def test_series_model_builds_runs_forward_and_exports(task: str, arch: str, tmp_path: Path) -> None:
     """Every generatable time-series model: scaffolded, built from a checkpoint's meta, run forward, exported to
-    ONNX with the project's exporter choice and checked against onnxruntime, in this process."""
+    ONNX with the project's exporter choice (dynamic length where model.py says so) and checked against
+    onnxruntime at other lengths than the traced one, and to TorchScript (traced), in this process."""
     pytest.importorskip("onnxruntime")
     import torch
 
@@ -728,7 +735,18 @@ def test_series_model_builds_runs_forward_and_exports(task: str, arch: str, tmp_
             assert model(task_mod.export_example(meta, 2, seed=0)).shape == shape
         spec = yaml.safe_load((project / "config.yaml").read_text())["export"]
         export.export_onnx(model, tmp_path / "model.onnx", meta, spec["opset"], export.use_dynamo(spec))
+        # the parity checks' inputs are shorter than the traced one where the model takes any length (and the
+        # ONNX graph's length axis is then symbolic); PatchTST and DLinear keep their trained lookback
+        dynamic = task_mod.DYNAMIC_LENGTH
+        assert arch not in ("patchtst", "dlinear", "nlinear") or not dynamic
+        length_axis = 1 if task == "time-series" else 2
+        traced, checked = (task_mod.export_example(meta, 2, seed) for seed in (0, 2))
+        assert (checked.shape[length_axis] < traced.shape[length_axis]) is dynamic
         _, scaled = export.max_onnx_diff(tmp_path / "model.onnx", model, meta)
+        assert scaled <= export.FP32_TOLERANCE
+        dims = export.onnx_session(tmp_path / "model.onnx").get_inputs()[0].shape
+        assert isinstance(dims[length_axis], str) is dynamic, dims
+        _, scaled = export.export_torchscript(model, tmp_path / "model.ts", meta)
         assert scaled <= export.FP32_TOLERANCE
 
 

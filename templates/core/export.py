@@ -4,7 +4,7 @@
     python export.py runs/train/last.pt --out exported/ --no-ema
     python export.py --force                # replace an earlier export in runs/train/export/
 
-Writes model.onnx (dynamic batch; dynamic height and width too where task.EXPORT says so), model.ts
+Writes model.onnx (dynamic batch; dynamic length, height and width too where task.EXPORT says so), model.ts
 (TorchScript, traced) and, as the export section of config.yaml asks: model.int8.onnx (onnxruntime INT8:
 dynamic, or static with calibration) with the monitored validation metric before and after, or model.fp16.onnx.
 Every file is checked against the PyTorch model on fresh random inputs; report.json keeps the figures. The ONNX
@@ -75,9 +75,12 @@ def use_dynamo(spec: dict[str, Any], model: nn.Module | None = None) -> bool:
     return bool(getattr(model, "onnx_dynamo", default))
 
 
-def dynamic_axes() -> list[str]:
-    """The input's leading axes that vary at run time: the batch, and for some tasks more (text: the length)."""
-    return list(task.EXPORT.get("dynamic_axes", ["batch"]))
+def dynamic_axes() -> dict[int, str]:
+    """The input axes that vary at run time, {axis: name}: the batch, and for some tasks more (text: the length;
+    time series: the length where model.py says the model takes any). task.EXPORT["dynamic_axes"] names the
+    leading axes as a list, or any axes as {axis: name}."""
+    axes = task.EXPORT.get("dynamic_axes", ["batch"])
+    return dict(axes) if isinstance(axes, dict) else dict(enumerate(axes))
 
 
 def dynamic_hw() -> bool:
@@ -93,14 +96,14 @@ def export_onnx(model: nn.Module, path: Path, meta: dict[str, Any], opset: int, 
     if dynamo:  # torch.export-based, torch's default since 2.9
         # one self-contained file, unless the weights pass protobuf's 2 GB limit (then model.onnx.data beside it)
         weight_bytes = sum(p.numel() * p.element_size() for p in model.state_dict().values())
-        dims = {i: torch.export.Dim(name) for i, name in enumerate(dynamic_axes())}
+        dims = {i: torch.export.Dim(name) for i, name in dynamic_axes().items()}
         if dynamic_hw():
             dims.update({2: torch.export.Dim("height", min=16), 3: torch.export.Dim("width", min=16)})
         torch.onnx.export(model, (example,), str(path), dynamo=True, input_names=inputs, output_names=outputs,
                           dynamic_shapes=(dims,), opset_version=opset,
                           external_data=weight_bytes > 1.8e9, verbose=False)  # fmt: skip
         return "torch.onnx.export(dynamo=True) (torch.export)"
-    input_axes = dict(enumerate(dynamic_axes())) | ({2: "height", 3: "width"} if dynamic_hw() else {})
+    input_axes = dynamic_axes() | ({2: "height", 3: "width"} if dynamic_hw() else {})
     output_axes = {0: "batch"} | ({2: "height", 3: "width"} if dynamic_hw() else {})
     axes = {name: output_axes for name in outputs} | {name: input_axes for name in inputs}
     with warnings.catch_warnings():

@@ -80,6 +80,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="any config value, e.g. data.batch_size=32"
     )
+    # the task's own flags (forecasting: --target-col, --time-col, --id-col), mapped to config keys by
+    # task.train_overrides
+    add_task_arguments = getattr(task, "add_train_arguments", None)
+    if add_task_arguments is not None:
+        add_task_arguments(p)
     return p.parse_args(argv)
 
 
@@ -96,6 +101,9 @@ def load_config(args: argparse.Namespace) -> dict[str, Any]:
         "data.num_workers": parse(args.workers, "--workers") if args.workers is not None else None,
         "run.deterministic": True if args.deterministic else None,
     }
+    task_overrides = getattr(task, "train_overrides", None)
+    if task_overrides is not None:
+        flags.update(task_overrides(args))
     overrides.update({key: value for key, value in flags.items() if value is not None})
     return load_checked_config(args.config, overrides)
 
@@ -324,14 +332,19 @@ def train_one_epoch(
     model.train()
     scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
     loss_sum, seen = torch.zeros((), device=device), 0
-    # the first batch whose loss was not finite (-1: none yet), kept on the device and read every 10 batches
-    # and at the end: checking each loss would make the CPU wait for the GPU at every step
-    first_bad = torch.full((), -1, dtype=torch.long, device=device)
+    # the batches' losses (and sizes) stay on the device and are folded into the running sum and checked for
+    # NaN / inf every 10 batches and at the end: checking each loss would make the CPU wait for the GPU at every
+    # step, and a few tensor ops per step are most of a small model's step time (DLinear: microseconds)
+    pending: list[torch.Tensor] = []
+    sizes: list[int] = []
+    batches: list[int] = []  # their batch numbers, for the error message
     steps = len(loader)
     optimizer.zero_grad(set_to_none=True)
     # no bar on other ranks; tqdm's disable=None hides it when stderr is not a terminal (logs, CI)
     bar = tqdm(loader, desc=progress, leave=False, dynamic_ncols=True, disable=True if progress is None else None)
-    for i, batch in enumerate(bar):
+    show = not bar.disable  # a hidden bar: no loss read for its label (a device sync) and no wrapper per batch
+    no_sync = nullcontext()  # reused: one object per step is measurable beside a microsecond-scale model step
+    for i, batch in enumerate(bar if show else loader):
         if batch is None:  # every sample of this batch was unreadable and skipped
             continue
         inputs, targets = task.to_device(batch, device)
@@ -345,11 +358,11 @@ def train_one_epoch(
         window_end = min(steps, (i // accum_steps + 1) * accum_steps)
         window = window_end - (i // accum_steps) * accum_steps
         last_micro = i + 1 == window_end
-        sync = model.no_sync() if isinstance(model, DistributedDataParallel) and not last_micro else nullcontext()
+        sync = model.no_sync() if isinstance(model, DistributedDataParallel) and not last_micro else no_sync
         with sync:
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 loss = loss_fn(model(inputs), targets)
-            scaler.scale(loss / window).backward()
+            scaler.scale(loss / window if window > 1 else loss).backward()
 
         if last_micro:
             if clip_norm:
@@ -362,14 +375,18 @@ def train_one_epoch(
                 scheduler.step()
             if ema is not None:
                 ema.update_parameters(unwrap(model))
-        loss_sum += loss.detach() * len(inputs)
-        seen += len(inputs)
-        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), i, first_bad)
+        pending.append(loss.detach())
+        sizes.append(len(inputs))
+        batches.append(i)
         if i % 10 == 0 or i + 1 == steps:
-            stop_on_non_finite(first_bad, epoch, steps)
-            if progress is not None:
+            loss_sum += fold_losses(pending, sizes, batches, epoch, steps)
+            seen += sum(sizes)
+            pending, sizes, batches = [], [], []
+            if show:
                 bar.set_postfix(loss=f"{loss.item():.3f}")
-    stop_on_non_finite(first_bad, epoch, steps)
+    if pending:  # batches after the last fold (the loader was longer than its len(), or batches were skipped)
+        loss_sum += fold_losses(pending, sizes, batches, epoch, steps)
+        seen += sum(sizes)
     if seen == 0:
         raise ProjectError(
             f"epoch {epoch + 1}: no training batch had a usable sample (with data.skip_unreadable: true every one "
@@ -378,9 +395,20 @@ def train_one_epoch(
     return (loss_sum / seen).item()
 
 
-def stop_on_non_finite(first_bad: torch.Tensor, epoch: int, steps: int) -> None:
+def fold_losses(
+    losses: list[torch.Tensor], sizes: list[int], batches: list[int], epoch: int, steps: int
+) -> torch.Tensor:
+    """The size-weighted sum of some batches' losses; stops the run at a NaN or infinite one: the weights are
+    ruined from that step on (this epoch is not saved)."""
+    chunk = torch.stack(losses).float()
+    finite = torch.isfinite(chunk)
+    if not bool(finite.all()):
+        stop_on_non_finite(batches[int((~finite).nonzero()[0, 0])], epoch, steps)
+    return chunk @ torch.tensor(sizes, dtype=chunk.dtype, device=chunk.device)
+
+
+def stop_on_non_finite(batch: int, epoch: int, steps: int) -> None:
     """A NaN or infinite loss: the weights are ruined from that step on, so stop (this epoch is not saved)."""
-    batch = int(first_bad)
     if batch >= 0:
         raise ProjectError(
             f"the training loss is not finite at epoch {epoch + 1}, batch {batch + 1} of {steps}: the run stops "

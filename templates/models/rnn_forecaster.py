@@ -9,8 +9,10 @@ The window's last value is subtracted before the encoder and added back to the f
 normalization, Zeng et al. 2023, arXiv:2205.13504): a trending series leaves the range the RNN was trained on,
 and an RNN extrapolates levels poorly, but changes from the last value stay in range.
 
-Input ``B x lookback x C``, output ``B x horizon x C``; the recurrence has no weights along time, so the
-lookback can differ between training and inference (the ONNX graph's length axis is dynamic).
+Input ``B x lookback x (C + K)``: the C targets, then K covariates (known or observed series read alongside,
+e.g. calendar features or prices; K = 0 without them); output ``B x horizon x C``, the targets only. The
+recurrence has no weights along time, so the lookback can differ between training and inference (the ONNX
+graph's length axis is dynamic).
 
 Self-contained: imports torch only, so it can be copied into a project as ``model.py``.
 """
@@ -49,26 +51,30 @@ VARIANTS: dict[str, RNNForecastConfig] = {
 
 
 class RNNForecaster(nn.Module):
-    """Stacked LSTM/GRU over the window; a linear head maps its final state to ``horizon x C`` values."""
+    """Stacked LSTM/GRU over the window (targets and covariates); a linear head maps its final state to
+    ``horizon x C`` target values."""
 
-    def __init__(self, cfg: RNNForecastConfig, horizon: int, channels: int = 1, *, dropout: float = 0.1) -> None:
+    def __init__(
+        self, cfg: RNNForecastConfig, horizon: int, channels: int = 1, *, dropout: float = 0.1, covariates: int = 0
+    ) -> None:
         super().__init__()
         cell = nn.LSTM if cfg.cell == "lstm" else nn.GRU
-        self.rnn = cell(channels, cfg.hidden, cfg.layers, batch_first=True, dropout=dropout if cfg.layers > 1 else 0.0)
+        inputs = channels + covariates
+        self.rnn = cell(inputs, cfg.hidden, cfg.layers, batch_first=True, dropout=dropout if cfg.layers > 1 else 0.0)
         self.horizon, self.channels = horizon, channels
         self.head = nn.Linear(cfg.hidden, horizon * channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``B x horizon x C`` forecasts from ``x`` of ``B x lookback x C``."""
+        """``B x horizon x C`` forecasts from ``x`` of ``B x lookback x (C + K)``."""
         last = x[:, -1:, :]
         out, _ = self.rnn(x - last)
         # windows are equal-length (no padding), so the last output is the final state of the top layer
         step = self.head(out[:, -1, :]).view(-1, self.horizon, self.channels)
-        return step + last
+        return step + last[:, :, : self.channels]
 
 
 def build_model(
-    arch: str, *, lookback: int, horizon: int, channels: int = 1, dropout: float = 0.1, **kw: Any
+    arch: str, *, lookback: int, horizon: int, channels: int = 1, dropout: float = 0.1, covariates: int = 0, **kw: Any
 ) -> RNNForecaster:
     """Build an RNN forecaster by name.
 
@@ -78,6 +84,7 @@ def build_model(
         horizon: steps forecast at once.
         channels: target series per window (forecast jointly).
         dropout: between stacked layers.
+        covariates: extra input channels after the targets (read, not forecast).
         **kw: options of other families are an error.
     """
     if arch not in VARIANTS:
@@ -87,4 +94,4 @@ def build_model(
     if kw:
         raise TypeError(f"unexpected options for {arch}: {', '.join(kw)}")
     del lookback  # the recurrence does not depend on it
-    return RNNForecaster(VARIANTS[arch], horizon, channels, dropout=dropout)
+    return RNNForecaster(VARIANTS[arch], horizon, channels, dropout=dropout, covariates=covariates)

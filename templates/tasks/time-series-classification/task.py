@@ -35,12 +35,20 @@ import data
 from errors import ProjectError
 from model import build_model as build_architecture
 
+try:  # model.py says whether its models take any series length (all the owned 1-D classifiers do)
+    from model import DYNAMIC_LENGTH
+except ImportError:
+    DYNAMIC_LENGTH = False
+
 HERE = Path(__file__).resolve().parent
 DEMO = HERE / "demo" / "GunPoint"
 # best.pt and early stopping follow the validation top-1 accuracy unless training.monitor says otherwise
 MONITOR = {"metric": "val_acc1", "mode": "max"}
-# export.py: ONNX graph names, and the exporter (model.py's ONNX_DYNAMO wins: the owned 1-D models say False)
-EXPORT = {"input_names": ["series"], "output_names": ["logits"], "dynamo": False}
+# export.py: ONNX graph names, the exporter (model.py's ONNX_DYNAMO wins: the owned 1-D models say False), and
+# the input axes that vary: the batch, and the length (axis 2 of batch x channels x length) where the model takes
+# any length
+EXPORT = {"input_names": ["series"], "output_names": ["logits"], "dynamo": False,
+          "dynamic_axes": {0: "batch", 2: "length"} if DYNAMIC_LENGTH else {0: "batch"}}  # fmt: skip
 
 
 # --- data --------------------------------------------------------------------------------------------------
@@ -292,8 +300,18 @@ def write_report(metrics: Metrics, out: Path) -> dict[str, Any]:
 
 
 def export_example(meta: dict[str, Any], batch: int, seed: int) -> torch.Tensor:
-    """A batch of random normalized series at the training length (parity checks use fresh seeds)."""
-    return torch.randn(batch, meta["channels"], meta["length"], generator=torch.Generator().manual_seed(seed))
+    """A batch of random normalized series, ``batch x channels x length``. Seed 0 (what export.py traces) is at the
+    training length; where the model takes any length (DYNAMIC_LENGTH), the parity checks' seeds (1-3) are 5, 10,
+    15 steps shorter, their rows after the first with NaN-padded tails, so the ONNX graph's length axis and the
+    padding masks are checked, not only the traced shape."""
+    g, length = torch.Generator().manual_seed(seed), meta["length"]
+    if seed == 0 or not DYNAMIC_LENGTH:
+        return torch.randn(batch, meta["channels"], length, generator=g)
+    length = max(min(length, 8), length - 5 * seed)
+    x = torch.randn(batch, meta["channels"], length, generator=g)
+    valid = torch.randint(max(1, length // 2), length + 1, (batch,), generator=g)
+    valid[0] = length
+    return x.masked_fill(torch.arange(length) >= valid[:, None, None], float("nan"))
 
 
 # --- predict.py ---------------------------------------------------------------------------------------------

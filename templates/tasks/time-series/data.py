@@ -19,6 +19,7 @@
 Every problem with the file is a ``DataError`` with one line that says what to fix.
 """
 
+import difflib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,11 +43,16 @@ class DataError(ProjectError):
 
 @dataclass(frozen=True)
 class Series:
-    """One series: its id, its times (``DatetimeIndex`` or integer periods) and ``T x C`` values."""
+    """One series: its id, its times (``DatetimeIndex`` or integer periods), ``T x C`` target values and ``T x K``
+    covariate values (K = 0 without covariates)."""
 
     id: str
     times: pd.Index
     values: np.ndarray
+    covariates: np.ndarray | None = None
+
+    def covariate_values(self) -> np.ndarray:
+        return self.covariates if self.covariates is not None else np.zeros((len(self.values), 0), np.float32)
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,7 @@ class SeriesData:
     target_cols: tuple[str, ...]
     id_col: str | None
     frequency: str  # a pandas offset alias ("MS", "W-SUN", "h") or "int:<step>" for integer periods
+    covariate_cols: tuple[str, ...] = ()
 
     @property
     def seasonality(self) -> int:
@@ -81,11 +88,22 @@ def infer_freq(times: pd.DatetimeIndex) -> str | None:
     return found if found is None or isinstance(found, str) else found.freqstr
 
 
-def _time_column(df: pd.DataFrame, time_col: str | None) -> tuple[str, pd.Series]:
+def check_column(df: pd.DataFrame, name: str, role: str, source: str, path: Path | str) -> None:
+    """A named column that is not in the file: one line with the name, where it was named (``source``), the
+    closest column and all of them."""
+    if name in df.columns:
+        return
+    columns = [str(c) for c in df.columns]
+    close = difflib.get_close_matches(name, columns, n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise DataError(f"{path}: no {role} column {name!r} ({source}{hint}); the columns are {', '.join(columns)}")
+
+
+def _time_column(df: pd.DataFrame, time_col: str | None, path: Path | str = "") -> tuple[str, pd.Series]:
     """The time column's name and its values as datetimes or integers."""
     names = [time_col] if time_col else list(df.columns)
-    if time_col and time_col not in df.columns:
-        raise DataError(f"no time column {time_col!r}; the columns are {', '.join(map(str, df.columns))}")
+    if time_col:
+        check_column(df, time_col, "time", "--time-col, data.time_col", path)
     for name in names:
         col = df[name]
         if pd.api.types.is_integer_dtype(col):
@@ -142,30 +160,43 @@ def read_csv(
     id_col: str | None = None,
     frequency: str | None = None,
     fill: str = "error",
+    covariate_cols: list[str] | None = None,
 ) -> SeriesData:
-    """Read and check the CSV (see the module docstring)."""
+    """Read and check the CSV (see the module docstring). ``covariate_cols``: further numeric columns whose
+    values over each window's lookback are extra input channels (the targets alone are forecast); their gaps and
+    missing values follow ``fill`` like the targets'."""
     if fill not in FILL_POLICIES:
         raise DataError(f"data.fill must be one of {', '.join(FILL_POLICIES)}, got {fill!r}")
     try:
         df = pd.read_csv(path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise DataError(f"cannot read {path}: {str(e).splitlines()[0]}") from e
-    if id_col and id_col not in df.columns:
-        raise DataError(f"{path}: no id column {id_col!r}; the columns are {', '.join(map(str, df.columns))}")
-    name, times = _time_column(df, time_col)
+    if id_col:
+        check_column(df, id_col, "id", "--id-col, data.id_col", path)
+    name, times = _time_column(df, time_col, path)
     if target_cols:
-        missing = [c for c in target_cols if c not in df.columns]
-        if missing:
-            raise DataError(f"{path}: no target column {missing[0]!r}; the columns are {', '.join(df.columns)}")
+        for c in target_cols:
+            check_column(df, c, "target", "--target-col, data.target_cols", path)
+        used = {name: "time", id_col: "id"}
+        clash = [c for c in target_cols if c in used]
+        if clash:
+            raise DataError(f"{path}: {clash[0]!r} is the {used[clash[0]]} column; it cannot also be a target")
         targets = list(target_cols)
     else:
         numeric = [c for c in df.columns if c not in (name, id_col) and pd.api.types.is_numeric_dtype(df[c])]
         if not numeric:
             raise DataError(f"{path}: no numeric column to forecast besides the time column {name!r}")
         targets = [numeric[-1]]
-    for c in targets:
+    covariates = list(dict.fromkeys(covariate_cols or []))
+    for c in covariates:
+        check_column(df, c, "covariate", "data.covariate_cols", path)
+        used = {name: "time", id_col: "id", **{t: "target" for t in targets}}
+        if c in used:
+            raise DataError(f"{path}: {c!r} is the {used[c]} column; it cannot also be a covariate")
+    for c in targets + covariates:
         if not pd.api.types.is_numeric_dtype(df[c]):
-            raise DataError(f"{path}: target column {c!r} is not numeric (e.g. {df[c].iloc[0]!r})")
+            role = "target" if c in targets else "covariate"
+            raise DataError(f"{path}: {role} column {c!r} is not numeric (e.g. {df[c].iloc[0]!r})")
 
     groups = df.groupby(df[id_col].astype(str), sort=False) if id_col else [("series", df)]
     found: list[Series] = []
@@ -195,7 +226,7 @@ def read_csv(
         off_grid = t.difference(grid)
         if len(off_grid):
             raise DataError(f"{where}: time {off_grid[0]} is off the {freq!r} grid that starts at {t[0]}")
-        values = rows[targets].to_numpy(dtype=np.float64)
+        values = rows[targets + covariates].to_numpy(dtype=np.float64)
         if len(grid) != len(t) or np.isnan(values).any():
             if fill == "error":
                 gap = grid.difference(t)
@@ -204,10 +235,12 @@ def read_csv(
             frame = pd.DataFrame(values, index=t).reindex(grid).interpolate(limit_direction="both")
             t, values = grid, frame.to_numpy()
         frequencies.add(freq)
-        found.append(Series(str(sid), t, values.astype(np.float32)))
+        values = values.astype(np.float32)
+        cov = values[:, len(targets) :] if covariates else None
+        found.append(Series(str(sid), t, values[:, : len(targets)], cov))
     if len(frequencies) > 1:
         raise DataError(f"{path}: the series have different frequencies ({', '.join(sorted(frequencies))})")
-    return SeriesData(tuple(found), name, tuple(targets), id_col, frequencies.pop())
+    return SeriesData(tuple(found), name, tuple(targets), id_col, frequencies.pop(), tuple(covariates))
 
 
 # --- windows and normalization --------------------------------------------------------------------------
@@ -225,6 +258,8 @@ class Windows:
     std: np.ndarray  # S x C
     scale: np.ndarray  # S x C: in-sample seasonal-naive MAE of each training part (MASE's denominator)
     train_end: np.ndarray  # S: steps of each series in the training part
+    cov_mean: np.ndarray | None = None  # S x K: the covariates' statistics of each training part (K = 0: none)
+    cov_std: np.ndarray | None = None
 
 
 def make_windows(
@@ -239,7 +274,7 @@ def make_windows(
     val_steps = val_steps or max(horizon, round(0.2 * shortest))
     if val_steps < horizon:
         raise DataError(f"the validation part ({val_steps} steps) is shorter than the horizon {horizon}")
-    train_windows, val_windows, means, stds, scales, ends = [], [], [], [], [], []
+    train_windows, val_windows, means, stds, scales, ends, cov_means, cov_stds = [], [], [], [], [], [], [], []
     for s_index, s in enumerate(data.series):
         n = len(s.values)
         end = n - val_steps  # training part: [0, end)
@@ -252,6 +287,9 @@ def make_windows(
         train_part = s.values[:end]
         means.append(train_part.mean(0))
         stds.append(np.where(train_part.std(0) > 1e-8, train_part.std(0), 1.0))
+        cov_part = s.covariate_values()[:end]
+        cov_means.append(cov_part.mean(0))
+        cov_stds.append(np.where(cov_part.std(0) > 1e-8, cov_part.std(0), 1.0))
         lag = m if end > m else 1
         naive = np.abs(train_part[lag:] - train_part[:-lag]).mean(0)
         scales.append(np.where(naive > 1e-8, naive, 1.0))
@@ -268,19 +306,30 @@ def make_windows(
         np.stack(stds).astype(np.float32),
         np.stack(scales).astype(np.float32),
         np.array(ends, dtype=np.int64),
+        np.stack(cov_means).astype(np.float32),
+        np.stack(cov_stds).astype(np.float32),
     )
 
 
+def normalized_inputs(s: Series, s_index: int, w: Windows) -> np.ndarray:
+    """``T x (C + K)``: the targets, then the covariates, each normalized with the series' training statistics."""
+    v = (s.values - w.mean[s_index]) / w.std[s_index]
+    if s.covariates is None or w.cov_mean is None:
+        return v
+    return np.concatenate([v, (s.covariates - w.cov_mean[s_index]) / w.cov_std[s_index]], axis=1)
+
+
 def window_arrays(data: SeriesData, w: Windows, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(inputs K x lookback x C, targets K x horizon x C, series K), normalized with each series' statistics."""
+    """(inputs K x lookback x (C + covariates), targets K x horizon x C, series K), normalized with each series'
+    statistics: the covariates are inputs only."""
     xs, ys = [], []
-    for s_index, t in starts:
-        v = (data.series[s_index].values - w.mean[s_index]) / w.std[s_index]
-        xs.append(v[t : t + w.lookback])
-        ys.append(v[t + w.lookback : t + w.lookback + w.horizon])
     c = len(data.target_cols)
+    for s_index, t in starts:
+        v = normalized_inputs(data.series[s_index], s_index, w)
+        xs.append(v[t : t + w.lookback])
+        ys.append(v[t + w.lookback : t + w.lookback + w.horizon, :c])
     return (
-        np.asarray(xs, dtype=np.float32).reshape(-1, w.lookback, c),
+        np.asarray(xs, dtype=np.float32).reshape(-1, w.lookback, c + len(data.covariate_cols)),
         np.asarray(ys, dtype=np.float32).reshape(-1, w.horizon, c),
         starts[:, 0].copy(),
     )
@@ -346,7 +395,7 @@ def last_windows(data: SeriesData, w: Windows) -> np.ndarray:
     for s_index, s in enumerate(data.series):
         if len(s.values) < w.lookback:
             raise DataError(f"series {s.id!r} has {len(s.values)} points; the model needs the last {w.lookback}")
-        out.append((s.values[-w.lookback :] - w.mean[s_index]) / w.std[s_index])
+        out.append(normalized_inputs(s, s_index, w)[-w.lookback :])
     return np.asarray(out, dtype=np.float32)
 
 

@@ -4,6 +4,7 @@ train.py, evaluate.py, predict.py and export.py are the same in every generated 
 forecasting lives here (and in data.py, which reads and checks the CSV, cuts the windows, and has the metrics and
 the seasonal-naive baseline):
 
+    add_train_arguments, train_overrides  train.py's --target-col, --time-col, --id-col
     data_stage, build_data, data_meta     windows lookback -> horizon, time-ordered split, per-series statistics
     model_from_meta, build_model          model.py's forecaster for the lookback, horizon and target columns
     build_loss, train_batch_transform     L1 on the normalized values; jitter / scaling of training windows
@@ -37,15 +38,41 @@ import data
 from errors import ProjectError
 from model import build_model as build_architecture
 
+try:  # model.py says whether its model takes any lookback (the RNNs) or the trained one only (PatchTST, DLinear)
+    from model import DYNAMIC_LENGTH
+except ImportError:
+    DYNAMIC_LENGTH = False
+
 HERE = Path(__file__).resolve().parent
 DEMO = HERE / "demo" / "co2_monthly.csv"
 # best.pt and early stopping follow the validation MASE (lower is better) unless training.monitor says otherwise
 MONITOR = {"metric": "val_mase", "mode": "min"}
 # export.py: ONNX graph names, and the exporter (model.py's ONNX_DYNAMO wins)
-EXPORT = {"input_names": ["window"], "output_names": ["forecast"], "dynamo": False}
+# and the input axes that vary: the batch, and the lookback (axis 1 of batch x lookback x channels) where the model
+# takes any (PatchTST's patches and DLinear's weights are sized for the trained lookback: fixed there)
+EXPORT = {"input_names": ["window"], "output_names": ["forecast"], "dynamo": False,
+          "dynamic_axes": ["batch", "lookback"] if DYNAMIC_LENGTH else ["batch"]}  # fmt: skip
 # the horizon when neither the recommendation nor config.yaml gives one: one season where the frequency has one
 # (monthly 12, quarterly 4, hourly 24), else the M4 competition's horizon (yearly 6, weekly 13, daily 14)
 M4_HORIZON = {"Y": 6, "A": 6, "W": 13, "D": 14, "B": 14}
+
+
+# --- train.py's flags --------------------------------------------------------------------------------------
+
+
+def add_train_arguments(p: Any) -> None:
+    """train.py's forecasting flags; each overrides its config key (checked against the CSV's columns when the
+    data is read: a column that is not there stops the run in one line naming it, a close match and the columns)."""
+    p.add_argument("--target-col", action="append", metavar="COL", help="a column to forecast (repeatable; "
+                   "overrides data.target_cols; default: the last numeric column)")  # fmt: skip
+    p.add_argument("--time-col", metavar="COL", help="the time column (overrides data.time_col)")
+    p.add_argument("--id-col", metavar="COL", help="the column naming each series (overrides data.id_col)")
+
+
+def train_overrides(args: Any) -> dict[str, Any]:
+    """The config keys the flags of add_train_arguments set (None: the flag was not given)."""
+    targets = list(dict.fromkeys(args.target_col)) if args.target_col else None  # a repeated name counts once
+    return {"data.target_cols": targets, "data.time_col": args.time_col, "data.id_col": args.id_col}
 
 
 # --- data --------------------------------------------------------------------------------------------------
@@ -97,7 +124,7 @@ def read_series(cfg: dict[str, Any], path: Path, frequency: str | None = None) -
     # the demo is monthly whatever the recommendation's frequency: the check applies to your data
     given = frequency or (d["frequency"] if d["root"] is not None else None)
     return data.read_csv(path, time_col=d["time_col"], target_cols=d["target_cols"], id_col=d["id_col"],
-                         frequency=given, fill=d["fill"])  # fmt: skip
+                         frequency=given, fill=d["fill"], covariate_cols=d.get("covariate_cols"))  # fmt: skip
 
 
 def horizon_lookback(cfg: dict[str, Any], series: data.SeriesData) -> tuple[int, int]:
@@ -169,14 +196,32 @@ def data_meta(cfg: dict[str, Any], loaded: Data, log: Callable[..., None] = prin
         "mean": w.mean.tolist(),
         "std": w.std.tolist(),
         "scale": w.scale.tolist(),
+        # covariates: extra input channels after the targets, normalized with their own training statistics
+        "covariate_cols": list(s.covariate_cols),
+        "covariates": len(s.covariate_cols),
+        "cov_mean": w.cov_mean.tolist(),
+        "cov_std": w.cov_std.tolist(),
     }
 
 
 # --- model and loss ------------------------------------------------------------------------------------------
 
 
+def takes_covariates() -> bool:
+    """Whether model.py's forecaster reads covariates as extra input channels (the RNNs; DLinear and PatchTST
+    forecast each channel from its own history, so a covariate would only be forecast, never used)."""
+    return "covariates" in signature(build_architecture).parameters
+
+
 def model_from_meta(meta: dict[str, Any], **kwargs: Any) -> nn.Module:
-    """The forecaster with fresh weights for the checkpoint's lookback, horizon and targets."""
+    """The forecaster with fresh weights for the checkpoint's lookback, horizon, targets and covariates."""
+    covariates = meta.get("covariates", 0)
+    if covariates and not takes_covariates():
+        raise ProjectError(f"data.covariate_cols {meta['covariate_cols']}: {meta['arch']} forecasts each channel "
+                           "from its own history and takes no covariates; use an RNN forecaster (archadvisor "
+                           "scaffold --arch lstm) or set data.covariate_cols: null")  # fmt: skip
+    if covariates:
+        kwargs["covariates"] = covariates
     return build_architecture(meta["arch"], lookback=meta["lookback"], horizon=meta["horizon"],
                               channels=meta["channels"], **kwargs)  # fmt: skip
 
@@ -314,7 +359,8 @@ def final_metrics(cfg: dict[str, Any], meta: dict[str, Any], loaded: Data, check
 def with_meta_statistics(series: data.SeriesData, w: data.Windows, meta: dict[str, Any]) -> data.Windows:
     """``w`` with the checkpoint's normalization and MASE scale for the series it was trained on (by id)."""
     known = {sid: i for i, sid in enumerate(meta["series"])}
-    stats = {k: np.array(getattr(w, k)) for k in ("mean", "std", "scale")}
+    keys = ("mean", "std", "scale") + (("cov_mean", "cov_std") if meta.get("covariates") else ())
+    stats = {k: np.array(getattr(w, k)) for k in keys}
     for i, s in enumerate(series.series):
         if s.id in known:
             for k, values in stats.items():
@@ -347,8 +393,14 @@ def write_report(metrics: Metrics, out: Path) -> dict[str, Any]:
 
 
 def export_example(meta: dict[str, Any], batch: int, seed: int) -> torch.Tensor:
-    """A batch of random normalized windows, ``batch x lookback x channels`` (parity checks use fresh seeds)."""
-    return torch.randn(batch, meta["lookback"], meta["channels"], generator=torch.Generator().manual_seed(seed))
+    """A batch of random normalized windows, ``batch x lookback x channels``. Seed 0 (what export.py traces) is at
+    the trained lookback; where the model takes any (DYNAMIC_LENGTH), the parity checks' seeds (1-3) are 5, 10,
+    15 steps shorter, so the ONNX graph's length axis is checked, not only the traced shape."""
+    lookback = meta["lookback"]
+    if seed > 0 and DYNAMIC_LENGTH:
+        lookback = max(min(lookback, 8), lookback - 5 * seed)
+    channels = meta["channels"] + meta.get("covariates", 0)  # the targets, then the covariates
+    return torch.randn(batch, lookback, channels, generator=torch.Generator().manual_seed(seed))
 
 
 # --- predict.py ---------------------------------------------------------------------------------------------
@@ -375,7 +427,8 @@ def predict_windows(files: list[Path], meta: dict[str, Any]) -> tuple[data.Serie
     """(every series of ``files``, the last ``lookback`` steps of each normalized S x L x C, the statistics
     S x 2 x C). A series the model was trained on gets its training statistics; a new one those of its history."""
     read = [data.read_csv(p, time_col=meta["time_col"], target_cols=meta["target_cols"], id_col=meta["id_col"],
-                          frequency=meta["frequency"], fill=meta["fill"]) for p in files]  # fmt: skip
+                          frequency=meta["frequency"], fill=meta["fill"],
+                          covariate_cols=meta.get("covariate_cols")) for p in files]  # fmt: skip
     series = replace(read[0], series=tuple(s for r in read for s in r.series))
     known = {sid: i for i, sid in enumerate(meta["series"])}
     mean, std = np.asarray(meta["mean"], np.float32), np.asarray(meta["std"], np.float32)
@@ -388,7 +441,15 @@ def predict_windows(files: list[Path], meta: dict[str, Any]) -> tuple[data.Serie
             m, sd = mean[known[s.id]], std[known[s.id]]
         else:
             m, sd = s.values.mean(0), np.where(s.values.std(0) > 1e-8, s.values.std(0), 1.0)
-        windows.append((s.values[-meta["lookback"] :] - m) / sd)
+        window = (s.values[-meta["lookback"] :] - m) / sd
+        if meta.get("covariates"):  # the covariates' training statistics, or those of a new series' history
+            cov = s.covariate_values()
+            if s.id in known:
+                cm, cs = (np.asarray(meta[k], np.float32)[known[s.id]] for k in ("cov_mean", "cov_std"))
+            else:
+                cm, cs = cov.mean(0), np.where(cov.std(0) > 1e-8, cov.std(0), 1.0)
+            window = np.concatenate([window, (cov[-meta["lookback"] :] - cm) / cs], axis=1)
+        windows.append(window)
         stats.append(np.stack([m, sd]))
     return series, np.asarray(windows, np.float32), np.asarray(stats, np.float32)
 

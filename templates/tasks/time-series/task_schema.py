@@ -25,6 +25,7 @@ CONFIG_SCHEMA = {
         "time_col": text(null=True),
         "target_cols": list_of(text(), null=True),
         "id_col": text(null=True),
+        "covariate_cols": list_of(text(), null=True),
         "frequency": text(null=True),  # a pandas offset alias (MS, h, D, ...) or int:STEP
         "fill": choice("error", "interpolate"),
         "horizon": integer(least=1, null=True),

@@ -81,3 +81,82 @@ def test_data_errors_are_one_line(tiny_data: Path, tmp_path: Path) -> None:
                              "--set", "data.horizon=150"], cwd=ROOT, capture_output=True, text=True, timeout=120,
                             check=False)  # fmt: skip
     assert result.returncode == 2 and "horizon 150" in result.stderr.strip().splitlines()[0], result.stderr
+
+
+def two_series_csv(tiny_data: Path, path: Path) -> Path:
+    """The tiny CO2 months as two stations with two target columns each, a time column named ``when``, and an
+    extra column no flag names (left out of the model)."""
+    co2 = pd.read_csv(tiny_data)
+    frames = [pd.DataFrame({"station": name, "when": co2.iloc[:, 0], "co2": co2.iloc[:, 1] + shift,
+                            "co2_detrended": co2.iloc[:, 1].diff().fillna(0.0), "note": 1.0})
+              for name, shift in (("north", 0.0), ("south", -3.0))]  # fmt: skip
+    pd.concat(frames).to_csv(path, index=False)
+    return path
+
+
+def test_column_flags_override_the_config_and_reach_the_model(tiny_data: Path, tmp_path: Path) -> None:
+    """--time-col, --id-col and a repeated --target-col set data.time_col / id_col / target_cols: the run trains
+    on both stations' two targets, and the checkpoint keeps what predict.py needs to read the same columns."""
+    csv = two_series_csv(tiny_data, tmp_path / "stations.csv")
+    flags = ["--time-col", "when", "--id-col", "station", "--target-col", "co2", "--target-col", "co2_detrended"]
+    cfg = train.load_config(train.parse_args(tiny_args(csv, tmp_path / "run", *flags)))
+    assert (cfg["data"]["time_col"], cfg["data"]["id_col"]) == ("when", "station")
+    assert cfg["data"]["target_cols"] == ["co2", "co2_detrended"]
+    train.main(tiny_args(csv, tmp_path / "run", *flags))
+    meta = torch.load(tmp_path / "run" / "best.pt", weights_only=True)["meta"]
+    assert meta["target_cols"] == ["co2", "co2_detrended"] and meta["channels"] == 2
+    assert meta["series"] == ["north", "south"] and meta["time_col"] == "when"
+    forecast = pd.read_csv(predict.main([str(csv), "--out", str(tmp_path / "p"),
+                                         "--checkpoint", str(tmp_path / "run" / "best.pt")]))  # fmt: skip
+    assert {"co2", "co2_detrended"} <= set(forecast.columns) and len(forecast) == 2 * meta["horizon"]
+
+
+def test_a_column_flag_naming_no_column_is_one_line(tiny_data: Path, tmp_path: Path) -> None:
+    """train.py exits 2 with one line naming the column, the flag, a close match and the columns; the checks
+    of the other two flags, in this process."""
+    csv = two_series_csv(tiny_data, tmp_path / "stations.csv")
+    result = subprocess.run([sys.executable, "train.py", "--data", str(csv), "--out", str(tmp_path / "o"),
+                             "--time-col", "when", "--id-col", "station", "--target-col", "co3"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "no target column 'co3' (--target-col, data.target_cols; did you mean 'co2'?)" in lines[0]
+    assert "the columns are station, when, co2, co2_detrended, note" in lines[0]
+    assert not (tmp_path / "o" / "last.pt").exists()
+    with pytest.raises(data.DataError, match=r"no time column 'whenn' \(--time-col, data.time_col; did you mean"):
+        data.read_csv(csv, time_col="whenn", id_col="station")
+    with pytest.raises(data.DataError, match=r"no id column 'stations' \(--id-col, data.id_col; did you mean"):
+        data.read_csv(csv, time_col="when", id_col="stations")
+    with pytest.raises(data.DataError, match=r"'when' is the time column; it cannot also be a target"):
+        data.read_csv(csv, time_col="when", id_col="station", target_cols=["when"])
+
+
+def test_covariates_are_extra_input_channels(tiny_data: Path, tmp_path: Path) -> None:
+    """data.covariate_cols: the RNN forecasters read the covariate over the lookback (another value changes the
+    forecast) and forecast the targets only; DLinear and PatchTST refuse them in one line."""
+    from checkpoint import load_model
+    from errors import ProjectError
+
+    csv = two_series_csv(tiny_data, tmp_path / "stations.csv")
+    args = tiny_args(csv, tmp_path / "run", "--time-col", "when", "--id-col", "station", "--target-col", "co2",
+                     "--set", "data.covariate_cols=[co2_detrended]")  # fmt: skip
+    if not task.takes_covariates():
+        with pytest.raises(ProjectError, match=r"takes no covariates"):
+            train.main(args)
+        return
+    train.main(args)
+    model, ckpt = load_model(tmp_path / "run" / "best.pt")
+    meta = ckpt["meta"]
+    assert meta["covariate_cols"] == ["co2_detrended"] and meta["covariates"] == 1 and meta["channels"] == 1
+    x = task.export_example(meta, 2, seed=0)
+    assert x.shape == (2, meta["lookback"], 2)
+    moved = x.clone()
+    moved[..., 1] *= -1.0  # another covariate path (a constant shift would vanish in the last-value subtraction)
+    with torch.no_grad():
+        assert model(x).shape == (2, meta["horizon"], 1)
+        assert not torch.allclose(model(x), model(moved)), "the covariate channel is read"
+    forecast = pd.read_csv(predict.main([str(csv), "--out", str(tmp_path / "p"),
+                                         "--checkpoint", str(tmp_path / "run" / "best.pt")]))  # fmt: skip
+    assert "co2" in forecast.columns and "co2_detrended" not in forecast.columns
+    assert len(forecast) == 2 * meta["horizon"]
