@@ -334,18 +334,7 @@ def render_project(recommendation: Recommendation, *, name: str) -> dict[str, by
     env = _environment([task_dir, core], recommendation.why)
     context = {"rec": rec, "name": name, "version": __version__, "aug_ops": _augmentation_ops(rec)}
     sources = {**_template_files(core), **_template_files(task_dir)}  # a task file replaces the core's
-    files: dict[str, bytes] = {}
-    for rel, path in sorted(sources.items()):
-        if PurePosixPath(rel).name.startswith("_") and rel.endswith(".j2"):
-            continue  # a partial, imported by another template
-        if rel.endswith(".j2"):
-            try:
-                text = env.get_template(rel).render(context)
-            except jinja2.UndefinedError as e:
-                raise ScaffoldError(f"template {rel} needs a value the recommendation lacks: {e.message}") from e
-            files[rel.removesuffix(".j2")] = text.encode("utf-8")
-        else:
-            files[rel] = path.read_bytes()
+    files = _render_sources(env, context, sources)
     files["model.py"] = model_file.read_bytes()
     for extra in encoder_files(rec["generated"]["module"], rec["generated"]["build"]):
         try:  # through the whitelist too: only shipped model files
@@ -355,6 +344,24 @@ def render_project(recommendation: Recommendation, *, name: str) -> dict[str, by
     files["weights.py"] = (root / "models" / "weights.py").read_bytes()
     files[_MANIFEST] = _manifest(rec, name, files)
     return dict(sorted(files.items()))
+
+
+def _render_sources(env: Any, context: dict[str, Any], sources: dict[str, Path]) -> dict[str, bytes]:
+    """Every source file of a project: ``*.j2`` rendered (``_*.j2`` partials are imported by others, not
+    written), the rest copied as bytes."""
+    files: dict[str, bytes] = {}
+    for rel, path in sorted(sources.items()):
+        if PurePosixPath(rel).name.startswith("_") and rel.endswith(".j2"):
+            continue
+        if rel.endswith(".j2"):
+            try:
+                text = env.get_template(rel).render(context)
+            except jinja2.UndefinedError as e:
+                raise ScaffoldError(f"template {rel} needs a value the recommendation lacks: {e.message}") from e
+            files[rel.removesuffix(".j2")] = text.encode("utf-8")
+        else:
+            files[rel] = path.read_bytes()
+    return files
 
 
 def _render_library_project(recommendation: Recommendation, rec: dict[str, Any], name: str) -> dict[str, bytes]:
@@ -369,16 +376,7 @@ def _render_library_project(recommendation: Recommendation, rec: dict[str, Any],
     sources = _template_files(folder)
     demo = _task_dir(_LIBRARY_TASK[project]) / "demo"
     sources.update({f"demo/{rel}": path for rel, path in _template_files(demo).items()})  # fmt: skip
-    files: dict[str, bytes] = {}
-    for rel, path in sorted(sources.items()):
-        if rel.endswith(".j2"):
-            try:
-                text = env.get_template(rel).render(context)
-            except jinja2.UndefinedError as e:
-                raise ScaffoldError(f"template {rel} needs a value the recommendation lacks: {e.message}") from e
-            files[rel.removesuffix(".j2")] = text.encode("utf-8")
-        else:
-            files[rel] = path.read_bytes()
+    files = _render_sources(env, context, sources)
     files[_MANIFEST] = _manifest(rec, name, files)
     return dict(sorted(files.items()))
 

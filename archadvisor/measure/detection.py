@@ -18,9 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from archadvisor.measure.device import check_device, torch_module, torch_threads
-from archadvisor.measure.limits import check_input_size, check_run_options
-from archadvisor.measure.profile import ProgressFn, _figures, _method, stages
+from archadvisor.measure.device import torch_module, torch_threads
+from archadvisor.measure.profile import ProgressFn, _figures, _method, checked_stages
 from archadvisor.measure.timing import MAX_SECONDS, TARGET_REL_CI, CpuContention, busy_warning
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -83,24 +82,12 @@ def profile_detector(
 ) -> dict[str, Any]:
     """``profile_model``'s figures and result layout for a torchvision detector (``is_detector(external)``)."""
     size = image_size or external.input_size or 320
-    check_run_options(image_size=size, batch=batch, threads=threads, max_seconds=max_seconds)
-    check_input_size(size, max(batch, 2))
-    check_device(device)
-    names = stages(False, batch)
-    done = 0
-
-    def stage() -> None:
-        nonlocal done
-        if progress is not None:
-            progress(names[done], done, len(names))
-        done += 1
-
+    stage = checked_stages(size, batch, threads, max_seconds, device, False, progress)
     with torch_threads(threads) as n_threads, CpuContention() as contention:
         stage()
         model = build_detector(external, size)
         figures = _figures(model, size, batch, device, False, n_threads, stage, target_rel_ci, max_seconds)
-    if progress is not None:
-        progress("done", len(names), len(names))
+    stage()  # past the last stage: "done"
     method = _method(device, n_threads, target_rel_ci, max_seconds)
     method["mode"] = (
         "model.eval() under torch.inference_mode(), fp32, random weights, random input; the whole detector "

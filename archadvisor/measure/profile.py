@@ -111,6 +111,32 @@ def stages(onnx: bool, batch: int) -> list[str]:
     return out
 
 
+def checked_stages(
+    size: int,
+    batch: int,
+    threads: int | None,
+    max_seconds: float,
+    device: str,
+    onnx: bool,
+    progress: ProgressFn | None,
+) -> Callable[[], None]:
+    """Check a run's options (one-line errors before anything is built), then the ``stage()`` callback that
+    reports each of ``stages(onnx, batch)`` through ``progress`` as it starts, then "done" once past the last."""
+    check_run_options(image_size=size, batch=batch, threads=threads, max_seconds=max_seconds)
+    check_input_size(size, max(batch, 2))
+    check_device(device)
+    names = stages(onnx, batch)
+    done = 0
+
+    def stage() -> None:
+        nonlocal done
+        if progress is not None:
+            progress(names[done] if done < len(names) else "done", min(done, len(names)), len(names))
+        done += 1
+
+    return stage
+
+
 def profile_model(
     variant: Variant | External,
     *,
@@ -144,24 +170,12 @@ def profile_model(
         A JSON-ready dict: figures, the catalog's figures beside them, and ``method`` (how each was measured).
     """
     size = image_size or variant.input_size
-    check_run_options(image_size=size, batch=batch, threads=threads, max_seconds=max_seconds)
-    check_input_size(size, max(batch, 2))
-    check_device(device)
-    names = stages(onnx, batch)
-    done = 0
-
-    def stage() -> None:
-        nonlocal done
-        if progress is not None:
-            progress(names[done], done, len(names))
-        done += 1
-
+    stage = checked_stages(size, batch, threads, max_seconds, device, onnx, progress)
     with torch_threads(threads) as n_threads, CpuContention() as contention:
         stage()
         model, small = build_for(variant, size, small_input=size <= small_input_max_px)
         figures = _figures(model, size, batch, device, onnx, n_threads, stage, target_rel_ci, max_seconds)
-    if progress is not None:
-        progress("done", len(names), len(names))
+    stage()  # past the last stage: "done"
     figures["method"] = {
         **_method(device, n_threads, target_rel_ci, max_seconds),
         "other_processes_cpu": None if contention.fraction is None else round(contention.fraction, 3),
