@@ -192,6 +192,9 @@ TASK_KINDS += [
         full_demo=False,
         baseline_key="baseline_test_acc1",
         baseline_margin=5.0,  # accuracy points over 1-NN Euclidean on the same split
+        # 8 steps an epoch (a fraction of a second on an idle CPU): 3 epochs could end before the kill lands
+        kill_epochs=12,
+        kill_delay=0.1,
     ),
     TaskKind(
         name="time-series",

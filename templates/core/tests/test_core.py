@@ -229,21 +229,25 @@ def test_the_planned_warmup_is_config_yaml_s_unless_a_set_chooses_it(tmp_path: P
 def test_train_says_when_it_shortens_the_warmup(
     tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A 1-epoch run of this project's plan: its warmup (if more than one unit) shrinks to one, train.py says so,
-    and the schedule it builds warms up for that long (setup only: nothing trains)."""
-    args = ["--data", str(tiny_data), "--out", str(tmp_path), "--workers", "1", "--epochs", "1", "--no-pretrained",
+    """A 1-epoch run of this project's plan: its warmup keeps its share of the planned run (at least one unit),
+    train.py says so, and the schedule it builds warms up for that long (setup only: nothing trains)."""
+    source = offline_pretrained()
+    weights = ["--pretrained", str(source)] if source else ["--no-pretrained"]
+    args = ["--data", str(tiny_data), "--out", str(tmp_path), "--workers", "1", "--epochs", "1", *weights,
             "--set", "data.batch_size=8"]  # fmt: skip
     run = train.setup(train.parse_args(args))
     try:
         out = capsys.readouterr().out
         t, steps = CONFIG["training"], run.steps_per_epoch
         key = "warmup_steps" if t.get("warmup_steps") is not None else "warmup_epochs"
-        shortened = t["epochs"] > 1 and t[key] > 1
+        # the planned warmup's share of a 1-epoch run, rounded, at least 1 (a step-counted warmup keeps steps)
+        kept = max(1, int(t[key] / t["epochs"] + 0.5)) if t[key] else 0
+        shortened = t["epochs"] > 1 and kept < t[key]
         if shortened:
-            assert f"training.epochs {t['epochs']} -> 1: warmup {t[key]} -> 1" in out, out
+            assert f"training.epochs {t['epochs']} -> 1: warmup {t[key]} -> {kept}" in out, out
         else:
             assert "note: training.epochs" not in out, out
-        warmup = (1 if shortened else t[key]) * (1 if key == "warmup_steps" else steps)
+        warmup = (kept if shortened else t[key]) * (1 if key == "warmup_steps" else steps)
         warmup = max(0, min(warmup, steps - 1))
         first = run.optimizer.param_groups[0]["lr"] / run.scheduler.base_lrs[0]
         assert first == pytest.approx(1 / warmup if warmup else 1.0)
