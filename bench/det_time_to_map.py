@@ -16,12 +16,12 @@ Prints figures; never fails on speed.
 
 import argparse
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _train_runs import time_to_target  # bench/ is on sys.path when a bench runs
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = ["--task", "detection", "--images", "480", "--classes", "10", "--image-size", "128", "--compute", "cpu",
@@ -66,31 +66,6 @@ def untrained_map50(project: Path, sets: list[str], threads: int) -> float:
             inputs, targets = task.to_device(batch, torch.device("cpu"))
             metrics.update(model(inputs), targets)
     return metrics.compute()["val_map50"]
-
-
-def time_to_target(project: Path, target: float, threads: int, max_seconds: float, sets: list[str]) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    cmd = [sys.executable, "train.py", "--out", "runs/bench", "--overwrite", *(a for s in sets for a in ("--set", s))]
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    best = 0.0
-    try:
-        for line in proc.stdout:
-            print(line.rstrip(), flush=True)
-            m = re.search(r"val_map50 (\d+\.\d+)", line)
-            if m:
-                best = max(best, float(m.group(1)))
-                elapsed = time.perf_counter() - start
-                if best >= target:
-                    print(f"target {target:.0f}% val mAP@.5 reached {elapsed:.1f} s after `python train.py` "
-                          f"({threads} threads)")  # fmt: skip
-                    return
-                if elapsed > max_seconds:
-                    break
-        print(f"target {target:.0f}% not reached ({time.perf_counter() - start:.0f} s; best {best:.2f}%)")
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def loop_overhead(project: Path, threads: int, steps: int, sets: list[str]) -> None:
@@ -156,7 +131,7 @@ def main() -> None:
         project = scaffold(args.arch, Path(tmp) / "demo")
         if not args.skip_train:
             print(f"untrained val mAP@.5: {untrained_map50(project, args.set, args.threads):.2f}%", flush=True)
-            time_to_target(project, args.target, args.threads, args.max_seconds, args.set)
+            time_to_target(project, "val_map50", "val mAP@.5", args.target, args.threads, args.max_seconds, args.set)
         loop_overhead(project, args.threads, args.steps, args.set)
 
 

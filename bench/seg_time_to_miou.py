@@ -15,12 +15,12 @@ Prints figures; never fails on speed.
 
 import argparse
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _train_runs import time_to_target  # bench/ is on sys.path when a bench runs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,31 +37,6 @@ def scaffold(arch: str, out: Path) -> Path:
                       target="cloud-cpu", pretrained=False, hflip=False, arch=arch)  # fmt: skip
     write_project(render_project(recommend(spec, rules, Catalog(rules)), name="demo"), out)
     return out
-
-
-def time_to_target(project: Path, target: float, threads: int, max_seconds: float, sets: list[str]) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    cmd = [sys.executable, "train.py", "--out", "runs/bench", *(a for s in sets for a in ("--set", s))]
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    best = 0.0
-    try:
-        for line in proc.stdout:
-            print(line.rstrip(), flush=True)
-            m = re.search(r"val_miou (\d+\.\d+)", line)
-            if m:
-                best = max(best, float(m.group(1)))
-                elapsed = time.perf_counter() - start
-                if best >= target:
-                    print(f"target {target:.0f}% val mIoU reached {elapsed:.1f} s after `python train.py` "
-                          f"({threads} threads)")  # fmt: skip
-                    return
-                if elapsed > max_seconds:
-                    break
-        print(f"target {target:.0f}% not reached ({time.perf_counter() - start:.0f} s; best {best:.1f}%)")
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def loop_overhead(project: Path, threads: int, steps: int) -> None:
@@ -124,7 +99,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         project = scaffold(args.arch, Path(tmp) / "demo")
         if not args.skip_train:
-            time_to_target(project, args.target, args.threads, args.max_seconds, args.set)
+            time_to_target(project, "val_miou", "val mIoU", args.target, args.threads, args.max_seconds, args.set)
         loop_overhead(project, args.threads, args.steps)
 
 
