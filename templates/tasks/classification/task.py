@@ -13,18 +13,17 @@ classifying images lives here (and in data.py, which reads the ImageFolder and b
 """
 
 import csv
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
+import confusion
 import data
 from errors import ProjectError
 from model import build_model as build_architecture
@@ -140,58 +139,12 @@ def to_device(batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Ten
 # --- metrics -------------------------------------------------------------------------------------------------
 
 
-class Metrics:
-    """Validation loss, top-1 accuracy and the confusion matrix, accumulated per batch.
+class Metrics(confusion.ConfusionMetrics):
+    """Validation loss and top-1 accuracy per epoch, and the confusion matrix behind evaluate.py's per-class
+    report (confusion.py; summed over the DDP ranks, each of which sees a disjoint shard of the val set)."""
 
-    Under DDP each rank sees a disjoint shard of the val set (data.py); ``compute`` sums the loss and the
-    confusion matrix over all ranks, so every rank gets the metrics of the whole split.
-    """
-
-    def __init__(self, meta: dict[str, Any], device: torch.device) -> None:
-        self.classes: list[str] = list(meta["classes"])
-        n = len(self.classes)
-        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        self.confusion = torch.zeros(n, n, dtype=torch.int64, device=device)  # rows: true class, cols: predicted
-        self.reduced = False
-
-    def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
-        logits = logits.float()
-        self.loss_sum += nn.functional.cross_entropy(logits, targets, reduction="sum")
-        n = len(self.classes)
-        pairs = targets * n + logits.argmax(1)
-        self.confusion += torch.bincount(pairs, minlength=n * n).view(n, n)
-
-    def compute(self) -> dict[str, float]:
-        """``{"val_loss", "val_acc1"}`` over everything seen (all ranks), top-1 in percent."""
-        if dist.is_initialized() and not self.reduced:
-            dist.all_reduce(self.loss_sum)
-            dist.all_reduce(self.confusion)
-            self.reduced = True
-        count = int(self.confusion.sum())
-        if count == 0:
-            raise data.DataError("the validation set yielded no images")
-        return {
-            "val_loss": float(self.loss_sum) / count,
-            "val_acc1": 100.0 * float(self.confusion.diag().sum()) / count,
-        }
-
-    def per_class(self) -> list[dict[str, Any]]:
-        """Precision, recall and F1 (in %) and the support of each class, from the confusion matrix."""
-        c = self.confusion.double().cpu()
-        tp, predicted, actual = c.diag(), c.sum(0), c.sum(1)
-        precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.zeros_like(tp))
-        recall = torch.where(actual > 0, tp / actual.clamp(min=1), torch.zeros_like(tp))
-        f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall), torch.zeros_like(tp))
-        return [
-            {
-                "class": name,
-                "precision": 100 * float(p),
-                "recall": 100 * float(r),
-                "f1": 100 * float(f),
-                "support": int(s),
-            }
-            for name, p, r, f, s in zip(self.classes, precision, recall, f1, actual, strict=True)
-        ]
+    noun = "images"
+    epoch_macro_f1 = False  # metrics.csv: loss and top-1; macro-F1 is in evaluate.py's report
 
 
 # --- evaluate.py ----------------------------------------------------------------------------------------------
@@ -209,18 +162,9 @@ def val_loader(cfg: dict[str, Any], meta: dict[str, Any], batch_size: int | None
 
 def write_report(metrics: Metrics, out: Path) -> dict[str, Any]:
     """Print the per-class table; write ``out/per_class.json`` and ``out/confusion_matrix.png``."""
-    rows = metrics.per_class()
-    width = max(5, *(len(r["class"]) for r in rows))
-    print(f"{'class':<{width}}  precision  recall     f1  support")
-    for r in rows:
-        print(f"{r['class']:<{width}}  {r['precision']:9.2f}  {r['recall']:6.2f}  {r['f1']:5.2f}  {r['support']:7d}")
-    macro_f1 = sum(r["f1"] for r in rows) / len(rows)
-    out.mkdir(parents=True, exist_ok=True)
-    report = {"macro_f1": macro_f1, "per_class": rows, "confusion": metrics.confusion.cpu().tolist()}
-    (out / "per_class.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    report = confusion.write_report(metrics, out)
     plot_confusion(metrics.confusion.cpu().numpy(), metrics.classes, out / "confusion_matrix.png")
-    return {"macro_f1": macro_f1, "per_class_json": str(out / "per_class.json"),
-            "confusion_png": str(out / "confusion_matrix.png")}  # fmt: skip
+    return {**report, "confusion_png": str(out / "confusion_matrix.png")}
 
 
 def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path) -> None:

@@ -34,6 +34,7 @@ from tokenizers import Tokenizer
 from torch import nn
 from torch.utils.data import DataLoader
 
+import confusion
 import data
 import model as model_file
 import pretrained
@@ -232,59 +233,11 @@ def to_device(batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Ten
 # --- metrics -------------------------------------------------------------------------------------------------
 
 
-class Metrics:
-    """Validation loss, accuracy, macro-F1 and the confusion matrix, accumulated per batch.
+class Metrics(confusion.ConfusionMetrics):
+    """Validation loss, accuracy, macro-F1 and the confusion matrix (confusion.py), summed over the DDP ranks,
+    each of which sees a disjoint share of the val set (data.sorted_batches)."""
 
-    Under DDP each rank sees a disjoint share of the val set (data.sorted_batches); ``compute`` sums the loss
-    and the confusion matrix over all ranks, so every rank gets the metrics of the whole split.
-    """
-
-    def __init__(self, meta: dict[str, Any], device: torch.device) -> None:
-        self.classes: list[str] = list(meta["classes"])
-        n = len(self.classes)
-        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        self.confusion = torch.zeros(n, n, dtype=torch.int64, device=device)  # rows: true class, cols: predicted
-        self.reduced = False
-
-    def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
-        logits = logits.float()
-        self.loss_sum += nn.functional.cross_entropy(logits, targets, reduction="sum")
-        n = len(self.classes)
-        self.confusion += torch.bincount(targets * n + logits.argmax(1), minlength=n * n).view(n, n)
-
-    def compute(self) -> dict[str, float]:
-        """``{"val_loss", "val_acc1", "val_macro_f1"}`` over everything seen (all ranks), in percent."""
-        if dist.is_initialized() and not self.reduced:
-            dist.all_reduce(self.loss_sum)
-            dist.all_reduce(self.confusion)
-            self.reduced = True
-        count = int(self.confusion.sum())
-        if count == 0:
-            raise data.DataError("the validation set yielded no texts")
-        return {
-            "val_loss": float(self.loss_sum) / count,
-            "val_acc1": 100.0 * float(self.confusion.diag().sum()) / count,
-            "val_macro_f1": self.macro_f1(),
-        }
-
-    def per_class(self) -> list[dict[str, Any]]:
-        """Precision, recall and F1 (in %) and the support of each class, from the confusion matrix."""
-        c = self.confusion.double().cpu()
-        tp, predicted, actual = c.diag(), c.sum(0), c.sum(1)
-        precision = tp / predicted.clamp(min=1)
-        recall = tp / actual.clamp(min=1)
-        f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
-        return [
-            {"class": name, "precision": 100 * float(p), "recall": 100 * float(r), "f1": 100 * float(f),
-             "support": int(s), "predicted": int(q)}
-            for name, p, r, f, s, q in zip(self.classes, precision, recall, f1, actual, predicted, strict=True)
-        ]  # fmt: skip
-
-    def macro_f1(self) -> float:
-        """The unweighted mean F1 over the classes that occur in the targets or the predictions (scikit-learn's
-        ``f1_score(average="macro")``): a class absent from both would add a meaningless zero."""
-        rows = [r for r in self.per_class() if r["support"] or r["predicted"]]
-        return sum(r["f1"] for r in rows) / max(1, len(rows))
+    noun = "texts"
 
 
 # --- evaluate.py ----------------------------------------------------------------------------------------------
@@ -303,18 +256,8 @@ def val_loader(cfg: dict[str, Any], meta: dict[str, Any], batch_size: int | None
     return data.loader(dataset, batches, encoder.pad_id)
 
 
-def write_report(metrics: Metrics, out: Path) -> dict[str, Any]:
-    """Print the per-class table; write ``out/per_class.json`` (with the confusion matrix)."""
-    rows = metrics.per_class()
-    width = max(5, *(len(r["class"]) for r in rows))
-    print(f"{'class':<{width}}  precision  recall     f1  support")
-    for r in rows:
-        print(f"{r['class']:<{width}}  {r['precision']:9.2f}  {r['recall']:6.2f}  {r['f1']:5.2f}  {r['support']:7d}")
-    macro_f1 = metrics.macro_f1()
-    out.mkdir(parents=True, exist_ok=True)
-    report = {"macro_f1": macro_f1, "per_class": rows, "confusion": metrics.confusion.cpu().tolist()}
-    (out / "per_class.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return {"macro_f1": macro_f1, "per_class_json": str(out / "per_class.json")}
+# evaluate.py's report: the per-class table, and per_class.json with macro-F1 and the confusion matrix
+write_report = confusion.write_report
 
 
 # --- export.py ----------------------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ checkpoint); a shorter series keeps NaN in its padded tail, which the models rea
 
 import csv
 import glob
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +26,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
+import confusion
 import data
 from errors import ProjectError
 from model import build_model as build_architecture
@@ -204,51 +203,12 @@ def to_device(batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Ten
 # --- metrics -------------------------------------------------------------------------------------------------
 
 
-class Metrics:
-    """Loss, top-1 accuracy and the confusion matrix of one split (``split``: the keys' prefix).
+class Metrics(confusion.ConfusionMetrics):
+    """Loss, top-1 accuracy, macro-F1 and the confusion matrix of one split (confusion.py): ``split="val"``
+    summed over the DDP ranks, each with a disjoint shard; the final TEST scoring on rank 0 alone
+    (``distributed=False``)."""
 
-    Under DDP each rank sees a disjoint shard of the val set; ``compute`` sums over all ranks unless
-    ``distributed`` is false (the final TEST scoring runs on rank 0 alone).
-    """
-
-    def __init__(self, meta: dict[str, Any], device: torch.device, split: str = "val", distributed: bool = True):
-        self.classes: list[str] = list(meta["classes"])
-        self.split, self.distributed = split, distributed
-        n = len(self.classes)
-        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        self.confusion = torch.zeros(n, n, dtype=torch.int64, device=device)  # rows: true class, cols: predicted
-        self.reduced = False
-
-    def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
-        logits = logits.float()
-        self.loss_sum += nn.functional.cross_entropy(logits, targets, reduction="sum")
-        n = len(self.classes)
-        self.confusion += torch.bincount(targets * n + logits.argmax(1), minlength=n * n).view(n, n)
-
-    def compute(self) -> dict[str, float]:
-        """``{split}_loss``, ``{split}_acc1`` and ``{split}_macro_f1`` (percent) over everything seen."""
-        if self.distributed and dist.is_initialized() and not self.reduced:
-            dist.all_reduce(self.loss_sum)
-            dist.all_reduce(self.confusion)
-            self.reduced = True
-        count = int(self.confusion.sum())
-        if count == 0:
-            raise data.DataError(f"the {self.split} split yielded no series")
-        s = self.split
-        return {f"{s}_loss": float(self.loss_sum) / count,
-                f"{s}_acc1": 100.0 * float(self.confusion.diag().sum()) / count,
-                f"{s}_macro_f1": sum(r["f1"] for r in self.per_class()) / len(self.classes)}  # fmt: skip
-
-    def per_class(self) -> list[dict[str, Any]]:
-        """Precision, recall and F1 (in %) and the support of each class, from the confusion matrix."""
-        c = self.confusion.double().cpu()
-        tp, predicted, actual = c.diag(), c.sum(0), c.sum(1)
-        precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.zeros_like(tp))
-        recall = torch.where(actual > 0, tp / actual.clamp(min=1), torch.zeros_like(tp))
-        f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall), torch.zeros_like(tp))
-        return [{"class": name, "precision": 100 * float(p), "recall": 100 * float(r), "f1": 100 * float(f),
-                 "support": int(n)}
-                for name, p, r, f, n in zip(self.classes, precision, recall, f1, actual, strict=True)]  # fmt: skip
+    noun = "series"
 
 
 @torch.no_grad()
@@ -282,18 +242,8 @@ def val_loader(cfg: dict[str, Any], meta: dict[str, Any], batch_size: int | None
     return series_loader(val, batch_size or cfg["data"]["batch_size"], num_workers(cfg))
 
 
-def write_report(metrics: Metrics, out: Path) -> dict[str, Any]:
-    """Print the per-class table; write ``out/per_class.json``."""
-    rows = metrics.per_class()
-    width = max(5, *(len(r["class"]) for r in rows))
-    print(f"{'class':<{width}}  precision  recall     f1  support")
-    for r in rows:
-        print(f"{r['class']:<{width}}  {r['precision']:9.2f}  {r['recall']:6.2f}  {r['f1']:5.2f}  {r['support']:7d}")
-    macro_f1 = sum(r["f1"] for r in rows) / len(rows)
-    out.mkdir(parents=True, exist_ok=True)
-    report = {"macro_f1": macro_f1, "per_class": rows, "confusion": metrics.confusion.cpu().tolist()}
-    (out / "per_class.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return {"macro_f1": macro_f1, "per_class_json": str(out / "per_class.json")}
+# evaluate.py's report: the per-class table, and per_class.json with macro-F1 and the confusion matrix
+write_report = confusion.write_report
 
 
 # --- export.py ----------------------------------------------------------------------------------------------

@@ -7,13 +7,13 @@ Fixtures every task part provides (the core's tests use them without knowing the
   same_predictions  asserts that two predict.py outputs (PyTorch, onnxruntime) agree
 """
 
-import csv
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from predictions_csv import same_top_k
 
 import data
 
@@ -56,16 +56,4 @@ def fixed_batch() -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.fixture
 def same_predictions() -> Callable[[Path, Path], None]:
     """predictions.csv of two runs: the same series and top-1 labels, probabilities within 1e-4."""
-
-    def check(a_path: Path, b_path: Path) -> None:
-        a, b = (list(csv.DictReader(p.read_text(encoding="utf-8").splitlines())) for p in (a_path, b_path))
-        assert len(a) == len(b) > 0
-        for row_a, row_b in zip(a, b, strict=True):
-            assert row_a.keys() == row_b.keys()
-            for key in row_a:
-                if key.startswith("prob"):
-                    assert float(row_a[key]) == pytest.approx(float(row_b[key]), abs=1e-4), key
-                elif key in ("file", "series", "label_1"):
-                    assert row_a[key] == row_b[key], key
-
-    return check
+    return same_top_k
