@@ -167,22 +167,22 @@ def write_report(metrics: Metrics, out: Path) -> dict[str, Any]:
     return {**report, "confusion_png": str(out / "confusion_matrix.png")}
 
 
-def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path) -> None:
+def plot_confusion(counts: np.ndarray, classes: list[str], path: Path) -> None:
     """The confusion matrix, rows normalized to the true class (matplotlib's file backend: no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rates = confusion / np.maximum(1, confusion.sum(1, keepdims=True))
+    rates = counts / np.maximum(1, counts.sum(1, keepdims=True))
     size = min(20, 2 + 0.4 * len(classes))
     fig, ax = plt.subplots(figsize=(size, size))
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     if len(classes) <= 30:  # beyond that the labels overlap
         ax.set_xticks(range(len(classes)), classes, rotation=90)
         ax.set_yticks(range(len(classes)), classes)
-        for i, j in zip(*np.nonzero(confusion), strict=True):
-            ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=7,
+        for i, j in zip(*np.nonzero(counts), strict=True):
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
                     color="white" if rates[i, j] > 0.5 else "black")  # fmt: skip
     ax.set(xlabel="predicted", ylabel="true", title="confusion matrix (counts; colour: share of the true class)")
     fig.tight_layout()
