@@ -491,6 +491,8 @@ def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: 
     provenance = dict(derived.provenance)
     if recipe.rule("max_length") is not None:
         provenance["task_settings.max_length"] = recipe.rule("max_length")
+    if recipe.rule("loss") is not None:
+        provenance["task_settings.loss"] = recipe.rule("loss")
     provenance["architecture"] = (
         Provenance("--arch", None, "forced on the command line")
         if spec.arch is not None
@@ -515,7 +517,7 @@ def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: 
         deployment=deployment,
         expected=_expected(spec, chosen, deployment, task_row),
         task_settings=TaskSettings(
-            loss=task_row.get("loss"),
+            loss=recipe.fields.get("loss", task_row.get("loss")),
             metrics=tuple(task_row.get("metrics", ())),
             max_length=recipe.fields.get("max_length"),
         ),

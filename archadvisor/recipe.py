@@ -138,6 +138,15 @@ def derive_batch(recipe: Recipe, env: dict[str, Any], train_size: int | None, sm
             "batch.resolution", f"{train_size} px: per-device batch {per_device} -> {scaled} (memory ~ pixels)"
         )
         per_device = scaled
+    elif side is not None and side < ref_side and per_device < effective // devices:
+        # the other way too: a 512 px table row's 8 crops are 256 crops' memory at 32 px, so the effective batch
+        # fits on the device and needs no accumulation (each accumulated micro-batch costs an optimizer step)
+        scaled = min(_pow2_floor(per_device * (ref_side / side) ** 2), _pow2_floor(effective // devices))
+        if scaled > per_device:
+            rule = recipe.note(
+                "batch.resolution", f"{train_size} px: per-device batch {per_device} -> {scaled} (memory ~ pixels)"
+            )
+            per_device = scaled
     mem = env.get("gpu_memory_gb")
     need = f.get("batch_memory_gb", 16)
     if mem is not None and gpus > 0 and mem < need:

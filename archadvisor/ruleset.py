@@ -261,6 +261,7 @@ RECIPE_FIELDS: dict[str, str] = {
     "warmup_max_epochs": "int",  # warmup_steps capped at this many epochs of optimizer steps
     "aux_loss_weight": "number",
     "max_length": "int",
+    "loss": "enum:cross_entropy,dice,cross_entropy+dice",  # semantic segmentation's choices (templates' loss.name)
 }
 
 

@@ -3,8 +3,8 @@
     python bench/seg_time_to_miou.py                              # unet_small, target 30 % mIoU, 2 threads
     python bench/seg_time_to_miou.py --target 50 --max-seconds 1800 --set loss.name=ce+dice
 
-1. Scaffolds the digit-scenes demo project (`archadvisor scaffold --task semantic-segmentation --images 320
-   --classes 11 --image-size 64 --compute cpu --target cloud-cpu --no-pretrained --no-hflip --arch ARCH`), runs
+1. Scaffolds the digit-scenes demo project (`archadvisor scaffold --task semantic-segmentation --images 1800
+   --classes 11 --image-size 32 --compute cpu --target cloud-cpu --no-pretrained --no-hflip --arch ARCH`), runs
    its `python train.py` (demo writing included; any `--set` passed on) and prints the seconds at which the
    epoch line first shows val_miou >= --target, then stops the run.
 2. The generated loop (train.train_one_epoch: autocast, accumulation, scheduler, the progress bar) against a
@@ -33,7 +33,7 @@ def scaffold(arch: str, out: Path) -> Path:
     from archadvisor.spec import build_spec
 
     rules = load_rules()
-    spec = build_spec(task="semantic-segmentation", images=320, classes=11, image_size=64, compute="cpu",
+    spec = build_spec(task="semantic-segmentation", images=1800, classes=11, image_size=32, compute="cpu",
                       target="cloud-cpu", pretrained=False, hflip=False, arch=arch)  # fmt: skip
     write_project(render_project(recommend(spec, rules, Catalog(rules)), name="demo"), out)
     return out

@@ -60,13 +60,21 @@ class DataError(ProjectError):
 
 @dataclass(frozen=True)
 class DemoSpec:
-    """The demo scenes: canvas size, images per split, glyphs per image, glyph side in pixels."""
+    """The demo scenes: canvas size, images per split, glyphs per image, glyph side in pixels.
 
-    size: int = 64
-    train: int = 320
-    val: int = 64
-    glyphs: tuple[int, int] = (1, 3)
-    glyph_px: tuple[int, int] = (16, 32)
+    Small canvases and many of them: a from-scratch segmenter learns where the ink is within a hundred steps,
+    but which digit it is only after several hundred optimizer steps, and only from many distinct glyphs
+    (measured with unet_small: 320 scenes of 64 px, ~600 glyphs, stayed under 12 % mIoU for 900 steps; these
+    1800 scenes, which use the 1437 training digits about twice, leave the plateau after ~700 steps and reach
+    67 % after 1350). At 32 px a step costs a quarter of a 64 px one, and an 8x8 digit drawn 10-16 px wide
+    keeps all of its pixels.
+    """
+
+    size: int = 32
+    train: int = 1800
+    val: int = 128
+    glyphs: tuple[int, int] = (1, 2)
+    glyph_px: tuple[int, int] = (10, 16)
     seed: int = 0
 
 

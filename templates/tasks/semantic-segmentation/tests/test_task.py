@@ -87,7 +87,9 @@ def test_class_weights_come_from_the_training_masks(tiny_data: Path) -> None:
     meta = task.data_meta(cfg, loaded, log=lambda *a, **k: None)
     weights = task.build_loss(cfg, meta).class_weights
     pixels = torch.tensor(meta["class_pixels"], dtype=torch.float64)
-    assert weights[0] < 1 < weights[pixels.argmin()], "background (most pixels) weighs least"
+    rarest = torch.where(pixels > 0, pixels, torch.inf).argmin()  # of the classes present: absent ones weigh 0
+    assert weights[0] < 1 < weights[rarest], "background (most pixels) weighs least"
+    assert torch.all(weights[pixels == 0] == 0), "a class without pixels adds nothing"
     assert task.build_loss(tiny_config(tiny_data), meta).class_weights is None
 
 
