@@ -16,8 +16,11 @@ The time-to-target runs use the task parts and model files directly (a plain loo
 own); the loop figure scaffolds each task's project (``archadvisor scaffold``: GunPoint with FCN, CO2 with DLinear)
 and times its ``train.train_one_epoch`` (schedule, clipping, augmentation, running loss, progress bar), and the
 same without the recipe's augmentation (the loop's own overhead), against a bare forward/backward/step loop on the
-same model and a real batch from its loader, alternating them (the project's target: >= 0.95). It prints figures
-only: speed never fails CI.
+same model and a real batch from its loader, alternating them (the project's target: >= 0.95). The recipe's
+augmentation (jitter, scaling) stays inside the generated loop's figure: it runs in the training process between
+batches (so --resume replays it from the saved RNG state), so it is the loop's cost, not data loading hidden from
+the timing; ``ratio_without_augmentation`` shows the loop's own overhead beside it. It prints figures only: speed
+never fails CI.
 """
 
 from __future__ import annotations
