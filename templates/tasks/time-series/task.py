@@ -7,7 +7,7 @@ the seasonal-naive baseline):
     add_train_arguments, train_overrides  train.py's --target-col, --time-col, --id-col
     data_stage, build_data, data_meta     windows lookback -> horizon, time-ordered split, per-series statistics
     model_from_meta, build_model          model.py's forecaster for the lookback, horizon and target columns
-    build_loss, train_batch_transform     L1 on the normalized values; jitter / scaling of training windows
+    build_loss, train_batch_transform     L1 on the normalized values (augmentation: EpochAugmented, in data)
     to_device, Metrics, MONITOR           targets are (values, series): MASE / sMAPE / MAE in the data's units
     final_metrics                         once, at the end: best.pt's validation scores beside seasonal naive
     val_loader, write_report              evaluate.py: the validation windows, the per-series table
@@ -22,7 +22,7 @@ series' MASE scale (the in-sample seasonal-naive error of its training part) are
 
 import glob
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from inspect import signature
 from pathlib import Path
@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, TensorDataset
 
 import data
 from errors import ProjectError
@@ -96,7 +96,7 @@ class Data:
     root: Path
     series: data.SeriesData
     windows: data.Windows
-    train_sampler: DistributedSampler
+    train_sampler: "DistributedSampler | EpochSampler"
     train_loader: DataLoader
     val_loader: DataLoader
 
@@ -153,6 +153,76 @@ def window_dataset(series: data.SeriesData, w: data.Windows, starts: np.ndarray)
     return TensorDataset(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(s))
 
 
+def augmentation_steps(cfg: dict[str, Any]) -> tuple[tuple[bool, float], ...]:
+    """augmentation.ops as (is jitter, sigma), in order; an op the task does not have is a one-line error."""
+    ops = (cfg.get("augmentation") or {}).get("ops") or []
+    unknown = [op["name"] for op in ops if op["name"] not in data.SUPPORTED_OPS]
+    if unknown:
+        raise ProjectError(f"augmentation.ops {unknown}: supported are {', '.join(data.SUPPORTED_OPS)}")
+    return tuple((op["name"] == "jitter", float(op["sigma"])) for op in ops)
+
+
+class EpochSampler(Sampler[tuple[int, int]]):
+    """A DistributedSampler's indices (its permutation, its shard) paired with the epoch, so that EpochAugmented
+    returns that epoch's augmented windows in any process (loader workers included)."""
+
+    def __init__(self, inner: DistributedSampler) -> None:
+        self.inner, self.epoch = inner, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.inner.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return ((i, self.epoch) for i in self.inner)
+
+
+class EpochAugmented(Dataset):
+    """The training windows under augmentation.ops, drawn for every window of an epoch at once: ``jitter`` adds
+    N(0, sigma) noise to the inputs; ``scaling`` multiplies input and target of each window by the same
+    1 + N(0, sigma) (Um et al. 2017, arXiv:1706.00527).
+
+    The draws come from a generator seeded with (run seed, epoch), not from the training RNG: the augmentation is a
+    pure function of (seed, epoch, window), so --resume replays it exactly, every DDP rank and loader worker
+    draws the same table, and none of it runs between the training steps. A forecaster's step is small (DLinear:
+    about a millisecond on a CPU core), and drawing the noise batch by batch took several percent of it; one draw
+    per epoch is a few vectorized ops over the whole training set (a second copy of the windows in memory).
+    """
+
+    def __init__(self, windows: TensorDataset, steps: tuple[tuple[bool, float], ...], seed: int) -> None:
+        self.x, self.y, self.series = windows.tensors
+        self.steps, self.seed = steps, seed
+        self.epoch: int | None = None
+        self.aug_x, self.aug_y = self.x, self.y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def draw(self, epoch: int) -> None:
+        """Augment every window for ``epoch`` (in augmentation.ops' order)."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        x, y = self.x, self.y
+        for jitter, sigma in self.steps:
+            if jitter:  # inputs + sigma * N(0, 1)
+                x = torch.add(x, torch.randn(x.shape, generator=g, dtype=x.dtype), alpha=sigma)
+            else:  # input and target times the window's 1 + sigma * N(0, 1): x + sigma * N * x
+                factor = torch.randn(len(x), 1, 1, generator=g, dtype=x.dtype)
+                x, y = torch.addcmul(x, x, factor, value=sigma), torch.addcmul(y, y, factor, value=sigma)
+        self.aug_x, self.aug_y, self.epoch = x, y, epoch
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Window ``i`` (unaugmented), or ``(i, epoch)``: window ``i`` augmented as in that epoch."""
+        if isinstance(key, tuple):
+            i, epoch = key
+            if epoch != self.epoch:
+                self.draw(epoch)
+            return self.aug_x[i], self.aug_y[i], self.series[i]
+        return self.x[key], self.y[key], self.series[key]
+
+
 def window_loader(dataset: Any, batch_size: int, workers: int, sampler: Any = None, drop_last: bool = False,
                   pin: bool = False) -> DataLoader:  # fmt: skip
     # the loader's own generator: worker seeds must not come from the training RNG (exact --resume)
@@ -169,8 +239,12 @@ def data_stage(cfg: dict[str, Any], epoch: int) -> int:
 def build_data(cfg: dict[str, Any], stage: int, *, rank: int, world_size: int, pin_memory: bool) -> Data:
     """Read and check the CSV, cut the windows (the last data.val_steps of every series are validation)."""
     root, series, w = load_windows(cfg)
-    train = window_dataset(series, w, w.train)
-    sampler = DistributedSampler(train, num_replicas=world_size, rank=rank, shuffle=True, seed=cfg["run"]["seed"])
+    train: Dataset = window_dataset(series, w, w.train)
+    seed = cfg["run"]["seed"]
+    sampler: Any = DistributedSampler(train, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+    steps = augmentation_steps(cfg)
+    if steps:  # augmentation.ops: drawn per epoch in the dataset (EpochAugmented), keyed by the sampler's epoch
+        train, sampler = EpochAugmented(train, steps, seed), EpochSampler(sampler)
     batch, workers = cfg["data"]["batch_size"], num_workers(cfg)
     train_loader = window_loader(train, batch, workers, sampler, drop_last=len(sampler) >= batch, pin=pin_memory)
     val = window_dataset(series, w, w.val[rank::world_size])  # disjoint shards: exact reduced metrics
@@ -262,33 +336,10 @@ def build_loss(cfg: dict[str, Any], meta: dict[str, Any] | None = None) -> nn.Mo
 
 
 def train_batch_transform(cfg: dict[str, Any], meta: dict[str, Any]) -> Callable[..., Any] | None:
-    """augmentation.ops on training windows, in the training process (so --resume replays them exactly):
-    ``jitter`` adds N(0, sigma) noise to the inputs; ``scaling`` multiplies input and target of each window by the
-    same 1 + N(0, sigma) (Um et al. 2017, arXiv:1706.00527). None when there are no ops."""
-    ops = (cfg.get("augmentation") or {}).get("ops") or []
-    unknown = [op["name"] for op in ops if op["name"] not in data.SUPPORTED_OPS]
-    if unknown:
-        raise ProjectError(f"augmentation.ops {unknown}: supported are {', '.join(data.SUPPORTED_OPS)}")
-    if not ops:
-        return None
-
-    # (is jitter, sigma) per op, in order; the step below is a few tensor ops per batch, and DLinear's whole
-    # training step is about a millisecond on a CPU core, so each op counts: torch.add(alpha=) and torch.addcmul
-    # fold the sigma into the op (a Python scalar times a tensor is a separate op that wraps the scalar first)
-    steps = tuple((op["name"] == "jitter", float(op["sigma"])) for op in ops)
-
-    def transform(inputs: torch.Tensor, targets: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, Any]:
-        values, series = targets
-        for jitter, sigma in steps:
-            if jitter:  # inputs + sigma * N(0, 1)
-                inputs = torch.add(inputs, torch.randn_like(inputs), alpha=sigma)
-            else:  # input and target times the window's 1 + sigma * N(0, 1): x + sigma * N * x
-                draw = torch.randn(len(inputs), 1, 1, device=inputs.device, dtype=inputs.dtype)
-                inputs = torch.addcmul(inputs, inputs, draw, value=sigma)
-                values = torch.addcmul(values, values, draw, value=sigma)
-        return inputs, (values, series)
-
-    return transform
+    """None: augmentation.ops (jitter, scaling) are drawn for a whole epoch in the training dataset
+    (EpochAugmented), not batch by batch between the steps; an unknown op is a one-line error here too."""
+    augmentation_steps(cfg)
+    return None
 
 
 def to_device(batch: Any, device: torch.device) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:

@@ -273,3 +273,36 @@ def test_predict_without_or_with_a_wrong_future_is_one_line(known_run: tuple[Pat
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1 and expected in lines[0], result.stderr
         assert not out.exists()
+
+
+def test_augmentation_is_drawn_per_epoch_and_replays(tiny_data: Path) -> None:
+    """augmentation.ops (jitter 0.05, then scaling 0.2): the training loader's windows carry N(0, 0.05) noise on
+    the inputs and one 1 + N(0, 0.2) factor per window on input and target, drawn per (run seed, epoch): a fresh
+    build (what --resume does) yields the same batches for an epoch, another epoch other ones; validation is
+    untouched."""
+    cfg = train.load_config(train.parse_args(tiny_args(tiny_data, Path("unused"))))
+    cfg["augmentation"] = {"ops": [{"name": "jitter", "sigma": 0.05}, {"name": "scaling", "sigma": 0.2}]}
+    assert task.train_batch_transform(cfg, {}) is None  # nothing left to do between the steps
+
+    def epoch_batches(epoch: int) -> list[list[torch.Tensor]]:
+        torch.manual_seed(epoch + 100)  # the training RNG's state must not matter
+        loaded = task.build_data(cfg, 0, rank=0, world_size=1, pin_memory=False)
+        loaded.train_sampler.set_epoch(epoch)
+        return list(loaded.train_loader)
+
+    first, again, other = epoch_batches(3), epoch_batches(3), epoch_batches(4)
+    assert all(torch.equal(a, b) for x, y in zip(first, again, strict=True) for a, b in zip(x, y, strict=True))
+    assert not torch.equal(first[0][0], other[0][0])
+    dataset = task.build_data(cfg, 0, rank=0, world_size=1, pin_memory=False).train_loader.dataset
+    dataset.draw(7)
+    factor = dataset.aug_y / dataset.y  # the scaling factor, one per window (the targets are not jittered)
+    assert torch.allclose(factor, factor[:, :1, :].expand_as(factor), rtol=1e-4, atol=1e-4)
+    assert factor[:, 0, 0].mean().item() == pytest.approx(1.0, abs=0.05)
+    assert factor[:, 0, 0].std().item() == pytest.approx(0.2, rel=0.2)
+    jitter = dataset.aug_x / factor[:, :1, :] - dataset.x
+    assert jitter.std().item() == pytest.approx(0.05, rel=0.1) and abs(jitter.mean().item()) < 0.01
+    from errors import ProjectError
+
+    with pytest.raises(ProjectError, match=r"augmentation.ops \['cutout'\]: supported are jitter, scaling"):
+        task.build_data({**cfg, "augmentation": {"ops": [{"name": "cutout", "sigma": 1}]}}, 0, rank=0, world_size=1,
+                        pin_memory=False)  # fmt: skip
