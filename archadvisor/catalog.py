@@ -163,8 +163,11 @@ class Catalog:
             External(**{**{k: v for k, v in e.items() if k != "license"}, "license": license_of(e)})
             for e in data["external"]
         ]
-        self.aliases: dict[str, str] = dict(data["aliases"])
         self._by_name = {v.name: v for v in self.variants}
+        # other spellings of zoo variants (torchvision / timm names), and short names of the per-task tables'
+        # library models (tft: temporal_fusion_transformer)
+        self.aliases: dict[str, str] = {a: t for a, t in data["aliases"].items() if t in self._by_name}
+        self.library_aliases: dict[str, str] = {a: t for a, t in data["aliases"].items() if t not in self._by_name}
         self._ext_by_name = {e.name: e for e in self.external}
 
     def names(self) -> list[str]:
@@ -174,7 +177,12 @@ class Catalog:
         return self._by_name.get(self.aliases.get(name, name))
 
     def external_model(self, name: str) -> External | None:
-        return self._ext_by_name.get(name)
+        """The library model called ``name`` or an alias of it (``tft``: temporal_fusion_transformer)."""
+        return self._ext_by_name.get(self.library_aliases.get(name, name))
+
+    def canonical(self, name: str) -> str:
+        """``name`` with an alias replaced by the name it stands for."""
+        return self.aliases.get(name) or self.library_aliases.get(name, name)
 
     def resolve(self, name: str, flag: str = "--arch") -> Variant:
         """The variant called ``name`` (or an alias of it); InputError with a suggestion otherwise."""

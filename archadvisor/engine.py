@@ -692,6 +692,7 @@ def _forced(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, sel: Selection,
             warnings.append(f"--arch {chosen.name} breaks a hard constraint: {detail}")
         return chosen
     names = [e.name for e in catalog.external if e.task == spec.task]
+    names += sorted(a for a, target in catalog.library_aliases.items() if target in names)
     ext = catalog.external_model(spec.arch)
     if ext is None or ext.task != spec.task:
         raise InputError("--arch", spec.arch, names)
@@ -897,7 +898,7 @@ def flips(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, limit: int = 3) -
     base = select(spec, rules, catalog)
     if not base.ranked:
         return []
-    current = spec.arch or base.winner.name
+    current = catalog.canonical(spec.arch) if spec.arch else base.winner.name
     found: list[tuple[float, str, str]] = []
     for label, change, size in _perturbations(spec):
         try:

@@ -863,8 +863,8 @@ def _cross_check(rs: RuleSet) -> None:
     cat = rs.catalog
     variants = {v["name"] for v in cat["variants"]}
     externals = {e["name"]: e for e in cat["external"]}
-    for alias, target in cat["aliases"].items():
-        if target not in variants:
+    for alias, target in cat["aliases"].items():  # a zoo variant, or a library model (tft)
+        if target not in variants and target not in externals:
             raise RuleError(rs.files.get(target, "catalog"), None, alias, f"alias points at unknown variant {target!r}")
 
     def known(name: str, file: str, node: Any, rid: str, *, zoo_only: bool, task: str | None = None) -> None:

@@ -749,6 +749,20 @@ def test_series_model_builds_runs_forward_and_exports(task: str, arch: str, tmp_
         assert scaled <= export.FP32_TOLERANCE
 
 
+def test_rnn_forecaster_project_reads_covariates_and_known_future_values(tmp_path: Path) -> None:
+    """The CI project is DLinear's, whose tests check that covariates are refused: an LSTM forecaster's project
+    runs its own covariate tests (observed covariates; known ones over the horizon, predict.py --future and its
+    one-line errors, the ONNX export of the longer window), offline."""
+    kind = next(k for k in SERIES_KINDS if k.name == "time-series")
+    rec = demo_rec(TaskKind(**{**kind.__dict__, "demo_inputs": {**kind.demo_inputs, "arch": "lstm"}}))
+    project = scaffold(rec, tmp_path / "project")
+    assert yaml.safe_load((project / "config.yaml").read_text())["model"]["arch"] == "lstm_forecaster"
+    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "tests/test_task.py", "-k",
+                  "covariates or future"], cwd=project, timeout=600, env={**ENV, **OFFLINE})  # fmt: skip
+    passed = re.search(r"(\d+) passed", result.stdout)
+    assert passed and int(passed.group(1)) == 4 and "skipped" not in result.stdout, result.stdout[-2000:]
+
+
 # --- the Temporal Fusion Transformer: a project of its own on pytorch-forecasting ------------------------------
 
 

@@ -180,3 +180,22 @@ def test_scaffold_refuses_a_forced_tft_for_an_on_device_target_in_one_line(tmp_p
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert "cloud-gpu and cloud-cpu targets only" in lines[0] and "patchtst" in lines[0]
     assert not out.exists()
+
+
+def test_tft_is_an_alias_of_the_temporal_fusion_transformer() -> None:
+    """--arch tft resolves to the time-series table's TFT row (and scaffolds the same project); for a task whose
+    table has no TFT it is an invalid --arch, and the zoo's aliases do not list it."""
+    rules = load_rules()
+    catalog = Catalog(rules)
+    assert catalog.external_model("tft") is catalog.external_model(TFT) is not None
+    assert "tft" not in catalog.aliases and catalog.canonical("tft") == TFT
+    rec = rec_for(**{**DEMO, "arch": "tft"})
+    assert rec.architecture.name == TFT
+    assert rec.generated is not None and (rec.generated.name, rec.generated.module) == (TFT, "pytorch_forecasting")
+    aliased, named = render_project(rec, name="tft"), render_project(rec_for(**DEMO), name="tft")
+    answers = ".archadvisor.yaml"  # the answers the project was generated from: --arch as given
+    assert {k: v for k, v in aliased.items() if k != answers} == {k: v for k, v in named.items() if k != answers}
+    with pytest.raises(InputError, match=r"'tft'"):
+        rec_for(task="time-series-classification", images=50, classes=2, length=150, arch="tft")
+    with pytest.raises(InputError, match=r"expected one of .*temporal_fusion_transformer.*\btft\b"):
+        rec_for(**{**DEMO, "arch": "tfx"})

@@ -91,7 +91,9 @@ def main(argv: list[str] | None = None) -> Path:
                 return model(x.to(device)).float().cpu().numpy()
 
     # one array per batch, in file order: the task joins them (segmentation batches are padded to different sizes)
-    outputs = [forward(inputs) for inputs, _ in task.predict_loader(files, meta, args.batch_size)]
+    # the task's own predict.py flags (time series: --future, the known covariates over the horizon)
+    options = task.predict_options(args) if hasattr(task, "predict_options") else {}
+    outputs = [forward(inputs) for inputs, _ in task.predict_loader(files, meta, args.batch_size, **options)]
     written = task.write_predictions(args.out, files, outputs, meta, args.top_k)
     print(f"{len(files)} inputs -> {written} ({'onnxruntime: ' + str(args.onnx) if args.onnx else path})")
     return written

@@ -9,10 +9,19 @@ The window's last value is subtracted before the encoder and added back to the f
 normalization, Zeng et al. 2023, arXiv:2205.13504): a trending series leaves the range the RNN was trained on,
 and an RNN extrapolates levels poorly, but changes from the last value stay in range.
 
-Input ``B x lookback x (C + K)``: the C targets, then K covariates (known or observed series read alongside,
-e.g. calendar features or prices; K = 0 without them); output ``B x horizon x C``, the targets only. The
-recurrence has no weights along time, so the lookback can differ between training and inference (the ONNX
-graph's length axis is dynamic).
+Input ``B x lookback x (C + K)``: the C targets, then K covariates (observed series read alongside, e.g.
+prices or weather; K = 0 without them); output ``B x horizon x C``, the targets only. The recurrence has no
+weights along time, so the lookback can differ between training and inference (the ONNX graph's length axis is
+dynamic).
+
+Known covariates (J > 0: calendar features, planned promotions, whose future values are known when the forecast
+is made) come as J more channels, and the input runs on over the horizon: ``B x (lookback + horizon) x (C + K +
+J)``, the last ``horizon`` steps holding the known channels' future values (their other channels are never read).
+The encoder reads all channels over the lookback; the head reads the encoder's final state and the known
+channels' horizon values, flattened: MQ-RNN's global MLP takes the encoder state and all future known inputs in
+the same way (Wen et al. 2017, above), as DeepAR (Salinas et al. 2020, arXiv:1704.04110) and the Temporal Fusion
+Transformer (Lim et al. 2021, arXiv:1912.09363) feed known inputs over the forecast horizon to their decoders.
+One tensor in keeps export.py's single-input ONNX and TorchScript paths.
 
 Self-contained: imports torch only, so it can be copied into a project as ``model.py``.
 """
@@ -55,26 +64,47 @@ class RNNForecaster(nn.Module):
     ``horizon x C`` target values."""
 
     def __init__(
-        self, cfg: RNNForecastConfig, horizon: int, channels: int = 1, *, dropout: float = 0.1, covariates: int = 0
+        self,
+        cfg: RNNForecastConfig,
+        horizon: int,
+        channels: int = 1,
+        *,
+        dropout: float = 0.1,
+        covariates: int = 0,
+        known: int = 0,
     ) -> None:
         super().__init__()
         cell = nn.LSTM if cfg.cell == "lstm" else nn.GRU
-        inputs = channels + covariates
+        inputs = channels + covariates + known
         self.rnn = cell(inputs, cfg.hidden, cfg.layers, batch_first=True, dropout=dropout if cfg.layers > 1 else 0.0)
-        self.horizon, self.channels = horizon, channels
-        self.head = nn.Linear(cfg.hidden, horizon * channels)
+        self.horizon, self.channels, self.known = horizon, channels, known
+        self.head = nn.Linear(cfg.hidden + horizon * known, horizon * channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``B x horizon x C`` forecasts from ``x`` of ``B x lookback x (C + K)``."""
-        last = x[:, -1:, :]
-        out, _ = self.rnn(x - last)
+        """``B x horizon x C`` forecasts from ``x`` of ``B x lookback x (C + K)``, or with known covariates of
+        ``B x (lookback + horizon) x (C + K + J)``."""
+        past = x[:, : -self.horizon] if self.known else x
+        last = past[:, -1:, :]
+        out, _ = self.rnn(past - last)
         # windows are equal-length (no padding), so the last output is the final state of the top layer
-        step = self.head(out[:, -1, :]).view(-1, self.horizon, self.channels)
+        state = out[:, -1, :]
+        if self.known:  # the known channels' horizon values, B x (horizon * J), beside the encoder state
+            future = x[:, -self.horizon :, -self.known :]
+            state = torch.cat([state, future.flatten(1)], dim=1)
+        step = self.head(state).view(-1, self.horizon, self.channels)
         return step + last[:, :, : self.channels]
 
 
 def build_model(
-    arch: str, *, lookback: int, horizon: int, channels: int = 1, dropout: float = 0.1, covariates: int = 0, **kw: Any
+    arch: str,
+    *,
+    lookback: int,
+    horizon: int,
+    channels: int = 1,
+    dropout: float = 0.1,
+    covariates: int = 0,
+    known: int = 0,
+    **kw: Any,
 ) -> RNNForecaster:
     """Build an RNN forecaster by name.
 
@@ -85,6 +115,8 @@ def build_model(
         channels: target series per window (forecast jointly).
         dropout: between stacked layers.
         covariates: extra input channels after the targets (read, not forecast).
+        known: known covariates after those, read over the lookback and the horizon (the input is
+            ``lookback + horizon`` steps long).
         **kw: options of other families are an error.
     """
     if arch not in VARIANTS:
@@ -94,4 +126,4 @@ def build_model(
     if kw:
         raise TypeError(f"unexpected options for {arch}: {', '.join(kw)}")
     del lookback  # the recurrence does not depend on it
-    return RNNForecaster(VARIANTS[arch], horizon, channels, dropout=dropout, covariates=covariates)
+    return RNNForecaster(VARIANTS[arch], horizon, channels, dropout=dropout, covariates=covariates, known=known)

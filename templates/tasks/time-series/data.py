@@ -65,6 +65,9 @@ class SeriesData:
     id_col: str | None
     frequency: str  # a pandas offset alias ("MS", "W-SUN", "h") or "int:<step>" for integer periods
     covariate_cols: tuple[str, ...] = ()
+    # known covariates (calendar features, planned promotions): their values over the horizon are known too; each
+    # series' covariate array holds them after the observed ones
+    known_cols: tuple[str, ...] = ()
 
     @property
     def seasonality(self) -> int:
@@ -161,10 +164,12 @@ def read_csv(
     frequency: str | None = None,
     fill: str = "error",
     covariate_cols: list[str] | None = None,
+    known_cols: list[str] | None = None,
 ) -> SeriesData:
     """Read and check the CSV (see the module docstring). ``covariate_cols``: further numeric columns whose
-    values over each window's lookback are extra input channels (the targets alone are forecast); their gaps and
-    missing values follow ``fill`` like the targets'."""
+    values over each window's lookback are extra input channels (the targets alone are forecast); ``known_cols``:
+    columns known over the horizon too (their horizon values are inputs as well: ``window_arrays``); the gaps and
+    missing values of both follow ``fill`` like the targets'."""
     if fill not in FILL_POLICIES:
         raise DataError(f"data.fill must be one of {', '.join(FILL_POLICIES)}, got {fill!r}")
     try:
@@ -187,15 +192,20 @@ def read_csv(
         if not numeric:
             raise DataError(f"{path}: no numeric column to forecast besides the time column {name!r}")
         targets = [numeric[-1]]
-    covariates = list(dict.fromkeys(covariate_cols or []))
-    for c in covariates:
-        check_column(df, c, "covariate", "data.covariate_cols", path)
-        used = {name: "time", id_col: "id", **{t: "target" for t in targets}}
+    observed = list(dict.fromkeys(covariate_cols or []))
+    known = list(dict.fromkeys(known_cols or []))
+    used = {name: "time", id_col: "id", **{t: "target" for t in targets}}
+    for c, role, key in [(c, "covariate", "data.covariate_cols") for c in observed] + [
+        (c, "known covariate", "data.known_cols") for c in known
+    ]:
+        check_column(df, c, role, key, path)
         if c in used:
-            raise DataError(f"{path}: {c!r} is the {used[c]} column; it cannot also be a covariate")
+            raise DataError(f"{path}: {c!r} is the {used[c]} column; it cannot also be a {role} ({key})")
+        used[c] = role
+    covariates = observed + known
     for c in targets + covariates:
         if not pd.api.types.is_numeric_dtype(df[c]):
-            role = "target" if c in targets else "covariate"
+            role = "target" if c in targets else used[c]
             raise DataError(f"{path}: {role} column {c!r} is not numeric (e.g. {df[c].iloc[0]!r})")
 
     groups = df.groupby(df[id_col].astype(str), sort=False) if id_col else [("series", df)]
@@ -240,7 +250,7 @@ def read_csv(
         found.append(Series(str(sid), t, values[:, : len(targets)], cov))
     if len(frequencies) > 1:
         raise DataError(f"{path}: the series have different frequencies ({', '.join(sorted(frequencies))})")
-    return SeriesData(tuple(found), name, tuple(targets), id_col, frequencies.pop(), tuple(covariates))
+    return SeriesData(tuple(found), name, tuple(targets), id_col, frequencies.pop(), tuple(observed), tuple(known))
 
 
 # --- windows and normalization --------------------------------------------------------------------------
@@ -321,15 +331,23 @@ def normalized_inputs(s: Series, s_index: int, w: Windows) -> np.ndarray:
 
 def window_arrays(data: SeriesData, w: Windows, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(inputs K x lookback x (C + covariates), targets K x horizon x C, series K), normalized with each series'
-    statistics: the covariates are inputs only."""
+    statistics: the covariates are inputs only.
+
+    With known covariates (``data.known_cols``, J columns) the inputs run on over the horizon, K x (lookback +
+    horizon) x (C + covariates + J): the horizon's steps hold the known columns' values and zeros in every other
+    channel (the targets and observed covariates are not known there; the model reads only the known ones)."""
     xs, ys = [], []
-    c = len(data.target_cols)
+    c, known = len(data.target_cols), len(data.known_cols)
+    width = c + len(data.covariate_cols) + known
+    length = w.lookback + (w.horizon if known else 0)
     for s_index, t in starts:
         v = normalized_inputs(data.series[s_index], s_index, w)
-        xs.append(v[t : t + w.lookback])
+        x = v[t : t + length].copy()
+        x[w.lookback :, : width - known] = 0.0
+        xs.append(x)
         ys.append(v[t + w.lookback : t + w.lookback + w.horizon, :c])
     return (
-        np.asarray(xs, dtype=np.float32).reshape(-1, w.lookback, c + len(data.covariate_cols)),
+        np.asarray(xs, dtype=np.float32).reshape(-1, length, width),
         np.asarray(ys, dtype=np.float32).reshape(-1, w.horizon, c),
         starts[:, 0].copy(),
     )

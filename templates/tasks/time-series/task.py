@@ -7,11 +7,12 @@ the seasonal-naive baseline):
     add_train_arguments, train_overrides  train.py's --target-col, --time-col, --id-col
     data_stage, build_data, data_meta     windows lookback -> horizon, time-ordered split, per-series statistics
     model_from_meta, build_model          model.py's forecaster for the lookback, horizon and target columns
-    build_loss, train_batch_transform     L1 on the normalized values; jitter / scaling of training windows
+    build_loss, train_batch_transform     L1 on the normalized values (augmentation: EpochAugmented, in data)
     to_device, Metrics, MONITOR           targets are (values, series): MASE / sMAPE / MAE in the data's units
     final_metrics                         once, at the end: best.pt's validation scores beside seasonal naive
     val_loader, write_report              evaluate.py: the validation windows, the per-series table
     EXPORT, export_example                export.py: input / output names, an example window
+    add_predict_args, predict_options     predict.py's --future: the known covariates over the horizon
     predict_files, predict_loader, write_predictions     predict.py: CSV in, forecast.csv out
 
 Every series is normalized with the mean and standard deviation of its own training part; the statistics and each
@@ -21,7 +22,7 @@ series' MASE scale (the in-sample seasonal-naive error of its training part) are
 
 import glob
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from inspect import signature
 from pathlib import Path
@@ -32,7 +33,7 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, TensorDataset
 
 import data
 from errors import ProjectError
@@ -95,7 +96,7 @@ class Data:
     root: Path
     series: data.SeriesData
     windows: data.Windows
-    train_sampler: DistributedSampler
+    train_sampler: "DistributedSampler | EpochSampler"
     train_loader: DataLoader
     val_loader: DataLoader
 
@@ -124,7 +125,8 @@ def read_series(cfg: dict[str, Any], path: Path, frequency: str | None = None) -
     # the demo is monthly whatever the recommendation's frequency: the check applies to your data
     given = frequency or (d["frequency"] if d["root"] is not None else None)
     return data.read_csv(path, time_col=d["time_col"], target_cols=d["target_cols"], id_col=d["id_col"],
-                         frequency=given, fill=d["fill"], covariate_cols=d.get("covariate_cols"))  # fmt: skip
+                         frequency=given, fill=d["fill"], covariate_cols=d.get("covariate_cols"),
+                         known_cols=d.get("known_cols"))  # fmt: skip
 
 
 def horizon_lookback(cfg: dict[str, Any], series: data.SeriesData) -> tuple[int, int]:
@@ -151,6 +153,76 @@ def window_dataset(series: data.SeriesData, w: data.Windows, starts: np.ndarray)
     return TensorDataset(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(s))
 
 
+def augmentation_steps(cfg: dict[str, Any]) -> tuple[tuple[bool, float], ...]:
+    """augmentation.ops as (is jitter, sigma), in order; an op the task does not have is a one-line error."""
+    ops = (cfg.get("augmentation") or {}).get("ops") or []
+    unknown = [op["name"] for op in ops if op["name"] not in data.SUPPORTED_OPS]
+    if unknown:
+        raise ProjectError(f"augmentation.ops {unknown}: supported are {', '.join(data.SUPPORTED_OPS)}")
+    return tuple((op["name"] == "jitter", float(op["sigma"])) for op in ops)
+
+
+class EpochSampler(Sampler[tuple[int, int]]):
+    """A DistributedSampler's indices (its permutation, its shard) paired with the epoch, so that EpochAugmented
+    returns that epoch's augmented windows in any process (loader workers included)."""
+
+    def __init__(self, inner: DistributedSampler) -> None:
+        self.inner, self.epoch = inner, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.inner.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return ((i, self.epoch) for i in self.inner)
+
+
+class EpochAugmented(Dataset):
+    """The training windows under augmentation.ops, drawn for every window of an epoch at once: ``jitter`` adds
+    N(0, sigma) noise to the inputs; ``scaling`` multiplies input and target of each window by the same
+    1 + N(0, sigma) (Um et al. 2017, arXiv:1706.00527).
+
+    The draws come from a generator seeded with (run seed, epoch), not from the training RNG: the augmentation is a
+    pure function of (seed, epoch, window), so --resume replays it exactly, every DDP rank and loader worker
+    draws the same table, and none of it runs between the training steps. A forecaster's step is small (DLinear:
+    about a millisecond on a CPU core), and drawing the noise batch by batch took several percent of it; one draw
+    per epoch is a few vectorized ops over the whole training set (a second copy of the windows in memory).
+    """
+
+    def __init__(self, windows: TensorDataset, steps: tuple[tuple[bool, float], ...], seed: int) -> None:
+        self.x, self.y, self.series = windows.tensors
+        self.steps, self.seed = steps, seed
+        self.epoch: int | None = None
+        self.aug_x, self.aug_y = self.x, self.y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def draw(self, epoch: int) -> None:
+        """Augment every window for ``epoch`` (in augmentation.ops' order)."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        x, y = self.x, self.y
+        for jitter, sigma in self.steps:
+            if jitter:  # inputs + sigma * N(0, 1)
+                x = torch.add(x, torch.randn(x.shape, generator=g, dtype=x.dtype), alpha=sigma)
+            else:  # input and target times the window's 1 + sigma * N(0, 1): x + sigma * N * x
+                factor = torch.randn(len(x), 1, 1, generator=g, dtype=x.dtype)
+                x, y = torch.addcmul(x, x, factor, value=sigma), torch.addcmul(y, y, factor, value=sigma)
+        self.aug_x, self.aug_y, self.epoch = x, y, epoch
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Window ``i`` (unaugmented), or ``(i, epoch)``: window ``i`` augmented as in that epoch."""
+        if isinstance(key, tuple):
+            i, epoch = key
+            if epoch != self.epoch:
+                self.draw(epoch)
+            return self.aug_x[i], self.aug_y[i], self.series[i]
+        return self.x[key], self.y[key], self.series[key]
+
+
 def window_loader(dataset: Any, batch_size: int, workers: int, sampler: Any = None, drop_last: bool = False,
                   pin: bool = False) -> DataLoader:  # fmt: skip
     # the loader's own generator: worker seeds must not come from the training RNG (exact --resume)
@@ -167,8 +239,12 @@ def data_stage(cfg: dict[str, Any], epoch: int) -> int:
 def build_data(cfg: dict[str, Any], stage: int, *, rank: int, world_size: int, pin_memory: bool) -> Data:
     """Read and check the CSV, cut the windows (the last data.val_steps of every series are validation)."""
     root, series, w = load_windows(cfg)
-    train = window_dataset(series, w, w.train)
-    sampler = DistributedSampler(train, num_replicas=world_size, rank=rank, shuffle=True, seed=cfg["run"]["seed"])
+    train: Dataset = window_dataset(series, w, w.train)
+    seed = cfg["run"]["seed"]
+    sampler: Any = DistributedSampler(train, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+    steps = augmentation_steps(cfg)
+    if steps:  # augmentation.ops: drawn per epoch in the dataset (EpochAugmented), keyed by the sampler's epoch
+        train, sampler = EpochAugmented(train, steps, seed), EpochSampler(sampler)
     batch, workers = cfg["data"]["batch_size"], num_workers(cfg)
     train_loader = window_loader(train, batch, workers, sampler, drop_last=len(sampler) >= batch, pin=pin_memory)
     val = window_dataset(series, w, w.val[rank::world_size])  # disjoint shards: exact reduced metrics
@@ -197,8 +273,11 @@ def data_meta(cfg: dict[str, Any], loaded: Data, log: Callable[..., None] = prin
         "std": w.std.tolist(),
         "scale": w.scale.tolist(),
         # covariates: extra input channels after the targets, normalized with their own training statistics
+        # (cov_mean, cov_std: the observed ones, then the known ones, whose horizon values are inputs too)
         "covariate_cols": list(s.covariate_cols),
         "covariates": len(s.covariate_cols),
+        "known_cols": list(s.known_cols),
+        "known": len(s.known_cols),
         "cov_mean": w.cov_mean.tolist(),
         "cov_std": w.cov_std.tolist(),
     }
@@ -213,15 +292,23 @@ def takes_covariates() -> bool:
     return "covariates" in signature(build_architecture).parameters
 
 
+def takes_known() -> bool:
+    """Whether model.py's forecaster reads known covariates over the lookback and the horizon (the RNNs)."""
+    return "known" in signature(build_architecture).parameters
+
+
 def model_from_meta(meta: dict[str, Any], **kwargs: Any) -> nn.Module:
     """The forecaster with fresh weights for the checkpoint's lookback, horizon, targets and covariates."""
-    covariates = meta.get("covariates", 0)
-    if covariates and not takes_covariates():
-        raise ProjectError(f"data.covariate_cols {meta['covariate_cols']}: {meta['arch']} forecasts each channel "
-                           "from its own history and takes no covariates; use an RNN forecaster (archadvisor "
-                           "scaffold --arch lstm) or set data.covariate_cols: null")  # fmt: skip
+    covariates, known = meta.get("covariates", 0), meta.get("known", 0)
+    for count, key, takes in ((covariates, "covariate_cols", takes_covariates), (known, "known_cols", takes_known)):
+        if count and not takes():
+            raise ProjectError(f"data.{key} {meta[key]}: {meta['arch']} forecasts each channel from its own history "
+                               "and takes no covariates; use an RNN forecaster (archadvisor scaffold --arch lstm) or "
+                               f"set data.{key}: null")  # fmt: skip
     if covariates:
         kwargs["covariates"] = covariates
+    if known:
+        kwargs["known"] = known
     return build_architecture(meta["arch"], lookback=meta["lookback"], horizon=meta["horizon"],
                               channels=meta["channels"], **kwargs)  # fmt: skip
 
@@ -249,27 +336,10 @@ def build_loss(cfg: dict[str, Any], meta: dict[str, Any] | None = None) -> nn.Mo
 
 
 def train_batch_transform(cfg: dict[str, Any], meta: dict[str, Any]) -> Callable[..., Any] | None:
-    """augmentation.ops on training windows, in the training process (so --resume replays them exactly):
-    ``jitter`` adds N(0, sigma) noise to the inputs; ``scaling`` multiplies input and target of each window by the
-    same 1 + N(0, sigma) (Um et al. 2017, arXiv:1706.00527). None when there are no ops."""
-    ops = (cfg.get("augmentation") or {}).get("ops") or []
-    unknown = [op["name"] for op in ops if op["name"] not in data.SUPPORTED_OPS]
-    if unknown:
-        raise ProjectError(f"augmentation.ops {unknown}: supported are {', '.join(data.SUPPORTED_OPS)}")
-    if not ops:
-        return None
-
-    def transform(inputs: torch.Tensor, targets: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, Any]:
-        values, series = targets
-        for op in ops:
-            if op["name"] == "jitter":
-                inputs = inputs + op["sigma"] * torch.randn_like(inputs)
-            else:
-                factor = 1 + op["sigma"] * torch.randn(len(inputs), 1, 1, device=inputs.device)
-                inputs, values = inputs * factor, values * factor
-        return inputs, (values, series)
-
-    return transform
+    """None: augmentation.ops (jitter, scaling) are drawn for a whole epoch in the training dataset
+    (EpochAugmented), not batch by batch between the steps; an unknown op is a one-line error here too."""
+    augmentation_steps(cfg)
+    return None
 
 
 def to_device(batch: Any, device: torch.device) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
@@ -359,7 +429,7 @@ def final_metrics(cfg: dict[str, Any], meta: dict[str, Any], loaded: Data, check
 def with_meta_statistics(series: data.SeriesData, w: data.Windows, meta: dict[str, Any]) -> data.Windows:
     """``w`` with the checkpoint's normalization and MASE scale for the series it was trained on (by id)."""
     known = {sid: i for i, sid in enumerate(meta["series"])}
-    keys = ("mean", "std", "scale") + (("cov_mean", "cov_std") if meta.get("covariates") else ())
+    keys = ("mean", "std", "scale") + (("cov_mean", "cov_std") if meta.get("covariates") or meta.get("known") else ())
     stats = {k: np.array(getattr(w, k)) for k in keys}
     for i, s in enumerate(series.series):
         if s.id in known:
@@ -393,17 +463,30 @@ def write_report(metrics: Metrics, out: Path) -> dict[str, Any]:
 
 
 def export_example(meta: dict[str, Any], batch: int, seed: int) -> torch.Tensor:
-    """A batch of random normalized windows, ``batch x lookback x channels``. Seed 0 (what export.py traces) is at
-    the trained lookback; where the model takes any (DYNAMIC_LENGTH), the parity checks' seeds (1-3) are 5, 10,
-    15 steps shorter, so the ONNX graph's length axis is checked, not only the traced shape."""
+    """A batch of random normalized windows, ``batch x lookback x channels`` (``lookback + horizon`` steps with
+    known covariates: data.window_arrays). Seed 0 (what export.py traces) is at the trained lookback; where the
+    model takes any (DYNAMIC_LENGTH), the parity checks' seeds (1-3) are 5, 10, 15 steps shorter, so the ONNX
+    graph's length axis is checked, not only the traced shape."""
     lookback = meta["lookback"]
     if seed > 0 and DYNAMIC_LENGTH:
         lookback = max(min(lookback, 8), lookback - 5 * seed)
-    channels = meta["channels"] + meta.get("covariates", 0)  # the targets, then the covariates
-    return torch.randn(batch, lookback, channels, generator=torch.Generator().manual_seed(seed))
+    known = meta.get("known", 0)
+    channels = meta["channels"] + meta.get("covariates", 0) + known  # the targets, then the covariates
+    steps = lookback + (meta["horizon"] if known else 0)
+    return torch.randn(batch, steps, channels, generator=torch.Generator().manual_seed(seed))
 
 
 # --- predict.py ---------------------------------------------------------------------------------------------
+
+
+def add_predict_args(parser: Any) -> None:
+    parser.add_argument("--future", type=Path, metavar="FILE.csv", help="the known covariates (data.known_cols) "
+                        "over the next horizon steps of each series: the time column, the id column if the data "
+                        "has one, the known columns; needed when the model was trained with known_cols")  # fmt: skip
+
+
+def predict_options(args: Any) -> dict[str, Any]:
+    return {"future": args.future}
 
 
 def predict_files(inputs: list[str]) -> list[Path]:
@@ -423,17 +506,59 @@ def predict_files(inputs: list[str]) -> list[Path]:
     return list(dict.fromkeys(files))
 
 
-def predict_windows(files: list[Path], meta: dict[str, Any]) -> tuple[data.SeriesData, np.ndarray, np.ndarray]:
+def read_future(path: Path, meta: dict[str, Any], series: data.SeriesData) -> list[np.ndarray]:
+    """--future's known-covariate values for the next ``horizon`` steps of every series (H x J each, in the data's
+    units, in time order): exactly one row per series and future time, checked in one line each."""
+    known, horizon, id_col, time_col = meta["known_cols"], meta["horizon"], meta["id_col"], meta["time_col"]
+    if not path.is_file():
+        raise data.DataError(f"--future {path}: no such file")
+    try:
+        df = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise data.DataError(f"--future {path}: cannot read it: {str(e).splitlines()[0]}") from e
+    for col, role in [(time_col, "time"), *([(id_col, "id")] if id_col else []), *((c, "known") for c in known)]:
+        data.check_column(df, col, role, "--future", path)
+    for c in known:
+        if not pd.api.types.is_numeric_dtype(df[c]) or df[c].isna().any():
+            raise data.DataError(f"--future {path}: known column {c!r} must be numbers in every row")
+    out = []
+    for s in series.series:
+        rows = df[df[id_col].astype(str) == s.id] if id_col else df
+        expected = data.future_times(s.times, series.frequency, horizon)
+        if isinstance(expected, pd.DatetimeIndex):
+            got = pd.Index(pd.to_datetime(rows[time_col], errors="coerce"))
+        else:
+            got = pd.Index(pd.to_numeric(rows[time_col], errors="coerce"))
+        order = np.argsort(got.to_numpy(), kind="stable")
+        if len(got) != horizon or not got[order].equals(expected):
+            missing = expected.difference(got)
+            extra = got.difference(expected)
+            what = (f"missing {missing[0]}" if len(missing) else f"unexpected {extra[0]}" if len(extra)
+                    else "a repeated time")  # fmt: skip
+            where = f"series {s.id!r}" if id_col else "the series"
+            raise data.DataError(f"--future {path}: {where} needs one row for each of its next {horizon} times "
+                                 f"{expected[0]} .. {expected[-1]}; found {len(got)} rows ({what})")  # fmt: skip
+        out.append(rows[known].to_numpy(np.float32)[order])
+    return out
+
+
+def predict_windows(
+    files: list[Path], meta: dict[str, Any], future: Path | None = None
+) -> tuple[data.SeriesData, np.ndarray, np.ndarray]:
     """(every series of ``files``, the last ``lookback`` steps of each normalized S x L x C, the statistics
-    S x 2 x C). A series the model was trained on gets its training statistics; a new one those of its history."""
+    S x 2 x C). A series the model was trained on gets its training statistics; a new one those of its history.
+    With known covariates and ``future``, each window runs on over the horizon with --future's values (the
+    layout of data.window_arrays)."""
     read = [data.read_csv(p, time_col=meta["time_col"], target_cols=meta["target_cols"], id_col=meta["id_col"],
-                          frequency=meta["frequency"], fill=meta["fill"],
-                          covariate_cols=meta.get("covariate_cols")) for p in files]  # fmt: skip
+                          frequency=meta["frequency"], fill=meta["fill"], covariate_cols=meta.get("covariate_cols"),
+                          known_cols=meta.get("known_cols")) for p in files]  # fmt: skip
     series = replace(read[0], series=tuple(s for r in read for s in r.series))
     known = {sid: i for i, sid in enumerate(meta["series"])}
     mean, std = np.asarray(meta["mean"], np.float32), np.asarray(meta["std"], np.float32)
+    n_known = meta.get("known", 0)
+    ahead = read_future(future, meta, series) if n_known and future is not None else None
     windows, stats = [], []
-    for s in series.series:
+    for i_series, s in enumerate(series.series):
         if len(s.values) < meta["lookback"]:
             need = meta["lookback"]
             raise data.DataError(f"series {s.id!r} has {len(s.values)} points; the model needs the last {need}")
@@ -442,21 +567,33 @@ def predict_windows(files: list[Path], meta: dict[str, Any]) -> tuple[data.Serie
         else:
             m, sd = s.values.mean(0), np.where(s.values.std(0) > 1e-8, s.values.std(0), 1.0)
         window = (s.values[-meta["lookback"] :] - m) / sd
-        if meta.get("covariates"):  # the covariates' training statistics, or those of a new series' history
+        if meta.get("covariates") or n_known:  # the covariates' training statistics, or those of its history
             cov = s.covariate_values()
             if s.id in known:
                 cm, cs = (np.asarray(meta[k], np.float32)[known[s.id]] for k in ("cov_mean", "cov_std"))
             else:
                 cm, cs = cov.mean(0), np.where(cov.std(0) > 1e-8, cov.std(0), 1.0)
             window = np.concatenate([window, (cov[-meta["lookback"] :] - cm) / cs], axis=1)
+            if ahead is not None:  # the horizon: the known columns' values, zeros in the other channels
+                horizon = np.zeros((meta["horizon"], window.shape[1]), np.float32)
+                horizon[:, -n_known:] = (ahead[i_series] - cm[-n_known:]) / cs[-n_known:]
+                window = np.concatenate([window, horizon])
         windows.append(window)
         stats.append(np.stack([m, sd]))
     return series, np.asarray(windows, np.float32), np.asarray(stats, np.float32)
 
 
-def predict_loader(files: list[Path], meta: dict[str, Any], batch_size: int) -> DataLoader:
-    """Batches of (the last lookback steps of each series, normalized; row numbers)."""
-    _, windows, _ = predict_windows(files, meta)
+def predict_loader(files: list[Path], meta: dict[str, Any], batch_size: int, future: Path | None = None) -> DataLoader:
+    """Batches of (the last lookback steps of each series, normalized, and with known covariates the next
+    horizon steps' known values from ``future``; row numbers)."""
+    if meta.get("known") and future is None:
+        need = [meta["time_col"], *([meta["id_col"]] if meta["id_col"] else []), *meta["known_cols"]]
+        raise data.DataError(f"the model reads known covariates {meta['known_cols']} over the horizon: pass --future "
+                             f"FILE.csv with the columns {', '.join(need)} for the next {meta['horizon']} steps of "
+                             "each series")  # fmt: skip
+    if future is not None and not meta.get("known"):
+        raise data.DataError(f"--future {future}: the model was trained without known covariates (data.known_cols)")
+    _, windows, _ = predict_windows(files, meta, future)
     return DataLoader(TensorDataset(torch.from_numpy(windows), torch.arange(len(windows))), batch_size=batch_size)
 
 

@@ -26,6 +26,7 @@ CONFIG_SCHEMA = {
         "target_cols": list_of(text(), null=True),
         "id_col": text(null=True),
         "covariate_cols": list_of(text(), null=True),
+        "known_cols": list_of(text(), null=True),  # known over the horizon too: predict.py --future
         "frequency": text(null=True),  # a pandas offset alias (MS, h, D, ...) or int:STEP
         "fill": choice("error", "interpolate"),
         "horizon": integer(least=1, null=True),
