@@ -166,7 +166,9 @@ def derive_batch(recipe: Recipe, env: dict[str, Any], train_size: int | None, sm
     accum_rule = rule
     if accum > max_accum:
         accum_rule = recipe.note(
-            "batch.accum_cap", f"gradient accumulation {accum} capped at {max_accum}: effective batch shrinks"
+            "batch.accum_cap",
+            f"gradient accumulation {accum} capped at {max_accum}: effective batch shrinks to "
+            f"{per_device * devices * max_accum} ({_rule_id(recipe.rule('max_grad_accum'))})",
         )
         accum = max_accum
     if accum > 1:

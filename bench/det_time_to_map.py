@@ -4,14 +4,18 @@
     python bench/det_time_to_map.py --arch fasterrcnn_mobilenet_v3_large_320_fpn --target 30 --max-seconds 900
 
 1. Scaffolds the digits-detection demo project (`archadvisor scaffold --task detection --images 480 --classes 10
-   --image-size 128 --compute cpu --target cloud-cpu --no-pretrained --no-hflip [--arch ARCH]`: scikit-learn's digits placed on
+   --image-size 128 --compute cpu --target cloud-cpu --no-pretrained --no-hflip --permissive [--arch ARCH]`: without
+   --arch the demo's permissive recommendation, SSDlite (the YOLO top choice is an ultralytics project, whose
+   train.py this bench does not drive); scikit-learn's digits placed on
    128 px canvases, 480 train / 96 val), scores the untrained model on the val split (the floor a run must
    clearly beat), then runs the project's `python train.py` (demo writing included; any `--set` passed on) and
    prints the seconds at which an epoch line first shows val_map50 >= --target, then stops the run.
 2. The generated loop (train.train_one_epoch: autocast, accumulation, scheduler, the progress bar) against a
    bare forward/backward/step loop, same model, same batches already in memory, same optimizer, no accumulation
    in both: steps/s of each and their ratio (target >= 0.95).
-Prints figures; never fails on speed.
+Prints figures; never fails on speed. Measured so far (SSDlite, the recipe as scaffolded, 120 optimizer steps an
+epoch): `python train.py --epochs 1` reaches 0.65 % val mAP@.5 (untrained: 0.005 %) in 24 s on 2 threads, load
+average 1.2-1.4; the seconds to the default target are not measured yet.
 """
 
 import argparse
@@ -25,7 +29,7 @@ from _train_runs import time_to_target  # bench/ is on sys.path when a bench run
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = ["--task", "detection", "--images", "480", "--classes", "10", "--image-size", "128", "--compute", "cpu",
-        "--target", "cloud-cpu", "--no-pretrained", "--no-hflip"]  # fmt: skip
+        "--target", "cloud-cpu", "--no-pretrained", "--no-hflip", "--permissive"]  # fmt: skip
 
 
 def scaffold(arch: str | None, out: Path) -> Path:

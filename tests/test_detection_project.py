@@ -7,8 +7,8 @@
   tests run the core's train.py at 96 px in fp32 (tests/conftest.py CORE_TEST_SETTINGS), the projects train with
   config.yaml's sizes;
 * a YOLO top choice scaffolds a torchvision model, says so, and gets that model's recipe (never a silent swap);
-* a short `python train.py` on the demo against the untrained model (marked bench); the demo-to-target run is
-  ``bench/det_time_to_map.py``.
+* a short `python train.py` on the demo (SSDlite, one epoch as scaffolded) against the untrained model; the
+  demo-to-target run is ``bench/det_time_to_map.py``.
 """
 
 from __future__ import annotations
@@ -82,11 +82,13 @@ def test_family_project_passes_its_own_tests_offline(task: str, arch: str, tmp_p
 # bench/det_time_to_map.py scaffolds it: digits are not mirror-symmetric (--no-hflip), the canvases are 128 px
 DEMO_FLAGS = ["--images", "480", "--classes", "10", "--image-size", "128", "--compute", "cpu", "--target",
               "cloud-cpu", "--no-pretrained", "--no-hflip"]  # fmt: skip
-SHORT_RUN_ARCH = "fasterrcnn_mobilenet_v3_large_320_fpn"
-# one epoch of the demo's 480 images at batch 4, one optimizer step per batch (120 steps): the recipe's
-# accumulation to effective batch 16 leaves 30 optimizer steps an epoch, too few for a from-scratch detector
-# to move (30 steps: 0.31 % mAP@.5); measured once: 1.62 % against 0.016 % untrained (2 busy cores, 711 s)
-SHORT_RUN = ["--epochs", "1", "--set", "training.grad_accum_steps=1", "--set", "training.warmup_steps=20"]
+# SSDlite: the demo's recommendation (its permissive stand-in for yolov8s) and the cheapest detector per step here:
+# batch 4 at 128 px, fp32, 2 threads on a loaded 2-core machine, 1.5 s a step against 4.4 s (FCOS R50) and 5.6 s
+# (Faster R-CNN MobileNetV3 320 FPN). One epoch as scaffolded: batch.detection_torchvision.small leaves 4 images a
+# step, no accumulation, 120 optimizer steps (the effective batch 16 of before left 30). Measured: 0.65 % mAP@.5
+# against 0.005 % untrained, the epoch 20 s (2 threads, load average ~1.3); the whole test 821 s at load ~8
+SHORT_RUN_ARCH = "ssdlite320_mobilenet_v3_large"
+SHORT_RUN = ["--epochs", "1"]
 
 UNTRAINED = """
 import json, torch, task, train
@@ -104,20 +106,18 @@ print(json.dumps(metrics.compute()))
 """
 
 
-# bench, not CI: 120 steps at 128 px cost ~7 CPU-minutes (torch.profiler: the box head's FC layers and RoIAlign's
-# backward are most of a step even at config.yaml's box_batch_size_per_image 64), far over CI's budget
-@pytest.mark.bench
+@pytest.mark.slow
 def test_a_short_demo_run_clearly_beats_the_untrained_model(tmp_path: Path) -> None:
-    """`python train.py` for one epoch on the demo, with the recipe as scaffolded but one optimizer step per batch:
-    the val mAP@.5 is >= 0.5 % and >= 10x the untrained model's (the untrained model scores ~0.02 %)."""
+    """`python train.py --epochs 1` on the demo with the recipe as scaffolded (120 optimizer steps): the val
+    mAP@.5 is >= 10x the untrained model's (which scores ~0.005 %) and >= 0.25 %."""
     out, _ = scaffold(tmp_path, "--task", "detection", *DEMO_FLAGS, "--arch", SHORT_RUN_ARCH)
     config = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
-    assert config["model"]["min_size"] == 128 and config["training"]["warmup_steps"] <= 30  # the recipe's choices
-    assert config["model"]["detector_kwargs"] == {"box_batch_size_per_image": 64}
+    assert config["model"]["min_size"] == 128 and config["data"]["batch_size"] == 4  # the recipe's choices
+    assert config["training"]["grad_accum_steps"] == 1  # < 10K images: no accumulation
     env = {**ENV, **OFFLINE, "OMP_NUM_THREADS": "2"}
     run([sys.executable, "train.py", *SHORT_RUN], cwd=out, timeout=1800, env=env)
     summary = json.loads((out / "runs" / "train" / "summary.json").read_text(encoding="utf-8"))
     untrained = json.loads(
         run([sys.executable, "-c", UNTRAINED], cwd=out, timeout=300, env=env).stdout.splitlines()[-1]
     )
-    assert summary["val_map50"] >= 0.5 and summary["val_map50"] >= 10 * untrained["val_map50"], (summary, untrained)
+    assert summary["val_map50"] >= 0.25 and summary["val_map50"] >= 10 * untrained["val_map50"], (summary, untrained)
