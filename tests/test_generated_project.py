@@ -238,6 +238,32 @@ def test_every_scaffold_task_has_a_task_kind_entry() -> None:
     assert set(KIND_IDS) | OWN_E2E_TESTS == set(SCAFFOLD_TASKS)
 
 
+def _ruff(folder: Path) -> None:
+    for args in (["check", "--no-cache", "."], ["format", "--check", "--no-cache", "."]):
+        result = subprocess.run([sys.executable, "-m", "ruff", *args], cwd=folder, capture_output=True, text=True,
+                                check=False)  # fmt: skip
+        assert result.returncode == 0, f"{folder.name}: ruff {args[0]}\n{result.stdout}{result.stderr}"
+
+
+@pytest.mark.parametrize("kind", TASK_KINDS, ids=KIND_IDS)
+def test_the_generated_project_is_ruff_clean_under_its_own_settings(kind: TaskKind, tmp_path: Path) -> None:
+    """What a user's `ruff check .` and `ruff format --check .` say in the project as generated (its ruff.toml)."""
+    pytest.importorskip("ruff")
+    _ruff(scaffold(demo_rec(kind), tmp_path / "project"))
+
+
+def test_every_model_file_is_ruff_clean_under_the_project_settings(tmp_path: Path) -> None:
+    """Each templates/models file is some project's model.py (or its encoder's file): checked with the settings
+    every project ships (core/ruff.toml), so the models the demos do not use are covered too."""
+    pytest.importorskip("ruff")
+    for model in sorted((templates_dir() / "models").glob("*.py")):
+        folder = tmp_path / model.stem
+        folder.mkdir()
+        shutil.copy(templates_dir() / "core" / "ruff.toml", folder / "ruff.toml")
+        shutil.copy(model, folder / "model.py")
+        _ruff(folder)
+
+
 def fixture_rec() -> dict[str, Any]:
     return json.loads(FIXTURE.read_text(encoding="utf-8"))
 

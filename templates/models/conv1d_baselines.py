@@ -19,13 +19,14 @@ Self-contained: imports torch only, so it can be copied into a project as ``mode
 """
 
 import difflib
+import itertools
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
-__all__ = ["ONNX_DYNAMO", "DYNAMIC_LENGTH", "VARIANTS", "FCN", "ResNet1D", "ConvConfig", "build_model"]
+__all__ = ["DYNAMIC_LENGTH", "FCN", "ONNX_DYNAMO", "VARIANTS", "ConvConfig", "ResNet1D", "build_model"]
 
 # export.py: both exporters handle these graphs; the TorchScript-based one is the faster of the two
 ONNX_DYNAMO = False
@@ -128,9 +129,7 @@ class ResNet1D(nn.Module):
     def __init__(self, cfg: ConvConfig, num_classes: int, *, in_channels: int = 1, dropout: float = 0.0) -> None:
         super().__init__()
         widths = (in_channels, *cfg.widths)
-        self.blocks = nn.ModuleList(
-            ResidualBlock(cin, cout, cfg.kernels) for cin, cout in zip(widths[:-1], widths[1:], strict=True)
-        )
+        self.blocks = nn.ModuleList(ResidualBlock(cin, cout, cfg.kernels) for cin, cout in itertools.pairwise(widths))
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(widths[-1], num_classes)
         _init_weights(self)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-__all__ = ["ONNX_DYNAMO", "DYNAMIC_LENGTH", "VARIANTS", "DLinear", "NLinear", "LinearConfig", "build_model"]
+__all__ = ["DYNAMIC_LENGTH", "ONNX_DYNAMO", "VARIANTS", "DLinear", "LinearConfig", "NLinear", "build_model"]
 
 # export.py: both exporters handle these graphs; the TorchScript-based one is the faster of the two
 ONNX_DYNAMO = False

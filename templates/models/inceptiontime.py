@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["ONNX_DYNAMO", "DYNAMIC_LENGTH", "VARIANTS", "InceptionTime", "InceptionConfig", "build_model"]
+__all__ = ["DYNAMIC_LENGTH", "ONNX_DYNAMO", "VARIANTS", "InceptionConfig", "InceptionTime", "build_model"]
 
 # export.py: both exporters handle this graph; the TorchScript-based one is the faster of the two
 ONNX_DYNAMO = False

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ONNX_DYNAMO", "DYNAMIC_LENGTH", "VARIANTS", "PatchTST", "PatchTSTConfig", "build_model"]
+__all__ = ["DYNAMIC_LENGTH", "ONNX_DYNAMO", "VARIANTS", "PatchTST", "PatchTSTConfig", "build_model"]
 
 # export.py: the torch.export-based exporter; the TorchScript-based one cannot export Tensor.unfold (the patching)
 ONNX_DYNAMO = True

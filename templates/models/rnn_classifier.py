@@ -26,7 +26,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-__all__ = ["ONNX_DYNAMO", "DYNAMIC_LENGTH", "VARIANTS", "RNNClassifier", "RNNConfig", "build_model"]
+__all__ = ["DYNAMIC_LENGTH", "ONNX_DYNAMO", "VARIANTS", "RNNClassifier", "RNNConfig", "build_model"]
 
 # export.py: both exporters pass onnxruntime parity with dynamic batch and length; the TorchScript-based one maps
 # to ONNX's LSTM/GRU ops and exports in seconds, the torch.export-based one takes 5-10x longer for the same graph

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ONNX_DYNAMO", "DYNAMIC_LENGTH", "VARIANTS", "TransformerClassifier", "TransformerConfig", "build_model"]
+__all__ = ["DYNAMIC_LENGTH", "ONNX_DYNAMO", "VARIANTS", "TransformerClassifier", "TransformerConfig", "build_model"]
 
 # export.py: the TorchScript-based exporter maps scaled_dot_product_attention with a boolean mask to ONNX
 # (dynamic batch and length); it is also several times faster than the torch.export-based one here

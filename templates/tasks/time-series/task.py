@@ -22,7 +22,7 @@ series' MASE scale (the in-sample seasonal-naive error of its training part) are
 
 import glob
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from inspect import signature
 from pathlib import Path
@@ -33,11 +33,12 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorDataset
 
 import data
 from errors import ProjectError
 from model import build_model as build_architecture
+from sampling import EpochSampler
 
 try:  # model.py says whether its model takes any lookback (the RNNs) or the trained one only (PatchTST, DLinear)
     from model import DYNAMIC_LENGTH
@@ -160,24 +161,6 @@ def augmentation_steps(cfg: dict[str, Any]) -> tuple[tuple[bool, float], ...]:
     if unknown:
         raise ProjectError(f"augmentation.ops {unknown}: supported are {', '.join(data.SUPPORTED_OPS)}")
     return tuple((op["name"] == "jitter", float(op["sigma"])) for op in ops)
-
-
-class EpochSampler(Sampler[tuple[int, int]]):
-    """A DistributedSampler's indices (its permutation, its shard) paired with the epoch, so that EpochAugmented
-    returns that epoch's augmented windows in any process (loader workers included)."""
-
-    def __init__(self, inner: DistributedSampler) -> None:
-        self.inner, self.epoch = inner, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.inner.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.inner)
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        return ((i, self.epoch) for i in self.inner)
 
 
 class EpochAugmented(Dataset):
