@@ -85,10 +85,12 @@ DEMO_FLAGS = ["--images", "480", "--classes", "10", "--image-size", "128", "--co
 # SSDlite: the demo's recommendation (its permissive stand-in for yolov8s) and the cheapest detector per step here:
 # batch 4 at 128 px, fp32, 2 threads on a loaded 2-core machine, 1.5 s a step against 4.4 s (FCOS R50) and 5.6 s
 # (Faster R-CNN MobileNetV3 320 FPN). One epoch as scaffolded: batch.detection_torchvision.small leaves 4 images a
-# step, no accumulation, 120 optimizer steps (the effective batch 16 of before left 30). Measured: 0.65 % mAP@.5
-# against 0.005 % untrained, the epoch 20 s (2 threads, load average ~1.3); the whole test 821 s at load ~8
+# step, no accumulation, 120 optimizer steps an epoch (the effective batch 16 of before left 30). The run is the
+# scaffolded schedule stopped after 3 epochs (--stop-after), not a 3-epoch schedule: a cosine squeezed into 3
+# epochs decays the LR before the detector leaves its plateau (0.97 % mAP@.5), the recipe's 600-epoch cosine
+# keeps the peak LR (bench/det_time_to_map.py, 1 thread: 0.35 / 0.59 / 9.2 % after epochs 1 / 2 / 3, ~20 s each)
 SHORT_RUN_ARCH = "ssdlite320_mobilenet_v3_large"
-SHORT_RUN = ["--epochs", "1"]
+SHORT_RUN = ["--stop-after", "3"]
 
 UNTRAINED = """
 import json, torch, task, train
@@ -108,8 +110,9 @@ print(json.dumps(metrics.compute()))
 
 @pytest.mark.slow
 def test_a_short_demo_run_clearly_beats_the_untrained_model(tmp_path: Path) -> None:
-    """`python train.py --epochs 1` on the demo with the recipe as scaffolded (120 optimizer steps): the val
-    mAP@.5 is >= 10x the untrained model's (which scores ~0.005 %) and >= 0.25 %."""
+    """`python train.py --stop-after 3` on the demo with the recipe as scaffolded (360 optimizer steps): the val
+    mAP@.5 is >= 10x the untrained model's (which scores ~0.005 %) and >= 0.5 %, a bar that epoch 2 already
+    clears, so a run whose onset comes an epoch late still passes (the printed figure says where it got)."""
     out, _ = scaffold(tmp_path, "--task", "detection", *DEMO_FLAGS, "--arch", SHORT_RUN_ARCH)
     config = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
     assert config["model"]["min_size"] == 128 and config["data"]["batch_size"] == 4  # the recipe's choices
@@ -120,4 +123,7 @@ def test_a_short_demo_run_clearly_beats_the_untrained_model(tmp_path: Path) -> N
     untrained = json.loads(
         run([sys.executable, "-c", UNTRAINED], cwd=out, timeout=300, env=env).stdout.splitlines()[-1]
     )
-    assert summary["val_map50"] >= 0.25 and summary["val_map50"] >= 10 * untrained["val_map50"], (summary, untrained)
+    print(f"SSDlite: val mAP@.5 {untrained['val_map50']:.3f} % untrained -> {summary['val_map50']:.2f} % after "
+          f"{summary['epochs_run']} epochs ({summary['wall_seconds']:.0f} s)")  # fmt: skip
+    assert summary["epochs_run"] == 3
+    assert summary["val_map50"] >= 0.5 and summary["val_map50"] >= 10 * untrained["val_map50"], (summary, untrained)
