@@ -489,6 +489,24 @@ def test_segmentation_recipe_is_torchvisions_reference():
     assert crop["params"]["pad_mask"] == 255  # padded pixels are ignored by the loss
 
 
+def test_small_from_scratch_segmentation_gets_adamw_and_dice():
+    """Under 2K masks from scratch: AdamW 2e-3 at batch 16 (rule opt.segmentation_scratch_small, measured on the
+    bundled demo), CE + Dice (nnU-Net, Isensee et al. 2021: rule loss.segmentation_small); at 32 px the 512 px row's
+    per-device batch grows to the effective batch, so nothing accumulates. At 5K masks, or fine-tuning, the
+    torchvision reference (SGD, cross-entropy) stays."""
+    r = rec(task="semantic-segmentation", images=1800, classes=11, image_size=32, compute="cpu", pretrained=False,
+            arch="unet_small")  # fmt: skip
+    t = r["training"]
+    assert t["optimizer"]["name"] == "adamw" and t["lr"] == 2e-3 and t["weight_decay"] == 0.01
+    assert t["batch_size"] == 16 and t["grad_accum_steps"] == 1 and t["effective_batch_size"] == 16
+    assert r["task_settings"]["loss"] == "cross_entropy+dice"
+    assert r["provenance"]["task_settings.loss"]["rule"] == "loss.segmentation_small"
+    large = rec(task="semantic-segmentation", images=5000, pretrained=False, arch="unet_small")
+    assert large["training"]["optimizer"]["name"] == "sgd" and large["task_settings"]["loss"] == "cross_entropy"
+    tuned = rec(task="semantic-segmentation", images=1800, pretrained=True, arch="unet_resnet18")["training"]
+    assert tuned["optimizer"]["name"] == "sgd"
+
+
 def test_yolo_keeps_ultralytics_semantics():
     """ultralytics: lr0 0.01 kept, gradients accumulated to nbs=64, momentum 0.937, wd 5e-4, clip 10, EMA."""
     t = rec(task="detection", images=5000, arch="yolov8s")["training"]
