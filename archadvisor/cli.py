@@ -166,7 +166,6 @@ def _spec(problem: dict[str, Any], rules: Any) -> Any:
 
     args = {k: v for k, v in problem.items() if k != "rules"}
     args["pretrained"] = True if args["pretrained"] is None else args["pretrained"]
-    args["hflip"] = True if args["hflip"] is None else args["hflip"]
     args["permissive"] = bool(args["permissive"])
     defaults = {t: row["default_classes"] for t, row in rules.tasks.items()}
     return build_spec(**args, default_classes=defaults)
@@ -265,7 +264,7 @@ def _ask(problem: dict[str, Any]) -> dict[str, Any]:
     """No flags in a terminal: ask the questions, task first, with the flags' own defaults. Each answer is
     checked by the same validator as its flag as it is typed, and asked again until it is valid."""
     from archadvisor import spec as specs
-    from archadvisor.vocab import COMPUTE, FORECAST_TASKS, IMAGE_TASKS, TARGETS, TASKS
+    from archadvisor.vocab import CLASSLESS_TASKS, COMPUTE, FORECAST_TASKS, IMAGE_TASKS, TARGETS, TASKS
 
     def ask(flag: str, question: str, default: Any, check: Callable[[str], Any]) -> Any:
         def proc(text: str) -> Any:
@@ -288,8 +287,9 @@ def _ask(problem: dict[str, Any]) -> dict[str, Any]:
         while problem["images"] is None:
             problem["images"] = ask("--images", "Labelled training examples (required)", None,
                                     lambda v: specs._int("--images", v, 1, specs.MAX_EXAMPLES))  # fmt: skip
-    problem["classes"] = ask("--classes", "Classes (blank: the task's default)", None,
-                             lambda v: specs._int("--classes", v, 1, specs.MAX_CLASSES))  # fmt: skip
+    if task not in CLASSLESS_TASKS:
+        problem["classes"] = ask("--classes", "Classes (blank: the task's default)", None,
+                                 lambda v: specs._int("--classes", v, 1, specs.MAX_CLASSES))  # fmt: skip
     if task in IMAGE_TASKS:
         problem["image_size"] = ask("--image-size", "Image size in pixels (blank: the task's default)", None,
                                     lambda v: specs._int("--image-size", v, 8, 2048))  # fmt: skip

@@ -637,7 +637,7 @@ def _architecture(spec: ProblemSpec, chosen: Any, sel: Selection, reasons: dict[
         why += f"; {spec.image_size} px images: small-input stem (3x3 stride 1, total stride 8)"
     return Architecture(
         name=chosen.name, family=chosen.family, kind=chosen.kind, why=why, module=chosen.module,
-        params_m=round(chosen.params_m, 2), params_m_for_classes=round(chosen.params_m_for(spec.classes), 2),
+        params_m=round(chosen.params_m, 2), params_m_for_classes=None if spec.classes is None else round(chosen.params_m_for(spec.classes), 2),
         gmacs=chosen.gmacs, gmacs_at_input=round(chosen.gmacs_at(spec.image_size, small_input), 4),
         imagenet_top1=chosen.imagenet_top1, top1_image_size=chosen.input_size if chosen.imagenet_top1 else None,
         top1_source=chosen.top1_source, reference=chosen.reference, paper=chosen.paper, structure=chosen.structure,

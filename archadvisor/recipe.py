@@ -110,18 +110,19 @@ def derive_batch(recipe: Recipe, env: dict[str, Any], train_size: int | None, sm
     effective = f.get("effective_batch", 256)
     # Fewer than ~20 optimizer steps per epoch starves warmup/EMA/early stopping of updates.
     cap = max(16, _pow2_floor(env["images"] / 20))
+    cap_rule = None  # the note of whichever cap shrank the effective batch
     if effective > cap:
-        recipe.provenance["effective_batch"] = recipe.note(
+        recipe.provenance["effective_batch"] = cap_rule = recipe.note(
             "batch.dataset_cap",
             f"{env['images']} examples: effective batch {effective} -> {cap} (at least ~20 steps per epoch)",
         )
         effective = cap
     # small-sample recipes cap the batch at a fraction of the training set instead: the UCR baselines'
     # min(N_train / 10, batch) (Wang et al. 2017, arXiv:1611.06455), at least 2 examples for BatchNorm
-    fraction, fraction_rule = f.get("batch_max_fraction"), None
+    fraction = f.get("batch_max_fraction")
     if fraction and effective > max(2, int(env["images"] * fraction)):
         small = max(2, int(env["images"] * fraction))
-        recipe.provenance["effective_batch"] = fraction_rule = recipe.note(
+        recipe.provenance["effective_batch"] = cap_rule = recipe.note(
             "batch.fraction_cap",
             f"{env['images']} examples: effective batch {effective} -> {small} (at most {fraction:g} of the set: the "
             "UCR baselines' min(N_train / 10, batch), Wang et al. 2017, arXiv:1611.06455)",
@@ -158,8 +159,8 @@ def derive_batch(recipe: Recipe, env: dict[str, Any], train_size: int | None, sm
         per_device = scaled
     if env["compute"] in ("cpu", "edge"):
         per_device = min(per_device, 64)
-    if fraction_rule is not None and per_device > max(1, effective // devices):
-        rule = fraction_rule  # the per-device batch is the capped effective batch: say what capped it
+    if cap_rule is not None and per_device > max(1, effective // devices):
+        rule = cap_rule  # the per-device batch is the capped effective batch: say what capped it
     per_device = min(per_device, max(1, effective // devices))
     accum = max(1, math.ceil(effective / (per_device * devices)))
     max_accum = f.get("max_grad_accum", 8)
@@ -307,7 +308,7 @@ def derive(
     image_size: int | None,
     small_input: bool,
     small_images: bool,
-    hflip: bool,
+    hflip: bool | None,
     monitor: Monitor,
 ) -> Derived:
     """Turn table fields into the Recommendation's training and augmentation sections.
@@ -451,7 +452,7 @@ def _ops(raw: list[dict[str, Any]]) -> tuple[AugOp, ...]:
 
 
 def derive_augmentation(
-    f: dict[str, Any], *, image_size: int | None, hflip: bool, task: str, small_images: bool
+    f: dict[str, Any], *, image_size: int | None, hflip: bool | None, task: str, small_images: bool
 ) -> Augmentation:
     """The final pipeline, each setting decided here once: the crop size is ``training.image_size`` (not an
     op parameter), no horizontal flip when a mirrored input changes the class, the eval crop."""

@@ -111,7 +111,7 @@ class Training(NamedTuple):
     freeze: Freeze | None
     image_size: int | None
     small_input: bool
-    num_classes: int
+    num_classes: int | None  # None for tasks without classes (forecasting, generation, transcription)
     optimizer: Optimizer
     base_lr: float
     lr: float

@@ -102,7 +102,7 @@ def _size_text(rec: Recommendation) -> str:
     if a.params_m is not None:
         at = (
             f"{_fmt(a.params_m_for_classes)}M parameters at {rec.inputs.classes} classes"
-            if a.params_m_for_classes is not None
+            if a.params_m_for_classes is not None and rec.inputs.classes is not None
             else f"{_fmt(a.params_m)}M parameters"
         )
         parts.append(at)
@@ -110,6 +110,23 @@ def _size_text(rec: Recommendation) -> str:
         size = rec.training.image_size if rec.training is not None else None
         parts.append(f"{_fmt(a.gmacs_at_input)} GMACs" + (f" at {size} px" if size else ""))
     return ", ".join(parts) + (f" (reference {a.reference})" if a.reference else "") if parts else "size not published"
+
+
+def _problem_text(rec: Recommendation) -> str:
+    """The problem as given, in words: only the inputs the task uses (a forecast has no classes)."""
+    inp = rec.inputs
+    if inp.horizon is not None or inp.task == "time-series":
+        parts = [f"{inp.images} time steps" + (f" x {inp.series} series" if inp.series else " per series")]
+    else:
+        parts = [f"{inp.images} examples"]
+    if inp.classes is not None:
+        parts.append(f"{inp.classes} classes")
+    if inp.image_size:
+        parts.append(f"{inp.image_size} px")
+    named = (("horizon", inp.horizon), ("lookback", inp.lookback), ("frequency", inp.frequency),
+             ("channels", inp.channels), ("length", inp.length))  # fmt: skip
+    parts += [f"{name} {value}" for name, value in named if value is not None]
+    return ", ".join(parts)
 
 
 def _license_text(rec: Recommendation) -> str | None:
@@ -125,8 +142,7 @@ def to_markdown(rec: Recommendation) -> str:
         f"# Recommendation: {a.name} ({a.family}) for {rec.task}",
         "",
         "## Task analysis",
-        f"- task: {rec.task}, {inp.images} examples, {inp.classes} classes"
-        + (f", {inp.image_size} px" if inp.image_size else ""),
+        f"- task: {rec.task}, {_problem_text(rec)}",
         f"- compute: {inp.compute} ({inp.gpus} GPU(s)), target: {inp.target}, latency budget: "
         + (f"{inp.latency_ms:g} ms" if inp.latency_ms else "none"),
         f"- pretrained weights: {'allowed' if inp.pretrained else 'not allowed'}",
@@ -188,9 +204,7 @@ def print_rich(rec: Recommendation, console: Any) -> None:
     a, d, inp = rec.architecture, rec.deployment, rec.inputs
     console.print(f"[bold]NEURAL NETWORK ARCHITECTURE DESIGN[/bold]  (archadvisor {escape(rec.tool_version)})")
     task = (
-        f"task [bold]{rec.task}[/bold]: {inp.images} examples, {inp.classes} classes"
-        + (f", {inp.image_size} px" if inp.image_size else "")
-        + "\n"
+        f"task [bold]{rec.task}[/bold]: {escape(_problem_text(rec))}\n"
         f"compute {inp.compute} ({inp.gpus} GPU), target [bold]{inp.target}[/bold], latency budget "
         + (f"{inp.latency_ms:g} ms" if inp.latency_ms else "none")
         + f", pretrained {'allowed' if inp.pretrained else 'not allowed'}"

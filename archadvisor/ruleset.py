@@ -18,10 +18,10 @@ from typing import Any
 from archadvisor import conditions
 from archadvisor.errors import RuleError, closest
 from archadvisor.resources import model_modules, rules_dir
-from archadvisor.vocab import LICENSE_KINDS, RULE_FILE_KINDS, TARGETS, TASKS
+from archadvisor.vocab import CLASSLESS_TASKS, LICENSE_KINDS, RULE_FILE_KINDS, TARGETS, TASKS
 
 # bump when validation or the RuleSet layout changes: it keys the validated-rules cache
-_SCHEMA_VERSION = "rules-1"
+_SCHEMA_VERSION = "rules-2"
 
 
 class _LineDict(dict):
@@ -163,7 +163,7 @@ TASK_SCHEMA: dict[str, _T] = {
     "task": ("str", True),
     "selector": ("str", True),
     "scaffold": ("bool", True),
-    "default_classes": ("int", True),
+    "default_classes": ("int|null", False),  # required, except for CLASSLESS_TASKS (where it must be null)
     "best": ("list[str]", True),
     "alternative": ("list[str]", True),
     "mobile": ("list[str]", True),
@@ -757,6 +757,13 @@ def _merge_tasks(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
             raise ctx.fail(t, t["task"], f"unknown task {t['task']!r}; one of {', '.join(TASKS)}")
         if t["selector"] not in ("catalog", "tree", "table"):
             raise ctx.fail(t, t["task"], f"selector must be catalog, tree or table, got {t['selector']!r}")
+        classes = t.get("default_classes")
+        if t["task"] in CLASSLESS_TASKS and classes is not None:
+            raise ctx.fail(t, t["task"], f"default_classes {classes!r} does not apply to {t['task']}: it has no "
+                           "classes (leave it out or null)")  # fmt: skip
+        if t["task"] not in CLASSLESS_TASKS and (classes is None or classes < 1):
+            raise ctx.fail(t, t["task"], f"default_classes of {t['task']} must be an integer >= 1, got {classes!r}")
+        t.setdefault("default_classes", None)
         rs.tasks[t["task"]] = t
         rs.files[f"task.{t['task']}"] = ctx.file
 

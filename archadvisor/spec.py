@@ -16,6 +16,7 @@ from archadvisor.vocab import (
     GPU_COMPUTE,
     IMAGE_TASKS,
     OBJECT_SIZES,
+    CLASSLESS_TASKS,
     ONE_CLASS_TASKS,
     SEQUENCE_TASKS,
     TARGETS,
@@ -60,7 +61,7 @@ class ProblemSpec(NamedTuple):
 
     task: str
     images: int
-    classes: int
+    classes: int | None  # None for tasks without classes (forecasting, generation, speech: CLASSLESS_TASKS)
     image_size: int | None  # None for tasks without images (text, code, time series, speech)
     compute: str
     gpus: int
@@ -68,7 +69,7 @@ class ProblemSpec(NamedTuple):
     latency_ms: float | None
     target: str
     pretrained: bool
-    hflip: bool
+    hflip: bool | None  # None for tasks without images
     object_size: str | None
     arch: str | None = None
     # task inputs (None where a task does not use them): forecasting horizon/lookback/frequency/series,
@@ -150,7 +151,7 @@ def build_spec(
     latency_ms: Any = None,
     target: str | None = None,
     pretrained: bool = True,
-    hflip: bool = True,
+    hflip: bool | None = True,
     object_size: str | None = None,
     arch: str | None = None,
     horizon: Any = None,
@@ -160,20 +161,25 @@ def build_spec(
     channels: Any = None,
     length: Any = None,
     permissive: bool = False,
-    default_classes: dict[str, int] | None = None,
+    default_classes: dict[str, int | None] | None = None,
 ) -> ProblemSpec:
     """Validate raw flag values (strings or numbers) into a ProblemSpec with the documented defaults."""
     task_v = _choice("--task", task if task is not None else DEFAULT_TASK, TASKS)
     if images is None:
         raise MissingInput("--images", "the number of labelled training examples, e.g. --images 8000")
     images_v = _int("--images", images, 1, MAX_EXAMPLES)
-    if classes is None:
+    notes: list[str] = []
+    classes_v: int | None
+    if task_v in CLASSLESS_TASKS:
+        if classes is not None:
+            notes.append(f"--classes {classes} does not apply to {task_v} (it has no classes); ignored")
+        classes_v = None
+    elif classes is None:
         classes_v = (default_classes or {}).get(task_v, 1000 if task_v == "classification" else 2)
     else:
         classes_v = _int("--classes", classes, 1 if task_v in ONE_CLASS_TASKS else 2, MAX_CLASSES)
     default_size = DEFAULT_IMAGE_SIZES.get(task_v, DEFAULT_IMAGE_SIZE)
     image_size_v: int | None = default_size if image_size is None else _int("--image-size", image_size, 8, 2048)
-    notes: list[str] = []
     if task_v not in IMAGE_TASKS:
         if image_size is not None:
             notes.append(f"--image-size {image_size_v} does not apply to {task_v}; ignored")
@@ -213,7 +219,7 @@ def build_spec(
         latency_ms=latency_v,
         target=target_v,
         pretrained=bool(pretrained),
-        hflip=bool(hflip),
+        hflip=None if task_v not in IMAGE_TASKS else True if hflip is None else bool(hflip),
         permissive=bool(permissive),
         object_size=object_v,
         arch=arch,
@@ -249,16 +255,16 @@ def _task_inputs(task: str, notes: list[str], **raw: Any) -> dict[str, Any]:
 
 
 _SAVED_TYPES: dict[str, tuple[type, ...]] = {
-    "task": (str,), "images": (int,), "classes": (int,), "image_size": (int, type(None)), "compute": (str,),
+    "task": (str,), "images": (int,), "classes": (int, type(None)), "image_size": (int, type(None)), "compute": (str,),
     "gpus": (int,), "gpu_memory_gb": (int, float, type(None)), "latency_ms": (int, float, type(None)),
-    "target": (str,), "pretrained": (bool,), "hflip": (bool,), "object_size": (str, type(None)),
+    "target": (str,), "pretrained": (bool,), "hflip": (bool, type(None)), "object_size": (str, type(None)),
     "arch": (str, type(None)), "horizon": (int, type(None)), "lookback": (int, type(None)),
     "frequency": (str, type(None)), "series": (int, type(None)), "channels": (int, type(None)),
     "length": (int, type(None)), "permissive": (bool,),
 }  # fmt: skip
 
 
-def spec_from_inputs(inputs: dict[str, Any], default_classes: dict[str, int] | None = None) -> ProblemSpec:
+def spec_from_inputs(inputs: dict[str, Any], default_classes: dict[str, int | None] | None = None) -> ProblemSpec:
     """Rebuild a spec from a saved Recommendation's ``inputs`` (``--from rec.json``), strictly typed:
     ``"pretrained": "false"`` is an error, not true."""
     unknown = sorted(set(inputs) - set(_SAVED_TYPES))

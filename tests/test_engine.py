@@ -10,6 +10,7 @@ import pytest
 
 from archadvisor.catalog import Catalog
 from archadvisor.engine import flips, recommend
+from archadvisor.report import to_markdown
 from archadvisor.ruleset import load_rules
 from archadvisor.spec import build_spec
 from archadvisor.vocab import TARGETS
@@ -544,6 +545,28 @@ def test_forecasting_recipe_has_no_classification_values():
     assert t["label_smoothing"] is None and t["ema_decay"] is None and t["freeze"] is None
     assert t["monitor"] == {"metric": "val_mase", "mode": "min"} and t["optimizer"]["name"] == "adamw"
     assert t["grad_clip_norm"] == 1.0  # recurrent models (Pascanu et al. 2013)
+
+
+def test_a_forecast_has_no_classes_and_gets_the_sequence_models_batch_and_optimizer():
+    """A forecast has no classes and no mirror images: null in the JSON and absent from the report (a given
+    --classes is noted and ignored). Its optimizer and batch rows are the sequence models' own (LTSF-Linear,
+    PatchTST: Adam, batch 16-128 on one device), not BERT fine-tuning's."""
+    spec = build_spec(task="time-series", images=5000, classes=5, horizon=12, frequency="MS", compute="cpu",
+                      target="cloud-cpu", arch="dlinear")  # fmt: skip
+    r = recommend(spec, RULES, CATALOG)
+    j = r.to_json()
+    assert j["inputs"]["classes"] is None and j["inputs"]["hflip"] is None and j["training"]["num_classes"] is None
+    assert any(w.startswith("--classes 5 does not apply to time-series") for w in j["warnings"])
+    analysis = to_markdown(r).split("## Architecture choice")[0]
+    assert "classes" not in analysis and "5000 time steps per series" in analysis and "horizon 12" in analysis
+    prov, t = j["provenance"], j["training"]
+    assert prov["training.optimizer"]["rule"] == "opt.time_series" and "Zeng et al. 2023" in prov["training.optimizer"]["reason"]
+    assert prov["training.batch_size"]["rule"] == "batch.time_series" and t["grad_accum_steps"] == 1
+    assert t["batch_size"] == t["effective_batch_size"] == 64
+    # a classification task keeps its classes and its mirror-image input
+    cls = rec(task="time-series-classification", images=500, classes=4)
+    assert cls["inputs"]["classes"] == 4 and cls["training"]["num_classes"] == 4 and cls["inputs"]["hflip"] is None
+    assert rec(task="classification", images=500, hflip=False)["inputs"]["hflip"] is False
 
 
 def test_speech_gets_specaugment_and_a_whisper_lr():

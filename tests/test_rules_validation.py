@@ -57,6 +57,8 @@ CASES = [
     Case("missing_key", "classification_extra.yaml", (7,), "user.missing_key", ("'because'",)),
     Case("bad_recipe_value", "recipes_extra.yaml", (7, 9), "user.epochs.words", ("'epochs'", "'ten'")),
     Case("duplicate_key", "classification_extra.yaml", (7, 10, 11), None, ("'prefer'", "duplicate")),
+    Case("classes_on_classless_task", "tasks_extra.yaml", (5, 8), "time-series",
+         ("default_classes 2", "has no classes")),
 ]  # fmt: skip
 
 # every way a user can hand a rules directory to the tool
