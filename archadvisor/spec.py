@@ -4,6 +4,7 @@ from typing import Any, NamedTuple
 
 from archadvisor.errors import InputError, MissingInput
 from archadvisor.vocab import (
+    CLASSLESS_TASKS,
     COMPUTE,
     DEFAULT_COMPUTE,
     DEFAULT_GPUS,
@@ -16,7 +17,6 @@ from archadvisor.vocab import (
     GPU_COMPUTE,
     IMAGE_TASKS,
     OBJECT_SIZES,
-    CLASSLESS_TASKS,
     ONE_CLASS_TASKS,
     SEQUENCE_TASKS,
     TARGETS,

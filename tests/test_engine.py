@@ -560,7 +560,10 @@ def test_a_forecast_has_no_classes_and_gets_the_sequence_models_batch_and_optimi
     analysis = to_markdown(r).split("## Architecture choice")[0]
     assert "classes" not in analysis and "5000 time steps per series" in analysis and "horizon 12" in analysis
     prov, t = j["provenance"], j["training"]
-    assert prov["training.optimizer"]["rule"] == "opt.time_series" and "Zeng et al. 2023" in prov["training.optimizer"]["reason"]
+    assert (
+        prov["training.optimizer"]["rule"] == "opt.time_series"
+        and "Zeng et al. 2023" in prov["training.optimizer"]["reason"]
+    )
     assert prov["training.batch_size"]["rule"] == "batch.time_series" and t["grad_accum_steps"] == 1
     assert t["batch_size"] == t["effective_batch_size"] == 64
     # a classification task keeps its classes and its mirror-image input
