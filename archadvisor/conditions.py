@@ -25,7 +25,7 @@ class Var(NamedTuple):  # a NamedTuple, not a dataclass: cheaper to define at st
 VARIABLES: dict[str, Var] = {
     "task": Var("enum", TASKS, doc="what is learned"),
     "images": Var("int", doc="labelled training examples"),
-    "classes": Var("int", doc="number of classes"),
+    "classes": Var("int", nullable=True, doc="number of classes (unset for forecasting, generation, speech)"),
     "image_size": Var("int", nullable=True, doc="input resolution in pixels (unset for non-image tasks)"),
     "compute": Var("enum", COMPUTE, doc="training budget"),
     "gpus": Var("int", doc="GPUs for training"),
@@ -33,7 +33,7 @@ VARIABLES: dict[str, Var] = {
     "latency_ms": Var("number", nullable=True, doc="inference budget per image on the target"),
     "target": Var("enum", TARGETS, doc="where the model runs"),
     "pretrained": Var("bool", doc="ImageNet/COCO weights may be used"),
-    "hflip": Var("bool", doc="a mirrored image keeps its class"),
+    "hflip": Var("bool", nullable=True, doc="a mirrored image keeps its class (unset for non-image tasks)"),
     "permissive": Var("bool", doc="only permissively licensed models (--permissive)"),
     "object_size": Var("enum", OBJECT_SIZES, nullable=True, doc="detection: object size"),
     "arch_forced": Var("bool", doc="--arch was given"),

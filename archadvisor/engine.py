@@ -99,19 +99,41 @@ PERMISSIVE_RULE = {"id": "license.permissive", "when": {"var": "permissive", "op
                               "(MIT, BSD, Apache-2.0; no AGPL, non-commercial, gated or hosted terms)"}  # fmt: skip
 
 
+def model_facts(model: Variant | External) -> dict[str, Any]:
+    """What a deployment refine row may read of any candidate: task, kind, family, name (rules/deployment.yaml)."""
+    if isinstance(model, Variant):
+        return {"task": "classification", "kind": model.kind, "family": model.family, "arch": model.name}
+    kind = model.arch_kind if model.task == "classification" and model.arch_kind else "external"
+    return {"task": model.task, "kind": kind, "family": model.name, "arch": model.name}
+
+
+def deployment_plan(row: dict[str, Any], model: Variant | External) -> tuple[dict[str, str], dict[str, Any] | None]:
+    """The target row's export, runtime, precision and quantize for ``model``, as changed by the row's first
+    ``refine`` entry whose condition holds (e.g. static INT8 for CNNs on cloud-cpu), and that entry (or None)."""
+    plan = {k: row[k] for k in ("export", "runtime", "precision", "quantize")}
+    facts = model_facts(model)
+    for refine in row.get("refine", ()):
+        if conditions.evaluate(refine["when"], facts):
+            return {**plan, **refine["set"]}, refine
+    return plan, None
+
+
 def _estimate(variant: Variant | External, target: str, image_size: int, rules: RuleSet) -> Any:
-    """Latency on the target: the device-profile estimate (archadvisor/latency.py, rules/devices.yaml); a library
-    classifier (an external entry) is estimated from its published compute and kind."""
+    """Latency on the target: the device-profile estimate (archadvisor/latency.py, rules/devices.yaml), in the
+    precision and quantization of this model's plan; a library classifier (an external entry) is estimated from
+    its published compute and kind."""
     from archadvisor.latency import estimate_latency_ms
 
     devices = {k: v for k, v in rules.devices.items() if k != "_file"} or None
+    plan, _ = deployment_plan(rules.targets[target], variant)
     est = estimate_latency_ms(
         variant,
         target,
         image_size,
         devices=devices,
         small_input=uses_small_input(variant, image_size, rules),
-        precision=rules.targets[target]["precision"],
+        precision=plan["precision"],
+        quantize=plan["quantize"],
         # the cloud-cpu power law was fitted on zoo models with the catalog's own measurements: a library model
         # takes the device profile's roofline (fitted on the catalog's 224 px CPU figures, kind factors included)
         zoo=not isinstance(variant, External),
@@ -294,8 +316,9 @@ def _estimate_external(e: External, spec: ProblemSpec, rules: RuleSet) -> Any:
     from archadvisor.latency import estimate_latency_ms
 
     devices = {k: v for k, v in rules.devices.items() if k != "_file"} or None
+    plan, _ = deployment_plan(rules.targets[spec.target], e)
     est = estimate_latency_ms(e, spec.target, spec.image_size, devices=devices, zoo=False,
-                              precision=rules.targets[spec.target]["precision"])  # fmt: skip
+                              precision=plan["precision"], quantize=plan["quantize"])  # fmt: skip
     return est._replace(basis=est.basis + f"; {e.gmacs:g} GMACs at {e.input_size} px from the publisher ({e.source})")
 
 
@@ -483,6 +506,9 @@ def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: 
         trace.append(TraceEntry("scaffold.substitute", ENGINE, True, generated.why, "scaffold"))
     elif generated is not None and generated.module == yolo.MODULE:
         trace.append(TraceEntry("scaffold.ultralytics", ENGINE, True, generated.why, "scaffold"))
+    refine = deployment_plan(rules.targets[spec.target], chosen)[1]
+    if refine is not None:
+        trace.append(TraceEntry(refine["id"], rules.files[refine["id"]], True, refine["because"], "deployment"))
     if measure_note:
         trace.append(TraceEntry("measure", ENGINE, True, measure_note, "measure"))
     decided = sel.decided_by if spec.arch is None else "--arch"
@@ -504,8 +530,11 @@ def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: 
             stem_rule["id"], rules.files[stem_rule["id"]], stem_rule["because"]
         )
     target_row = rules.targets[spec.target]
+    _, refine = deployment_plan(target_row, chosen)
     for key in ("deployment", "deployment.runtime", "deployment.precision", "deployment.quantize", "deployment.export"):
-        provenance[key] = Provenance(target_row["id"], rules.files[target_row["id"]], target_row["because"])
+        field = key.partition(".")[2]
+        row = refine if refine is not None and field in refine["set"] else target_row
+        provenance[key] = Provenance(row["id"], rules.files[row["id"]], row["because"])
     image_task = spec.image_size is not None
     return Recommendation(
         task=spec.task,
@@ -752,8 +781,8 @@ def _alternatives(
 
 def _deployment(spec: ProblemSpec, rules: RuleSet, chosen: Any, sel: Selection) -> Deployment:
     row = rules.targets[spec.target]
-    common = dict(target=spec.target, export=row["export"], runtime=row["runtime"], precision=row["precision"],
-                  quantize=row["quantize"], rule=row["id"])  # fmt: skip
+    plan, refine = deployment_plan(row, chosen)
+    common = dict(target=spec.target, **plan, rule=row["id"] if refine is None else refine["id"])
     if isinstance(chosen, Variant):
         est = sel.latency.get(chosen.name) or _estimate(chosen, spec.target, spec.image_size, rules)
         return Deployment(**common, expected_latency_ms=round(est.ms, 2),

@@ -25,6 +25,8 @@ from archadvisor.vocab import TARGETS
 from archadvisor.vocab import ZOO_KINDS as KINDS
 
 PRECISIONS = ("fp32", "fp16", "int8")
+# precision_factors may also be keyed by a quantization mode (int8-static vs int8-dynamic differ on CPUs)
+FACTOR_KEYS = (*PRECISIONS, "int8-dynamic", "int8-static", "int8-weights")
 CONFIDENCE = ("high", "medium", "low")
 
 # The band is never narrower than this: on the catalog's own machine the same architecture differs by up to 22%
@@ -259,12 +261,13 @@ def _validate_target(prof: Mapping, where: str, targets: Mapping, err: Any) -> N
         elif typ == "benchmarks":
             _validate_benchmarks(value, here, source_keys, err)
         elif typ == "precision_factors" and not (
-            isinstance(value, Mapping) and all(k in PRECISIONS and _is_factor(v) for k, v in value.items())
+            isinstance(value, Mapping) and all(k in FACTOR_KEYS and _is_factor(v) for k, v in value.items())
         ):
             err(
                 prof,
                 here,
-                f"expected a mapping of precision ({', '.join(PRECISIONS)}) -> latency factor > 0 or {{factor, why}}",
+                f"expected a mapping of precision or quantization ({', '.join(FACTOR_KEYS)}) -> latency factor > 0 "
+                "or {factor, why}",
             )
         elif typ == "cpu_scaling" and not (
             isinstance(value, Mapping)
@@ -481,14 +484,18 @@ def estimate_latency_ms(
     small_input: bool = False,
     zoo: bool = True,
     precision: str | None = None,
+    quantize: str | None = None,
 ) -> LatencyEstimate:
     """Estimated batch-1 latency of ``variant`` on ``target`` at ``image_size`` px: an estimate, never a measurement
-    (see ``_estimate_latency_ms`` for the arguments); in the plan's ``precision`` where the profile's differs."""
+    (see ``_estimate_latency_ms`` for the arguments); in the plan's ``precision`` where the profile's differs. The
+    profile's factor for the plan's ``quantize`` mode (int8-static) wins over the one for its precision (int8)."""
     est = _estimate_latency_ms(variant, target, image_size, devices, small_input=small_input, zoo=zoo)
     prof = _profile(target, devices)
     if precision is None or precision == prof.get("precision"):
         return est
-    entry = prof.get("precision_factors", {}).get(precision)
+    factors = prof.get("precision_factors", {})
+    key = quantize if quantize in factors else precision
+    entry = factors.get(key)
     if entry is None:
         return est._replace(
             basis=est.basis + f"; the profile is {prof.get('precision')}, the plan {precision}: not converted"
@@ -499,7 +506,7 @@ def estimate_latency_ms(
         ms=est.ms * factor,
         low_ms=est.low_ms * factor,
         high_ms=est.high_ms * factor,
-        basis=est.basis + f"; x{factor:g} for the plan's {precision} (the profile is {prof.get('precision')}){why}",
+        basis=est.basis + f"; x{factor:g} for the plan's {key} (the profile is {prof.get('precision')}){why}",
     )
 
 

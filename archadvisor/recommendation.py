@@ -208,7 +208,7 @@ class TraceEntry(NamedTuple):
     file: str | None
     fired: bool
     because: str
-    kind: str  # constraint | vote | table | recipe | measure
+    kind: str  # constraint | vote | table | recipe | deployment | scaffold | measure
     axis: str | None = None
     decided: bool = False
 

@@ -18,10 +18,10 @@ from typing import Any
 from archadvisor import conditions
 from archadvisor.errors import RuleError, closest
 from archadvisor.resources import model_modules, rules_dir
-from archadvisor.vocab import CLASSLESS_TASKS, LICENSE_KINDS, RULE_FILE_KINDS, TARGETS, TASKS
+from archadvisor.vocab import CLASSLESS_TASKS, LICENSE_KINDS, QUANTIZE_MODES, RULE_FILE_KINDS, TARGETS, TASKS
 
 # bump when validation or the RuleSet layout changes: it keys the validated-rules cache
-_SCHEMA_VERSION = "rules-2"
+_SCHEMA_VERSION = "rules-3"
 
 
 class _LineDict(dict):
@@ -150,7 +150,18 @@ TARGET_SCHEMA: dict[str, _T] = {
     "guide_top1": ("str", False),
     "guide_latency_ms": ("number", False),
     "because": ("str", True),
+    # rows that change the plan for some models on this target (first match wins), e.g. static INT8 for CNNs
+    "refine": ("list[map]", False),
 }
+REFINE_SCHEMA: dict[str, _T] = {
+    "id": ("str", True),
+    "when": ("cond", True),
+    "set": ("map", True),
+    "because": ("str", True),
+}
+# what a refine row may change, and the model facts its condition may read (known for every candidate)
+REFINE_FIELDS = ("export", "runtime", "precision", "quantize")
+REFINE_VARS = ("task", "kind", "family", "arch")
 ROW_SCHEMA: dict[str, _T] = {
     "id": ("str", True),
     "when": ("cond", False),
@@ -820,8 +831,44 @@ def _merge_deployment(rs: RuleSet, ctx: _Ctx, data: dict) -> None:
             hint = closest(t["target"], TARGETS)
             extra = f" (did you mean {hint!r}?)" if hint else ""
             raise ctx.fail(t, t["id"], f"unknown target {t['target']!r}{extra}")
+        _check_quantize(ctx, t, t["id"], t["quantize"])
+        for r in t.get("refine", []):
+            _check(ctx, r, REFINE_SCHEMA, "refine row")
+            ctx.claim(r, "rule", r["id"])
+            _check_cond(ctx, r, r["id"], phase="model")
+            read = sorted(set(_cond_vars(r["when"])) - set(REFINE_VARS))
+            if read:
+                raise ctx.fail(r, r["id"], f"a refine condition may read {', '.join(REFINE_VARS)}; {read[0]!r} "
+                               "is not known for every candidate model")  # fmt: skip
+            for key, value in r["set"].items():
+                if key not in REFINE_FIELDS:
+                    hint = closest(key, REFINE_FIELDS)
+                    extra = f" (did you mean {hint!r}?)" if hint else ""
+                    raise ctx.fail(r, r["id"], f"refine cannot set {key!r}{extra}; it sets {', '.join(REFINE_FIELDS)}")
+                if not isinstance(value, str) or not value.strip():
+                    raise ctx.fail(r, r["id"], f"refine {key} must be a non-empty string, got {value!r}")
+            if "quantize" in r["set"]:
+                _check_quantize(ctx, r, r["id"], r["set"]["quantize"])
+            rs.files[r["id"]] = ctx.file
         rs.targets[t["target"]] = t
         rs.files[t["id"]] = ctx.file
+
+
+def _check_quantize(ctx: _Ctx, node: dict, rule_id: str, value: str) -> None:
+    if value not in QUANTIZE_MODES:
+        hint = closest(value, QUANTIZE_MODES)
+        extra = f" (did you mean {hint!r}?)" if hint else ""
+        raise ctx.fail(node, rule_id, f"unknown quantize {value!r}{extra}; one of {', '.join(QUANTIZE_MODES)}")
+
+
+def _cond_vars(cond: dict) -> list[str]:
+    """The variables a validated condition reads."""
+    for key in ("all", "any"):
+        if key in cond:
+            return [v for c in cond[key] for v in _cond_vars(c)]
+    if "not" in cond:
+        return _cond_vars(cond["not"])
+    return [cond["var"]]
 
 
 def _merge_recipes(rs: RuleSet, ctx: _Ctx, data: dict) -> None:

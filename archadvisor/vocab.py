@@ -40,6 +40,8 @@ FORECAST_TASKS: tuple[str, ...] = ("time-series",)
 SEQUENCE_TASKS: tuple[str, ...] = ("time-series", "time-series-classification", "text", "code", "speech-recognition")
 # tasks whose class count may be 1 (one object class plus background)
 ONE_CLASS_TASKS: tuple[str, ...] = ("detection", "instance-segmentation")
+# how a deployment plan quantizes (templates/core/export.py runs each of them)
+QUANTIZE_MODES: tuple[str, ...] = ("none", "int8-dynamic", "int8-static", "int8-weights")
 # tasks without a class count (forecasting, generation, transcription): --classes does not apply and is null
 CLASSLESS_TASKS: tuple[str, ...] = ("time-series", "code", "text-generation", "image-generation", "speech-recognition")
 

@@ -204,7 +204,9 @@ def test_the_small_input_threshold_moves_everything_with_the_rules(tmp_path: Pat
         16 * base["architecture"]["gmacs_at_input"], rel=1e-3
     )
     resnet18 = Catalog(rules).get("resnet18")
-    small = estimate_latency_ms(resnet18, "cloud-cpu", 96, small_input=True).ms
+    plan = moved["deployment"]  # served static INT8 (deploy.cloud_cpu.cnn_static_int8)
+    small = estimate_latency_ms(resnet18, "cloud-cpu", 96, small_input=True, precision=plan["precision"],
+                                quantize=plan["quantize"]).ms  # fmt: skip
     assert moved["deployment"]["expected_latency_ms"] == pytest.approx(small, rel=1e-3)
     assert moved["deployment"]["expected_latency_ms"] > base["deployment"]["expected_latency_ms"]
     # the generated config follows too

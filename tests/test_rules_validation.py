@@ -59,6 +59,10 @@ CASES = [
     Case("duplicate_key", "classification_extra.yaml", (7, 10, 11), None, ("'prefer'", "duplicate")),
     Case("classes_on_classless_task", "tasks_extra.yaml", (5, 8), "time-series",
          ("default_classes 2", "has no classes")),
+    Case("refine_reads_images", "deployment_extra.yaml", (15, 16), "user.refine.big_data",
+         ("'images'", "task, kind, family, arch")),
+    Case("unknown_quantize", "deployment_extra.yaml", (15, 17), "user.refine.cnn",
+         ("'int8-statik'", "did you mean 'int8-static'")),
 ]  # fmt: skip
 
 # every way a user can hand a rules directory to the tool

@@ -185,8 +185,12 @@ def quantize(src: Path, dst: Path, mode: str, loader: Any) -> None:
     if mode in ("int8-dynamic", "int8-weights"):
         quantize_dynamic(str(prepared), str(dst), weight_type=QuantType.QInt8)
     elif mode == "int8-static":
+        # U8S8 (uint8 activations, int8 weights): onnxruntime's fast integer path on x86-64 (its quantization
+        # docs, "Data type selection": VPMADDUBSW / VNNI); S8S8 activations measured 1.5-3x slower on a 2-vCPU
+        # AVX-512 VM (archadvisor bench/cpu_int8_static.py). Where accuracy drops (saturation on AVX2 without
+        # VNNI), the docs advise reduce_range=True or U8U8
         quantize_static(str(prepared), str(dst), Calibration(loader, task.EXPORT["input_names"][0]),
-                        quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
+                        quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8)  # fmt: skip
     else:
         raise ProjectError(f"export.quantize {mode!r}: supported are none, int8-dynamic, int8-static, int8-weights")
