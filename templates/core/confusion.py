@@ -1,7 +1,8 @@
 """Single-label classification metrics from one confusion matrix: loss, top-1, per-class precision / recall / F1.
 
 The classification tasks (images, texts, series) score a split with a subclass of ``ConfusionMetrics`` (task.py's
-``Metrics``) and write evaluate.py's report with ``write_report``. Every project gets this file with the core;
+``Metrics``), write evaluate.py's report with ``write_report`` and predict.py's predictions.csv with
+``write_top_k``. Every project gets this file with the core;
 the tasks that do not classify (detection, segmentation, forecasting) have metrics of their own and leave it
 unused.
 
@@ -10,11 +11,13 @@ occur in the targets or the predictions, so a class absent from both adds no mea
 every class occurs averages over all classes).
 """
 
+import csv
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -100,3 +103,30 @@ def write_report(metrics: ConfusionMetrics, out: Path) -> dict[str, Any]:
     report = {"macro_f1": macro_f1, "per_class": rows, "confusion": metrics.confusion.cpu().tolist()}
     (out / "per_class.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return {"macro_f1": macro_f1, "per_class_json": str(out / "per_class.json")}
+
+
+def write_top_k(
+    out: Path,
+    header: Sequence[str],
+    keys: Iterable[Sequence[Any]],
+    logits: np.ndarray | Sequence[np.ndarray],
+    classes: Sequence[str],
+    top_k: int,
+) -> Path:
+    """``out/predictions.csv``: per input, the columns that name it (``header`` / ``keys``: the file, a line or a
+    series index) and its top-k labels with softmax probabilities, best first (ties keep the class order).
+    ``logits``: one (inputs x classes) array, or one per batch in the inputs' order."""
+    z = np.concatenate(logits) if isinstance(logits, list | tuple) else np.asarray(logits)
+    z = z.astype(np.float64)
+    probs = np.exp(z - z.max(1, keepdims=True))  # softmax in float64, shifted by the row max: no overflow
+    probs /= probs.sum(1, keepdims=True)
+    k = min(top_k, probs.shape[1])
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "predictions.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([*header, *(f"{col}_{i + 1}" for i in range(k) for col in ("label", "prob"))])
+        for key, row, p in zip(keys, order, probs, strict=True):
+            writer.writerow([*key, *(v for c in row for v in (classes[c], f"{p[c]:.6f}"))])
+    return path

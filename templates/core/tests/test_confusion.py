@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from confusion import ConfusionMetrics, write_report
+from confusion import ConfusionMetrics, write_report, write_top_k
 from errors import ProjectError
 
 CLASSES = ["a", "b", "c", "d"]
@@ -90,6 +90,27 @@ def _ddp_rank(rank: int, store: str, queue: Any) -> None:
     summed, alone = scored(local).compute(), scored(local, distributed=False).compute()
     queue.put((rank, summed, alone["val_acc1"]))
     dist.destroy_process_group()
+
+
+def test_write_top_k_ranks_softmax_probabilities_and_keeps_class_order_on_ties(tmp_path: Path) -> None:
+    """ln 5 for one class and 0 for the others: probabilities 5/8, then three ties of 1/8 in class order; a
+    logit of 1000 (exp overflows in float32) still gives probability 1; batches concatenate in order."""
+    import csv
+
+    import numpy as np
+
+    batches = [np.array([[0.0, math.log(5), 0.0, 0.0]], dtype=np.float32), np.array([[1000.0, 0.0, 0.0, 0.0]])]
+    path = write_top_k(tmp_path / "out", ["file", "series"], [["x.ts", 0], ["x.ts", 1]], batches, CLASSES, top_k=3)
+    rows = list(csv.reader(path.open(encoding="utf-8")))
+    assert path == tmp_path / "out" / "predictions.csv"
+    assert rows[0] == ["file", "series", "label_1", "prob_1", "label_2", "prob_2", "label_3", "prob_3"]
+    assert rows[1] == ["x.ts", "0", "b", "0.625000", "a", "0.125000", "c", "0.125000"]
+    assert rows[2][:4] == ["x.ts", "1", "a", "1.000000"]
+    # top_k beyond the classes: every class, once
+    wide = write_top_k(tmp_path / "wide", ["file"], [["y"]], batches[0], CLASSES, top_k=10)
+    assert len(next(csv.reader(wide.open(encoding="utf-8")))) == 1 + 2 * len(CLASSES)
+    with pytest.raises(ValueError):  # a key for every row of logits, no more, no fewer
+        write_top_k(tmp_path / "bad", ["file"], [["y"], ["z"]], batches[0], CLASSES, top_k=1)
 
 
 def test_ddp_ranks_each_get_the_metrics_of_the_whole_split(tmp_path: Path) -> None:

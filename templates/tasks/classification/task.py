@@ -12,7 +12,6 @@ classifying images lives here (and in data.py, which reads the ImageFolder and b
     predict_files, predict_loader, write_predictions     predict.py: images in, predictions.csv out
 """
 
-import csv
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -216,16 +215,4 @@ def predict_loader(files: list[Path], meta: dict[str, Any], batch_size: int) -> 
 def write_predictions(out: Path, files: list[Path], logits: list[np.ndarray], meta: dict[str, Any], top_k: int) -> Path:
     """``out/predictions.csv``: each file with its top-k labels and softmax probabilities, best first.
     ``logits``: predict_loader's batches' outputs, in file order."""
-    z = np.concatenate(logits).astype(np.float64)
-    probs = np.exp(z - z.max(1, keepdims=True))
-    probs /= probs.sum(1, keepdims=True)
-    k = min(top_k, probs.shape[1])
-    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "predictions.csv"
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["file"] + [f"{col}_{i + 1}" for i in range(k) for col in ("label", "prob")])
-        for file, row, p in zip(files, order, probs, strict=True):
-            writer.writerow([str(file)] + [v for c in row for v in (meta["classes"][c], f"{p[c]:.6f}")])
-    return path
+    return confusion.write_top_k(out, ["file"], ([str(f)] for f in files), logits, meta["classes"], top_k)

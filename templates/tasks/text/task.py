@@ -16,7 +16,6 @@ Every model takes one tensor, ``input_ids`` (batch, length) padded with the toke
 logits: the padding mask is derived inside the model, so ONNX graphs have one input with dynamic axes.
 """
 
-import csv
 import dataclasses
 import hashlib
 import json
@@ -297,17 +296,5 @@ def write_predictions(
 ) -> Path:
     """``out/predictions.csv``: each text's source, line and text, its top-k labels and softmax probabilities
     (``logits``: one array, or one per batch in the order of ``files``)."""
-    z = (np.concatenate(logits) if isinstance(logits, list) else logits).astype(np.float64)
-    probs = np.exp(z - z.max(1, keepdims=True))
-    probs /= probs.sum(1, keepdims=True)
-    k = min(top_k, probs.shape[1])
-    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "predictions.csv"
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["file", "line", "text"] + [f"{col}_{i + 1}" for i in range(k) for col in ("label", "prob")])
-        for item, row, p in zip(files, order, probs, strict=True):
-            labels = [v for c in row for v in (meta["classes"][c], f"{p[c]:.6f}")]
-            writer.writerow([item.source, item.line, item.text, *labels])
-    return path
+    keys = ([item.source, item.line, item.text] for item in files)
+    return confusion.write_top_k(out, ["file", "line", "text"], keys, logits, meta["classes"], top_k)

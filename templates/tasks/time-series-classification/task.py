@@ -17,7 +17,6 @@ Series are normalized per channel with the mean and standard deviation of the fi
 checkpoint); a shorter series keeps NaN in its padded tail, which the models read as its length.
 """
 
-import csv
 import glob
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -308,18 +307,6 @@ def predict_loader(files: list[Path], meta: dict[str, Any], batch_size: int) -> 
 def write_predictions(out: Path, files: list[Path], logits: Any, meta: dict[str, Any], top_k: int) -> Path:
     """``out/predictions.csv``: each series (file, index in the file) with its top-k labels and probabilities.
     ``logits``: one array, or a list of per-batch arrays."""
-    z = np.concatenate(logits) if isinstance(logits, list | tuple) else np.asarray(logits)
-    z = z.astype(np.float64)
-    probs = np.exp(z - z.max(1, keepdims=True))
-    probs /= probs.sum(1, keepdims=True)
-    k = min(top_k, probs.shape[1])
-    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
     _, where = predict_series(files, meta)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "predictions.csv"
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["file", "series"] + [f"{col}_{i + 1}" for i in range(k) for col in ("label", "prob")])
-        for (file, index), row, p in zip(where, order, probs, strict=True):
-            writer.writerow([str(file), index] + [v for c in row for v in (meta["classes"][c], f"{p[c]:.6f}")])
-    return path
+    keys = ([str(file), index] for file, index in where)
+    return confusion.write_top_k(out, ["file", "series"], keys, logits, meta["classes"], top_k)
