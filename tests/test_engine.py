@@ -504,6 +504,8 @@ def test_small_from_scratch_segmentation_gets_adamw_and_dice():
     assert t["batch_size"] == 16 and t["grad_accum_steps"] == 1 and t["effective_batch_size"] == 16
     assert r["task_settings"]["loss"] == "cross_entropy+dice"
     assert r["provenance"]["task_settings.loss"]["rule"] == "loss.segmentation_small"
+    # a U-Net is a convolutional network: NCHW is kept for a measured reason, not because it is not one
+    assert t["channels_last"] is False and r["provenance"]["training.channels_last"]["rule"] == "memory_format.dense"
     large = rec(task="semantic-segmentation", images=5000, pretrained=False, arch="unet_small")
     assert large["training"]["optimizer"]["name"] == "sgd" and large["task_settings"]["loss"] == "cross_entropy"
     tuned = rec(task="semantic-segmentation", images=1800, pretrained=True, arch="unet_resnet18")["training"]
