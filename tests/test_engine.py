@@ -241,6 +241,8 @@ TASK_TREES = [
      {"inception_time"}),
     ("small UCR sets on CPU: FCN (Wang et al. 2017)", dict(task="time-series-classification", images=300, compute="cpu"),
      {"fcn1d", "resnet1d"}),
+    ("very long series: convolutions with global pooling, not a recurrent final state (Ismail Fawaz et al. 2020; "
+     "Bengio et al. 1994)", dict(task="time-series-classification", images=500, length=5000), {"inception_time", "fcn1d"}),
     ("guide table, image generation", dict(task="image-generation", images=10_000), {"stable_diffusion_1_5", "dall_e_3"}),
     ("guide table, text generation", dict(task="text-generation", images=10_000), {"gpt_4_text", "claude_text", "llama3_8b"}),
     ("guide table, speech: Whisper / wav2vec 2.0", dict(task="speech-recognition", images=10_000),
