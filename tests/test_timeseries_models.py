@@ -84,7 +84,8 @@ def test_padding_changes_nothing_only_where_it_is_padding():
 
 @pytest.mark.parametrize("arch", ["bilstm", "bigru", "lstm"])
 def test_rnn_final_states_equal_packed_sequence_rnn(arch):
-    """Our per-sample reversal computes what nn.LSTM/nn.GRU compute on packed sequences (h_n of each direction)."""
+    """Our per-sample reversal computes what nn.LSTM/nn.GRU compute on packed sequences: h_n of each direction
+    (readout "final") and the outputs' mean over each series' steps (readout "mean", the default)."""
     model = classifier("rnn_classifier", arch).eval()
     cfg = model.cfg
     ref = (nn.LSTM if cfg.cell == "lstm" else nn.GRU)(
@@ -108,11 +109,29 @@ def test_rnn_final_states_equal_packed_sequence_rnn(arch):
         h = h[0] if isinstance(h, tuple) else h
         expected = torch.cat([h[-2], h[-1]], -1) if cfg.bidirectional else h[-1]
         got = model.forward_features(x)
+        # the default head input: the top layer's outputs averaged over each series' own steps
+        out, _ = nn.utils.rnn.pad_packed_sequence(ref(packed)[0], batch_first=True)
+        mean = out.sum(1) / torch.tensor(lengths, dtype=out.dtype).unsqueeze(1)
+        pooled = model.pooled_features(x)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(pooled, mean, atol=1e-5, rtol=1e-5)
+    assert model.cfg.readout == "mean"
     # and the naive out[:, -1] of the padded batch is something else (what this design avoids)
     with torch.no_grad():
         out, _ = ref(torch.nan_to_num(x).transpose(1, 2))
     assert not torch.allclose(out[:, -1], expected, atol=1e-3)
+
+
+def test_rnn_readout_final_classifies_from_the_final_states_and_a_bad_readout_is_refused():
+    mod = load_model_module("rnn_classifier")
+    torch.manual_seed(0)
+    model = mod.build_model("bigru", 3, 2, readout="final").eval()
+    x = padded_batch([30, 12])
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), model.fc(model.forward_features(x)))
+        assert not torch.allclose(model.fc(model.pooled_features(x)), model(x), atol=1e-4)
+    with pytest.raises(ValueError, match="supported are mean, final"):
+        mod.build_model("gru", 3, 2, readout="last")
 
 
 @pytest.mark.parametrize(("file", "arch"), FORECASTERS, ids=[a for _, a in FORECASTERS])
