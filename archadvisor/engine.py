@@ -506,7 +506,8 @@ def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: 
         trace.append(TraceEntry("scaffold.substitute", ENGINE, True, generated.why, "scaffold"))
     elif generated is not None and generated.module == yolo.MODULE:
         trace.append(TraceEntry("scaffold.ultralytics", ENGINE, True, generated.why, "scaffold"))
-    refine = deployment_plan(rules.targets[spec.target], chosen)[1]
+    target_row = rules.targets[spec.target]
+    refine = deployment_plan(target_row, chosen)[1]  # the refine row behind the plan, if one fired
     if refine is not None:
         trace.append(TraceEntry(refine["id"], rules.files[refine["id"]], True, refine["because"], "deployment"))
     if measure_note:
@@ -529,8 +530,6 @@ def recommend(spec: ProblemSpec, rules: RuleSet, catalog: Catalog, *, measured: 
         provenance["training.small_input"] = Provenance(
             stem_rule["id"], rules.files[stem_rule["id"]], stem_rule["because"]
         )
-    target_row = rules.targets[spec.target]
-    _, refine = deployment_plan(target_row, chosen)
     for key in ("deployment", "deployment.runtime", "deployment.precision", "deployment.quantize", "deployment.export"):
         field = key.partition(".")[2]
         row = refine if refine is not None and field in refine["set"] else target_row
