@@ -21,12 +21,12 @@ from typing import Any, NamedTuple, Protocol
 
 from archadvisor.errors import InputError, RuleError, closest
 from archadvisor.resources import rules_dir
-from archadvisor.vocab import TARGETS
+from archadvisor.vocab import QUANTIZE_MODES, TARGETS
 from archadvisor.vocab import ZOO_KINDS as KINDS
 
 PRECISIONS = ("fp32", "fp16", "int8")
 # precision_factors may also be keyed by a quantization mode (int8-static vs int8-dynamic differ on CPUs)
-FACTOR_KEYS = (*PRECISIONS, "int8-dynamic", "int8-static", "int8-weights")
+FACTOR_KEYS = (*PRECISIONS, *(mode for mode in QUANTIZE_MODES if mode != "none"))
 CONFIDENCE = ("high", "medium", "low")
 
 # The band is never narrower than this: on the catalog's own machine the same architecture differs by up to 22%

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from archadvisor.vocab import FORMATS
+from archadvisor.vocab import FORECAST_TASKS, FORMATS
 
 if TYPE_CHECKING:
     from archadvisor.catalog import Catalog
@@ -115,7 +115,7 @@ def _size_text(rec: Recommendation) -> str:
 def _problem_text(rec: Recommendation) -> str:
     """The problem as given, in words: only the inputs the task uses (a forecast has no classes)."""
     inp = rec.inputs
-    if inp.horizon is not None or inp.task == "time-series":
+    if inp.task in FORECAST_TASKS:  # --samples counts time steps per series
         parts = [f"{inp.images} time steps" + (f" x {inp.series} series" if inp.series else " per series")]
     else:
         parts = [f"{inp.images} examples"]
